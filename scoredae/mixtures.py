@@ -1,0 +1,273 @@
+r"""Gaussian mixtures: the prior whose every quantity in the score chain is closed form.
+
+For :math:`p(x) = \sum_k w_k\, \mathcal N(x; \mu_k, \Sigma_k)` in :math:`\mathbb R^d`:
+
+* the noised density :math:`p_\sigma = p * \mathcal N(0, \sigma^2 I)` is the mixture with
+  covariances :math:`\Sigma_k + \sigma^2 I`;
+* its score is :math:`\nabla \log p_\sigma(x) = -\sum_k r_k(x)\,(\Sigma_k + \sigma^2 I)^{-1}(x - \mu_k)`,
+  with responsibilities :math:`r_k(x) \propto w_k\, \mathcal N(x; \mu_k, \Sigma_k + \sigma^2 I)`;
+* the posterior of :math:`x` given :math:`y = A x + \sigma n` is again a mixture
+  (:class:`MixturePosterior`), and for :math:`A = I` its mean is Tweedie's
+  :math:`\mathbb E[x \mid y] = y + \sigma^2 \nabla \log p_\sigma(y)`.
+
+Everything is computed in the log domain with Cholesky factors: with :math:`L_k L_k^\top = \Sigma_k`
+and :math:`z_k = L_k^{-1}(x - \mu_k)`,
+:math:`\log \mathcal N(x; \mu_k, \Sigma_k) = -\tfrac12 \lVert z_k\rVert^2 - \sum_i \log (L_k)_{ii}
+- \tfrac d2 \log 2\pi` and :math:`\Sigma_k^{-1}(x - \mu_k) = L_k^{-\top} z_k`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class _Components:
+    r"""Gaussian components sharing covariances :math:`\Sigma_k = L_k L_k^\top`, with means and log
+    weights that may carry leading batch dimensions: means ``(..., K, d)``, log weights ``(..., K)``.
+    """
+
+    def __init__(self, log_weights: torch.Tensor, means: torch.Tensor, covs: torch.Tensor):
+        chol, info = torch.linalg.cholesky_ex(covs)
+        if bool((info != 0).any()):
+            raise ValueError("covariances must be symmetric positive-definite (Cholesky failed)")
+        k, d = covs.shape[0], covs.shape[-1]
+        eye = torch.eye(d, dtype=covs.dtype, device=covs.device).expand(k, d, d)
+        self.prec_chol = torch.linalg.solve_triangular(chol, eye, upper=False)  # L_k^{-1}, (K, d, d)
+        self.log_norm = -torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1) - 0.5 * d * math.log(
+            2 * math.pi
+        )  # (K,)
+        self.log_weights = log_weights
+        self.shift = torch.einsum("ked,...kd->...ke", self.prec_chol, means)  # L_k^{-1} mu_k
+
+    def whiten(self, x: torch.Tensor) -> torch.Tensor:
+        """z_k = L_k^{-1}(x - mu_k) for x (..., d): one matmul, shape (..., K, d)."""
+        k, d, _ = self.prec_chol.shape
+        w = self.prec_chol.reshape(k * d, d).T  # (d, K*d): column block k is L_k^{-T}
+        return (x @ w).reshape(*x.shape[:-1], k, d) - self.shift
+
+    def log_joint(self, z: torch.Tensor) -> torch.Tensor:
+        """log w_k + log N(x; mu_k, Sigma_k), shape (..., K)."""
+        return self.log_weights + self.log_norm - 0.5 * z.pow(2).sum(-1)
+
+    def log_prob_and_score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """log p(x) (...,) and grad log p(x) (..., d) = -sum_k r_k L_k^{-T} z_k."""
+        z = self.whiten(x)
+        log_joint = self.log_joint(z)
+        log_p = torch.logsumexp(log_joint, dim=-1)
+        r = torch.softmax(log_joint, dim=-1)  # responsibilities (..., K)
+        k, d, _ = self.prec_chol.shape
+        rz = (r.unsqueeze(-1) * z).reshape(*x.shape[:-1], k * d)
+        score = -(rz @ self.prec_chol.reshape(k * d, d))
+        return log_p, score
+
+
+def _as_covariances(covs, k: int, d: int, like: torch.Tensor) -> torch.Tensor:
+    """Full (K, d, d) covariances from full, diagonal (K, d), isotropic (K,) or one float."""
+    c = torch.as_tensor(covs, dtype=like.dtype, device=like.device)
+    eye = torch.eye(d, dtype=like.dtype, device=like.device)
+    if c.ndim == 0:
+        c = c * eye.expand(k, d, d)
+    elif c.shape == (k,):
+        c = c[:, None, None] * eye
+    elif c.shape == (k, d):
+        c = torch.diag_embed(c)
+    elif c.shape != (k, d, d):
+        raise ValueError(
+            f"covs: expected a float, or shape ({k},), ({k}, {d}) or ({k}, {d}, {d}), "
+            f"got {tuple(c.shape)}"
+        )
+    if not torch.allclose(c, c.transpose(-1, -2), rtol=1e-6, atol=1e-10):
+        raise ValueError("covs: covariance matrices must be symmetric")
+    return c
+
+
+def _check_points(x: torch.Tensor, d: int, name: str = "x") -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 2 or x.shape[1] != d:
+        raise ValueError(f"{name}: expected shape (n, {d}), got {tuple(x.shape)}")
+
+
+class GaussianMixture:
+    r"""The mixture :math:`p(x) = \sum_{k=1}^K w_k\, \mathcal N(x; \mu_k, \Sigma_k)` in :math:`\mathbb R^d`.
+
+    :param weights: (K,) non-negative, summing to 1.
+    :param means: (K, d); its dtype and device are those of every result.
+    :param covs: (K, d, d) full, (K, d) diagonal, (K,) isotropic variances, or one float.
+    """
+
+    def __init__(self, weights, means, covs):
+        means = torch.as_tensor(means)
+        if not means.is_floating_point():
+            means = means.to(torch.get_default_dtype())
+        if means.ndim != 2:
+            raise ValueError(f"means: expected shape (K, d), got {tuple(means.shape)}")
+        k, d = means.shape
+        weights = torch.as_tensor(weights, dtype=means.dtype, device=means.device)
+        if weights.shape != (k,):
+            raise ValueError(f"weights: expected shape ({k},) to match means, got {tuple(weights.shape)}")
+        if bool((weights < 0).any()):
+            raise ValueError(f"weights must be non-negative, got {weights.tolist()}")
+        total = float(weights.sum())
+        if abs(total - 1.0) > 1e-5:
+            raise ValueError(f"weights must sum to 1, got sum {total:.6g}; divide by their sum")
+        self.weights, self.means = weights, means
+        self.covs = _as_covariances(covs, k, d, means)
+        self._cache: dict[float, _Components] = {}
+        self._components(0.0)  # validates the covariances now
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[0]
+
+    def _eye(self) -> torch.Tensor:
+        return torch.eye(self.dim, dtype=self.means.dtype, device=self.means.device)
+
+    def _components(self, sigma: float) -> _Components:
+        sigma = float(sigma)
+        if not sigma >= 0:
+            raise ValueError(f"sigma must be >= 0, got {sigma}")
+        if sigma not in self._cache:
+            if len(self._cache) > 64:
+                self._cache.clear()
+            covs = self.covs + sigma**2 * self._eye()
+            self._cache[sigma] = _Components(self.weights.log(), self.means, covs)
+        return self._cache[sigma]
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n independent draws, shape (n, d)."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        idx = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        eps = torch.randn(n, self.dim, generator=generator, dtype=self.means.dtype, device=self.means.device)
+        chol = torch.linalg.cholesky(self.covs)
+        return self.means[idx] + (chol[idx] @ eps.unsqueeze(-1)).squeeze(-1)
+
+    def log_prob_and_score(self, x: torch.Tensor, sigma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""Both :math:`\log p_\sigma(x)` (n,) and :math:`\nabla_x \log p_\sigma(x)` (n, d), sharing work."""
+        _check_points(x, self.dim)
+        return self._components(sigma).log_prob_and_score(x)
+
+    def log_prob(self, x: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
+        r""":math:`\log p_\sigma(x) = \operatorname{logsumexp}_k [\log w_k + \log \mathcal N(x; \mu_k,
+        \Sigma_k + \sigma^2 I)]`, shape (n,); ``sigma = 0`` is the mixture itself."""
+        _check_points(x, self.dim)
+        comps = self._components(sigma)
+        return torch.logsumexp(comps.log_joint(comps.whiten(x)), dim=-1)
+
+    def score(self, x: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
+        r""":math:`\nabla_x \log p_\sigma(x) = -\sum_k r_k(x) (\Sigma_k + \sigma^2 I)^{-1}(x - \mu_k)`, (n, d)."""
+        return self.log_prob_and_score(x, sigma)[1]
+
+    def noised(self, sigma: float) -> GaussianMixture:
+        r"""The law of :math:`x + \sigma n`: covariances :math:`\Sigma_k + \sigma^2 I`."""
+        if not sigma >= 0:
+            raise ValueError(f"sigma must be >= 0, got {sigma}")
+        return GaussianMixture(self.weights, self.means, self.covs + sigma**2 * self._eye())
+
+    def posterior(self, y: torch.Tensor, sigma: float, A: torch.Tensor | None = None) -> MixturePosterior:
+        r"""Exact posterior of :math:`x` for each observation of :math:`y = A x + \sigma n`.
+
+        Per component (Kalman / Woodbury form, with :math:`G_k = A \Sigma_k A^\top + \sigma^2 I`):
+
+        .. math::
+            C_k = \Sigma_k - \Sigma_k A^\top G_k^{-1} A \Sigma_k, \qquad
+            m_k(y) = \mu_k + \Sigma_k A^\top G_k^{-1} (y - A \mu_k), \qquad
+            \pi_k(y) \propto w_k\, \mathcal N(y; A \mu_k, G_k).
+
+        :param y: observations (n, m).
+        :param sigma: noise level, > 0.
+        :param A: (m, d) forward matrix; the identity when None.
+        """
+        if not sigma > 0:
+            raise ValueError(f"sigma must be > 0 for a posterior, got {sigma}")
+        A = self._eye() if A is None else torch.as_tensor(A, dtype=self.means.dtype, device=self.means.device)
+        if A.ndim != 2 or A.shape[1] != self.dim:
+            raise ValueError(f"A: expected shape (m, {self.dim}), got {tuple(A.shape)}")
+        _check_points(y, A.shape[0], "y")
+        m = A.shape[0]
+        sat = self.covs @ A.T  # Sigma_k A^T, (K, d, m)
+        gram = A @ sat + sigma**2 * torch.eye(m, dtype=A.dtype, device=A.device)  # G_k, (K, m, m)
+        evidence = _Components(self.weights.log(), self.means @ A.T, gram)
+        log_pi = evidence.log_joint(evidence.whiten(y))  # (n, K)
+        gain = torch.linalg.solve(gram, sat.transpose(-1, -2)).transpose(-1, -2)  # Sigma A^T G^-1
+        covs = self.covs - gain @ sat.transpose(-1, -2)
+        covs = 0.5 * (covs + covs.transpose(-1, -2))
+        resid = y[:, None, :] - self.means @ A.T  # (n, K, m)
+        means = self.means + torch.einsum("kdm,nkm->nkd", gain, resid)  # (n, K, d)
+        return MixturePosterior(torch.softmax(log_pi, dim=-1), means, covs)
+
+    def mmse(self, y: torch.Tensor, sigma: float) -> torch.Tensor:
+        r"""The posterior mean :math:`\mathbb E[x \mid y]` for :math:`y = x + \sigma n`, (n, d)."""
+        return self.posterior(y, sigma).mean()
+
+
+class MixturePosterior:
+    r"""One Gaussian mixture per observation: weights (n, K), means (n, K, d), covariances (K, d, d)
+    shared by all observations."""
+
+    def __init__(self, weights: torch.Tensor, means: torch.Tensor, covs: torch.Tensor):
+        self.weights, self.means, self.covs = weights, means, covs
+        self._comps = _Components(weights.log(), means, covs)
+
+    def mean(self) -> torch.Tensor:
+        r""":math:`\sum_k \pi_k m_k`, shape (n, d): the MMSE estimate."""
+        return torch.einsum("nk,nkd->nd", self.weights, self.means)
+
+    def cov(self) -> torch.Tensor:
+        r""":math:`\sum_k \pi_k (C_k + m_k m_k^\top) - \bar m \bar m^\top`, shape (n, d, d)."""
+        mean = self.mean()
+        second = torch.einsum("nk,kde->nde", self.weights, self.covs)
+        second = second + torch.einsum("nk,nkd,nke->nde", self.weights, self.means, self.means)
+        return second - mean[:, :, None] * mean[:, None, :]
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log density of each observation's posterior at its own point: x (n, d) -> (n,)."""
+        _check_points(x, self.means.shape[-1])
+        return torch.logsumexp(self._comps.log_joint(self._comps.whiten(x)), dim=-1)
+
+    def sample(self, m: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """m draws from each posterior, shape (m, n, d)."""
+        if m < 1:
+            raise ValueError(f"m must be >= 1, got {m}")
+        n, _, d = self.means.shape
+        idx = torch.multinomial(self.weights, m, replacement=True, generator=generator).T  # (m, n)
+        eps = torch.randn(m, n, d, 1, generator=generator, dtype=self.means.dtype, device=self.means.device)
+        chol = torch.linalg.cholesky(self.covs)
+        rows = torch.arange(n, device=idx.device)
+        return self.means[rows, idx] + (chol[idx] @ eps).squeeze(-1)
+
+    def mode(self, max_iter: int = 500, tol: float = 1e-10) -> torch.Tensor:
+        r"""The MAP estimate, shape (n, d): the best of the ascents started from every component mean.
+
+        Each ascent iterates the fixed point of :math:`\nabla \log p = 0` (Carreira-Perpinan 2000,
+        "Mode-finding for mixtures of Gaussian distributions", eq. 7),
+
+        .. math::
+            x \leftarrow \Big(\sum_k r_k(x) C_k^{-1}\Big)^{-1} \sum_k r_k(x) C_k^{-1} m_k
+            = x + \Big(\sum_k r_k C_k^{-1}\Big)^{-1} \nabla \log p(x),
+
+        a Newton-like step whose curvature is the responsibility-weighted precision; it never
+        decreases the density and stops at a stationary point.
+        """
+        # the same components seen from S = K starting points per observation
+        comps = _Components(self.weights.log()[:, None], self.means[:, None], self.covs)
+        prec = comps.prec_chol.transpose(-1, -2) @ comps.prec_chol  # C_k^{-1}, (K, d, d)
+        x = self.means.clone()  # (n, S, d)
+        for _ in range(max_iter):
+            r = torch.softmax(comps.log_joint(comps.whiten(x)), dim=-1)  # (n, S, K)
+            curvature = torch.einsum("nsk,kde->nsde", r, prec)
+            target = torch.einsum("nsk,kde,nke->nsd", r, prec, self.means)
+            new = torch.linalg.solve(curvature, target.unsqueeze(-1)).squeeze(-1)
+            step = float((new - x).abs().max())
+            x = new
+            if step <= tol * (1 + float(x.abs().max())):
+                break
+        best = torch.logsumexp(comps.log_joint(comps.whiten(x)), dim=-1).argmax(dim=1)  # (n,)
+        return x[torch.arange(x.shape[0]), best]
