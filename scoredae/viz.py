@@ -1,0 +1,114 @@
+r"""Figures of the score chain on 1D and 2D Gaussian mixtures.
+
+Every function draws on a given :class:`matplotlib.axes.Axes` (or a new one) and returns it, or
+returns a new :class:`matplotlib.figure.Figure`; none calls ``plt.show()``.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import torch
+
+from .mixtures import GaussianMixture
+
+
+def _axes(ax):
+    return plt.subplots(figsize=(5, 4))[1] if ax is None else ax
+
+
+def _grid(extent, n: int, like: torch.Tensor):
+    """A square grid over extent = (xmin, xmax, ymin, ymax): (X, Y) of shape (n, n), points (n*n, 2)."""
+    xs = torch.linspace(extent[0], extent[1], n, dtype=like.dtype, device=like.device)
+    ys = torch.linspace(extent[2], extent[3], n, dtype=like.dtype, device=like.device)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return gx, gy, torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
+
+
+def _require_dim(mixture: GaussianMixture, d: int) -> None:
+    if mixture.dim != d:
+        raise ValueError(f"mixture: expected a {d}D GaussianMixture, got dimension {mixture.dim}")
+
+
+def plot_posterior_1d(prior: GaussianMixture, y: float, sigma: float, *, ax=None, xlim=(-5.0, 5.0)):
+    r"""Prior :math:`p(x)`, likelihood :math:`p(y \mid x) = \mathcal N(y; x, \sigma^2)` as a function of
+    :math:`x`, and posterior :math:`p(x \mid y) \propto p(y \mid x)\, p(x)`, with the MMSE estimate
+    :math:`\mathbb E[x \mid y]` and the MAP :math:`\arg\max_x p(x \mid y)` marked."""
+    _require_dim(prior, 1)
+    ax = _axes(ax)
+    x = torch.linspace(*xlim, 600, dtype=prior.means.dtype).reshape(-1, 1)  # (N, 1)
+    post = prior.posterior(torch.full_like(x, float(y)), sigma)  # the same posterior N times
+    likelihood = torch.exp(-0.5 * ((x[:, 0] - y) / sigma) ** 2) / (sigma * (2 * torch.pi) ** 0.5)
+    ax.plot(x[:, 0], prior.log_prob(x).exp(), label="prior $p(x)$", color="C0")
+    ax.plot(x[:, 0], likelihood, "--", label=r"likelihood $p(y\mid x)$", color="C2")
+    ax.plot(x[:, 0], post.log_prob(x).exp(), label=r"posterior $p(x\mid y)$", color="C3", lw=2)
+    mean, mode = post.mean()[0, 0].item(), post.mode()[0, 0].item()
+    ax.axvline(mean, color="k", lw=1, label=f"MMSE = {mean:.2f}")
+    ax.axvline(mode, color="m", ls=":", lw=2, label=f"MAP = {mode:.2f}")
+    ax.set(xlabel="$x$", ylabel="density", title=f"$y = {y:g}$, $\\sigma = {sigma:g}$")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_estimators_1d(prior: GaussianMixture, sigma: float, *, ax=None, ylim=(-5.0, 5.0)):
+    r"""The MMSE estimate :math:`\mathbb E[x \mid y]` and the MAP against the observation :math:`y`:
+    the MMSE is smooth, the MAP of a multimodal posterior jumps between modes."""
+    _require_dim(prior, 1)
+    ax = _axes(ax)
+    y = torch.linspace(*ylim, 201, dtype=prior.means.dtype).reshape(-1, 1)
+    post = prior.posterior(y, sigma)
+    ax.plot(y[:, 0], y[:, 0], color="0.7", lw=1, label="identity")
+    ax.plot(y[:, 0], post.mean()[:, 0], color="k", label=r"MMSE $\mathbb{E}[x\mid y]$")
+    ax.plot(y[:, 0], post.mode()[:, 0], ".", color="m", ms=3, label="MAP")
+    ax.set(xlabel="observation $y$", ylabel="estimate", title=f"estimators, $\\sigma = {sigma:g}$")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_score_field(mixture: GaussianMixture, sigma: float = 0.0, *, ax=None, extent=(-4, 4, -4, 4),
+                     n_grid: int = 200, n_arrows: int = 20):
+    r"""Level curves of :math:`\log p_\sigma` with the score :math:`\nabla \log p_\sigma` as arrows
+    (their length is the score's norm, so arrows are long far from the data)."""
+    _require_dim(mixture, 2)
+    ax = _axes(ax)
+    gx, gy, pts = _grid(extent, n_grid, mixture.means)
+    ax.contourf(gx, gy, mixture.log_prob(pts, sigma).exp().reshape(gx.shape), levels=30, cmap="Blues")
+    ax.contour(gx, gy, mixture.log_prob(pts, sigma).reshape(gx.shape), levels=12, colors="k",
+               linewidths=0.4, alpha=0.5)
+    ax_, ay_, arrows = _grid(extent, n_arrows, mixture.means)
+    score = mixture.score(arrows, sigma)
+    ax.quiver(ax_, ay_, score[:, 0].reshape(ax_.shape), score[:, 1].reshape(ax_.shape), color="C3",
+              angles="xy", width=0.003)
+    ax.set(xlim=extent[:2], ylim=extent[2:], aspect="equal", title=f"$\\sigma = {sigma:g}$")
+    return ax
+
+
+def plot_noised_densities(mixture: GaussianMixture, sigmas, *, extent=(-4, 4, -4, 4), n_grid: int = 150):
+    r"""The density :math:`p_\sigma = p * \mathcal N(0, \sigma^2 I)` side by side for several
+    :math:`\sigma`: noising blurs the modes together."""
+    _require_dim(mixture, 2)
+    fig, axes = plt.subplots(1, len(sigmas), figsize=(3.2 * len(sigmas), 3.4), squeeze=False)
+    gx, gy, pts = _grid(extent, n_grid, mixture.means)
+    for ax, sigma in zip(axes[0], sigmas):
+        ax.contourf(gx, gy, mixture.log_prob(pts, sigma).exp().reshape(gx.shape), levels=30, cmap="Blues")
+        ax.set(aspect="equal", title=f"$p_\\sigma$, $\\sigma = {sigma:g}$", xticks=[], yticks=[])
+    return fig
+
+
+def plot_tweedie(mixture: GaussianMixture, sigma: float, n: int = 60, *, ax=None, extent=(-4, 4, -4, 4),
+                 generator: torch.Generator | None = None):
+    r"""Clean points :math:`x \sim p`, noisy :math:`y = x + \sigma n`, and Tweedie's arrows from each
+    :math:`y` to :math:`\mathbb E[x \mid y] = y + \sigma^2 \nabla \log p_\sigma(y)`."""
+    _require_dim(mixture, 2)
+    ax = _axes(ax)
+    gx, gy, pts = _grid(extent, 150, mixture.means)
+    ax.contour(gx, gy, mixture.log_prob(pts).exp().reshape(gx.shape), levels=8, colors="0.6", linewidths=0.6)
+    x = mixture.sample(n, generator=generator)
+    y = x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    step = sigma**2 * mixture.score(y, sigma)  # E[x|y] - y
+    ax.scatter(x[:, 0], x[:, 1], s=10, color="C0", label="clean $x$")
+    ax.scatter(y[:, 0], y[:, 1], s=10, color="C1", label=f"noisy $y$ ($\\sigma={sigma:g}$)")
+    ax.quiver(y[:, 0], y[:, 1], step[:, 0], step[:, 1], angles="xy", scale_units="xy", scale=1,
+              color="C3", width=0.004, label=r"$y \to \mathbb{E}[x\mid y]$")
+    ax.set(xlim=extent[:2], ylim=extent[2:], aspect="equal", title="Tweedie's formula")
+    ax.legend(fontsize=8, loc="upper left")
+    return ax
