@@ -3,11 +3,17 @@
 import re
 from pathlib import Path
 
+import torch
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_readme_example_runs():
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert blocks, "README.md has no python example"
-    for block in blocks:
-        exec(compile(block, str(README), "exec"), {})
+    dtype = torch.get_default_dtype()
+    try:
+        for block in blocks:
+            exec(compile(block, str(README), "exec"), {})
+    finally:
+        torch.set_default_dtype(dtype)
