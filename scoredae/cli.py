@@ -20,6 +20,7 @@ def _add_demo_args(p: argparse.ArgumentParser) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     """Run each demos/plot_*.py script and save every figure it leaves open as a PNG."""
     import matplotlib
+    import torch
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -38,7 +39,11 @@ def _run_demo(args: argparse.Namespace) -> int:
     for script in scripts:
         start = time.perf_counter()
         print(f"running {script.name} ...", flush=True)
-        runpy.run_path(str(script), run_name="__main__")
+        dtype = torch.get_default_dtype()
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+        finally:
+            torch.set_default_dtype(dtype)  # a demo's global settings stay in that demo
         for i, num in enumerate(plt.get_fignums(), start=1):
             path = out / f"{script.stem}_{i}.png"
             plt.figure(num).savefig(path, dpi=110, bbox_inches="tight")
