@@ -51,7 +51,7 @@ def test_sample_quality_balanced_and_collapsed():
     assert quality["fid"] == pytest.approx(0.0, abs=1e-6)
     collapsed = mnist_sample_quality(images_of([7] * 200, noise=0.5), clf, balanced)
     assert collapsed["class_entropy"] == pytest.approx(0.0)
-    halves = mnist_sample_quality(images_of([1] * 100 + [7] * 100), clf, balanced)
+    halves = mnist_sample_quality(images_of([1] * 100 + [7] * 100, noise=0.5), clf, balanced)
     assert halves["class_entropy"] == pytest.approx(math.log(2) / math.log(10))
 
 
