@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-import scipy.linalg
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -97,12 +95,19 @@ def accuracy(model: MNISTClassifier, images: torch.Tensor, labels: torch.Tensor)
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     r""":math:`\lVert \mu_a - \mu_b\rVert^2 + \operatorname{tr}(\Sigma_a + \Sigma_b - 2(\Sigma_a\Sigma_b)^{1/2})`
-    between Gaussians fitted to feature sets a (N, k) and b (M, k)."""
-    a, b = a.double().cpu().numpy(), b.double().cpu().numpy()
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root = scipy.linalg.sqrtm(cov_a @ cov_b).real
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
+    between Gaussians fitted to feature sets a (N, k) and b (M, k).
+
+    The trace of the root is taken as :math:`\sum_i \sqrt{\lambda_i}` over the eigenvalues of the
+    symmetric :math:`\Sigma_a^{1/2} \Sigma_b \Sigma_a^{1/2}`, which has the same spectrum as
+    :math:`\Sigma_a \Sigma_b` and stays well defined for singular covariances.
+    """
+    a, b = a.double(), b.double()
+    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
+    w, v = torch.linalg.eigh(cov_a)
+    root_a = v @ torch.diag(w.clamp(min=0).sqrt()) @ v.T
+    trace_root = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp(min=0).sqrt().sum()
+    mean_term = (a.mean(0) - b.mean(0)).pow(2).sum()
+    return float(mean_term + torch.trace(cov_a) + torch.trace(cov_b) - 2 * trace_root)
 
 
 def mnist_sample_quality(
