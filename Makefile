@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all bench lint clean
+.PHONY: demo test test-all bench docs lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+docs: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[docs]'
+	MPLBACKEND=Agg $(PY) -m sphinx -b html docs docs/_build/html
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check scoredae tests demos benchmarks
