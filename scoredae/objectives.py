@@ -1,14 +1,71 @@
 r"""Training objectives: the MMSE denoising loss and the score-matching family.
 
-A denoiser trained with the squared error converges to the posterior mean
-:math:`D^*(y, \sigma) = \mathbb{E}[x \mid y]`, which Tweedie's formula turns into the score.
+Every loss returns one value per sample, shape ``(B,)``; the caller reduces (as in NVlabs/edm's
+``training/loss.py``). Points ``x`` have shape ``(B, *S)``; :math:`d = \prod S`.
+
+A denoiser and a score are two parametrisations of one object (Tweedie's formula,
+:math:`D(y, \sigma) = y + \sigma^2 s(y, \sigma)`), and their losses agree: with
+:math:`y = x + \sigma n`, :math:`D(y) - x = \sigma^2 (s(y) + n / \sigma)`, so
+
+.. math::
+    \texttt{denoising\_loss}(D) = \frac{2 \sigma^2}{d}\, \texttt{dsm\_loss}(s)
+    \quad (\lambda(\sigma) = \sigma^2), \qquad
+    \texttt{denoising\_loss}(D) = \frac{2}{d}\, \texttt{dsm\_loss}(s) \quad (\lambda(\sigma) = \sigma^4).
+
+Common random numbers: every noisy loss draws its noise level and noise through :func:`perturb`
+(first the levels of a range, then ``n``), so equal generator states give equal noisy points in
+:func:`denoising_loss`, :func:`l1_denoising_loss`, :func:`dsm_loss` and :func:`esm_loss`.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import torch
 
 from .utils import expand_sigma
+
+
+def perturb(x: torch.Tensor, sigma, generator: torch.Generator | None = None):
+    r"""Noisy points :math:`y = x + \sigma n`, :math:`n \sim \mathcal N(0, I)`, never clamped.
+
+    :param sigma: a float, a tensor of shape ``(B,)``, or a range ``(lo, hi)`` from which one level
+        per sample is drawn log-uniformly, :math:`\log \sigma_i \sim \mathcal U(\log lo, \log hi)`
+        (the continuous version of the geometric noise levels of Song & Ermon 2019).
+    :returns: ``(y, s, n)``: noisy points and noise (shape of ``x``), and the level ``s``
+        broadcasting against ``x`` (0-d, or ``(B, 1, ..., 1)``).
+    """
+    if isinstance(sigma, tuple | list):
+        if len(sigma) != 2 or not 0 < sigma[0] <= sigma[1]:
+            raise ValueError(f"sigma: expected a range (lo, hi) with 0 < lo <= hi, got {sigma}")
+        u = torch.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype)
+        sigma = torch.exp(math.log(sigma[0]) + u * math.log(sigma[1] / sigma[0]))  # (B,)
+    s = expand_sigma(sigma, x)
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return x + s * noise, s, noise
+
+
+def _sigma_arg(s: torch.Tensor) -> torch.Tensor:
+    """The level as a model receives it: 0-d, or (B,)."""
+    return s.reshape(-1) if s.ndim else s
+
+
+def _weight(weighting, s: torch.Tensor) -> torch.Tensor:
+    r""":math:`\lambda(\sigma)` per sample, shape (B,) or 0-d."""
+    s = _sigma_arg(s)
+    if callable(weighting):
+        return weighting(s)
+    if weighting == "sigma2":
+        return s**2
+    if weighting == "none":
+        return torch.ones_like(s)
+    raise ValueError(f"weighting: expected 'sigma2', 'none' or a callable lambda(sigma), got {weighting!r}")
+
+
+def _sq_norm(v: torch.Tensor) -> torch.Tensor:
+    """Squared norm of each sample: (B, *S) -> (B,)."""
+    return v.pow(2).flatten(1).sum(1)
 
 
 def denoising_loss(
@@ -21,11 +78,163 @@ def denoising_loss(
         \qquad n_i \sim \mathcal N(0, I),
 
     with :math:`d` the number of entries of one sample. Its minimiser over all functions is the
-    posterior mean :math:`\mathbb{E}[x \mid y]` (the MMSE estimator).
+    posterior mean :math:`\mathbb{E}[x \mid y]` (the MMSE estimator). ``sigma`` as in :func:`perturb`.
     """
-    s = expand_sigma(sigma, x)
-    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    y = x + s * noise
-    sigma_arg = s.reshape(-1) if s.ndim else s
-    err = denoiser(y, sigma_arg) - x
-    return err.pow(2).flatten(1).mean(1)
+    y, s, _ = perturb(x, sigma, generator)
+    return (denoiser(y, _sigma_arg(s)) - x).pow(2).flatten(1).mean(1)
+
+
+def l1_denoising_loss(
+    denoiser, x: torch.Tensor, sigma, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    r"""Per-sample absolute-error denoising loss, shape ``(B,)``:
+    :math:`\ell_i = \frac1d \lVert D(x_i + \sigma_i n_i, \sigma_i) - x_i \rVert_1`.
+
+    Its minimiser is the coordinate-wise posterior *median* of :math:`x \mid y`, not the mean, so
+    Tweedie's formula does not turn it into a score.
+    """
+    y, s, _ = perturb(x, sigma, generator)
+    return (denoiser(y, _sigma_arg(s)) - x).abs().flatten(1).mean(1)
+
+
+def dsm_loss(
+    score_model, x: torch.Tensor, sigma, generator: torch.Generator | None = None, weighting="sigma2"
+) -> torch.Tensor:
+    r"""Per-sample denoising score matching loss (Vincent 2010, eq. 11; Song & Ermon 2019, eq. 2):
+
+    .. math::
+        \ell_i = \frac{\lambda(\sigma_i)}{2}\,
+        \Big\lVert s_\theta(\tilde x_i, \sigma_i) + \frac{n_i}{\sigma_i} \Big\rVert^2,
+        \qquad \tilde x_i = x_i + \sigma_i n_i,
+
+    since :math:`\nabla_{\tilde x} \log \mathcal N(\tilde x; x, \sigma^2 I) = -n / \sigma`. The norm
+    sums over all :math:`d` entries. Its expectation differs from :func:`esm_loss`'s by
+    :math:`\frac{\lambda}{2}\big(d/\sigma^2 - \mathbb E\lVert\nabla \log p_\sigma(\tilde x)\rVert^2\big)`,
+    independent of :math:`\theta`.
+
+    :param score_model: ``s(x_noisy, sigma)``, noise-conditional.
+    :param sigma: float, tensor ``(B,)`` or range ``(lo, hi)`` (see :func:`perturb`).
+    :param weighting: ``"sigma2"`` for :math:`\lambda(\sigma) = \sigma^2` (Song & Ermon 2019, which
+        makes every level's loss :math:`\frac12 \lVert \sigma s_\theta + n \rVert^2` of order one),
+        ``"none"`` for :math:`\lambda = 1`, or a callable ``lambda(sigma)``.
+    """
+    y, s, noise = perturb(x, sigma, generator)
+    return 0.5 * _weight(weighting, s) * _sq_norm(score_model(y, _sigma_arg(s)) + noise / s)
+
+
+def esm_loss(
+    score_model,
+    target_score,
+    x: torch.Tensor,
+    sigma,
+    generator: torch.Generator | None = None,
+    weighting="sigma2",
+) -> torch.Tensor:
+    r"""Per-sample explicit score matching loss against a known score (Hyvarinen 2005, eq. 2):
+
+    .. math::
+        \ell_i = \frac{\lambda(\sigma_i)}{2}\,
+        \big\lVert s_\theta(\tilde x_i, \sigma_i) - \nabla \log p_{\sigma_i}(\tilde x_i) \big\rVert^2,
+        \qquad \tilde x_i = x_i + \sigma_i n_i \sim p_{\sigma_i},
+
+    with :math:`\nabla \log p_\sigma` = ``target_score(x_noisy, sigma)``, e.g.
+    :meth:`GaussianMixture.score <scoredae.mixtures.GaussianMixture.score>` (which takes one
+    float level). ``sigma``, ``generator`` and ``weighting`` as in :func:`dsm_loss`.
+    """
+    y, s, _ = perturb(x, sigma, generator)
+    sig = _sigma_arg(s)
+    target = target_score(y, sig).detach()
+    return 0.5 * _weight(weighting, s) * _sq_norm(score_model(y, sig) - target)
+
+
+def _score_and_input(score_fn, x: torch.Tensor):
+    """x as a leaf that requires grad, and s(x); the graph is kept for a loss that is trained."""
+    x = x.detach().requires_grad_(True)
+    return x, score_fn(x)
+
+
+def _projected_jacobian(score: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    r""":math:`v^\top \nabla_x s(x)\, v` per sample, (B,): one vector-Jacobian product."""
+    (vjp,) = torch.autograd.grad((score * v).sum(), x, create_graph=True)
+    return (vjp * v).flatten(1).sum(1)
+
+
+def _exact_trace(score: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    r""":math:`\operatorname{tr} \nabla_x s(x) = \sum_j \partial s_j / \partial x_j`, (B,): d backward passes."""
+    flat = score.flatten(1)  # (B, d)
+    diag = [
+        torch.autograd.grad(flat[:, j].sum(), x, create_graph=True)[0].flatten(1)[:, j]
+        for j in range(flat.shape[1])
+    ]
+    return torch.stack(diag, dim=1).sum(1)
+
+
+def _probes(x: torch.Tensor, n: int, kind: str, generator) -> torch.Tensor:
+    """n probe vectors per sample with E[v v^T] = I: (n, B, *S), Rademacher or Gaussian."""
+    shape = (n, *x.shape)
+    if kind == "rademacher":
+        bits = torch.randint(0, 2, shape, generator=generator, device=x.device)
+        return bits.to(x.dtype) * 2 - 1
+    return torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def ism_loss(
+    score_fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    estimator: str = "exact",
+    n_probes: int = 1,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    r"""Per-sample implicit score matching loss (Hyvarinen 2005, eq. 4 / Theorem 1):
+
+    .. math::
+        \ell_i = \operatorname{tr} \nabla_x s_\theta(x_i) + \frac12 \lVert s_\theta(x_i) \rVert^2,
+        \qquad \mathbb E_p[\ell] = \tfrac12 \mathbb E_p \lVert s_\theta - \nabla \log p \rVert^2
+        - \tfrac12 \mathbb E_p \lVert \nabla \log p \rVert^2.
+
+    :param score_fn: ``s(x)`` of the data's density; for a noise-conditional model fitted to
+        :math:`p_\sigma`, pass noisy points and ``lambda y: model.score(y, sigma)``.
+    :param estimator: ``"exact"``: the trace by :math:`d` backward passes (small :math:`d`);
+        ``"hutchinson"``: :math:`\frac1M \sum_m v_m^\top \nabla_x s\, v_m` with :math:`M` =
+        ``n_probes`` Rademacher vectors (Hutchinson 1989), unbiased, one backward pass each.
+    """
+    if estimator not in ("exact", "hutchinson"):
+        raise ValueError(f"estimator: expected 'exact' or 'hutchinson', got {estimator!r}")
+    if n_probes < 1:
+        raise ValueError(f"n_probes must be >= 1, got {n_probes}")
+    x, score = _score_and_input(score_fn, x)
+    if estimator == "exact":
+        trace = _exact_trace(score, x)
+    else:
+        probes = _probes(x, n_probes, "rademacher", generator)
+        trace = torch.stack([_projected_jacobian(score, x, v) for v in probes]).mean(0)
+    return trace + 0.5 * _sq_norm(score)
+
+
+def ssm_loss(
+    score_fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    n_projections: int = 1,
+    variance_reduction: bool = True,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    r"""Per-sample sliced score matching loss (Song, Garg, Shi & Ermon 2019, eq. 7 and SSM-VR eq. 8),
+    with :math:`M` = ``n_projections`` Gaussian projections :math:`v_m \sim \mathcal N(0, I)`:
+
+    .. math::
+        \ell_i = \frac1M \sum_m \Big[ v_m^\top \nabla_x s_\theta(x_i)\, v_m
+        + \tfrac12 \big(v_m^\top s_\theta(x_i)\big)^2 \Big]
+        \quad\text{or, variance-reduced,}\quad
+        \frac1M \sum_m v_m^\top \nabla_x s_\theta(x_i)\, v_m + \tfrac12 \lVert s_\theta(x_i) \rVert^2.
+
+    As :math:`\mathbb E[v v^\top] = I`, both have the expectation of :func:`ism_loss`.
+    """
+    if n_projections < 1:
+        raise ValueError(f"n_projections must be >= 1, got {n_projections}")
+    x, score = _score_and_input(score_fn, x)
+    probes = _probes(x, n_projections, "gaussian", generator)  # (M, B, *S)
+    trace = torch.stack([_projected_jacobian(score, x, v) for v in probes]).mean(0)
+    if variance_reduction:
+        return trace + 0.5 * _sq_norm(score)
+    projected = (probes * score).flatten(2).sum(2)  # v_m^T s, (M, B)
+    return trace + 0.5 * projected.pow(2).mean(0)

@@ -1,0 +1,198 @@
+"""Score-matching objectives against the theory: the denoiser/score equivalence, the constant
+gaps DSM - ESM (Vincent 2010) and ISM - ESM (Hyvarinen 2005), and SSM = ISM in expectation.
+
+Statistical checks use common random numbers and compare a mean to its Monte Carlo standard
+error: ``z = mean / (std / sqrt(N))`` must satisfy ``|z| <= Z`` with Z = 4.5 (a false alarm has
+probability < 1e-5), and each check is shown to have power: the same statistic for a wrong factor
+of 2 or a dropped weighting exceeds 10 standard errors.
+"""
+
+import pytest
+import torch
+
+from scoredae import GaussianMixture, TweedieScore
+from scoredae.models.toy import ToyScoreNet
+from scoredae.objectives import (
+    denoising_loss,
+    dsm_loss,
+    esm_loss,
+    ism_loss,
+    l1_denoising_loss,
+    perturb,
+    ssm_loss,
+)
+from scoredae.toy_training import train_toy
+
+F64 = torch.float64
+Z = 4.5
+SIGMA = 0.5
+
+
+def z_score(v: torch.Tensor) -> float:
+    """Mean of per-sample values over its Monte Carlo standard error."""
+    return float(v.mean() / (v.std() / v.numel() ** 0.5))
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def gm():
+    return GaussianMixture(
+        torch.tensor([0.3, 0.5, 0.2], dtype=F64),
+        torch.tensor([[-1.5, 0.0], [1.0, 1.0], [0.5, -2.0]], dtype=F64),
+        torch.tensor([[[0.4, 0.1], [0.1, 0.2]], [[0.3, -0.1], [-0.1, 0.5]], [[0.2, 0.0], [0.0, 0.6]]], dtype=F64),
+    )
+
+
+@pytest.fixture(scope="module")
+def models(gm):
+    """Two parameter settings of one architecture: a random initialisation and a briefly trained one."""
+    torch.manual_seed(0)
+    untrained = ToyScoreNet(2, hidden=32, depth=2).to(F64)
+    trained = train_toy(gm, model=ToyScoreNet(2, hidden=32, depth=2), steps=300, sigmas=(0.3, 1.0),
+                        generator=gen(1), progress=False).to(F64)
+    return untrained, trained
+
+
+@pytest.fixture(scope="module")
+def data(gm):
+    return gm.sample(100_000, generator=gen(2))
+
+
+def test_denoising_loss_is_dsm_of_the_tweedie_score(gm):
+    """D and s = (D - x) / sigma^2 are one object: denoising_loss(D) = (2 sigma^2 / d) dsm_loss(s)
+    exactly (same noise), for a fixed level, and = (2 / d) dsm_loss(s) with lambda = sigma^4 for
+    levels drawn per sample from a range."""
+    torch.manual_seed(3)
+    denoiser = ToyScoreNet(2, hidden=16, depth=1, parametrization="denoiser").to(F64)
+    x, d = gm.sample(500, generator=gen(4)), 2
+    with torch.no_grad():
+        mse = denoising_loss(denoiser, x, 0.7, generator=gen(5))
+        dsm = dsm_loss(TweedieScore(denoiser), x, 0.7, generator=gen(5))
+        torch.testing.assert_close(mse, 2 * 0.7**2 / d * dsm, rtol=1e-12, atol=0)
+        mse = denoising_loss(denoiser, x, (0.1, 2.0), generator=gen(6))
+        dsm = dsm_loss(TweedieScore(denoiser), x, (0.1, 2.0), generator=gen(6), weighting=lambda s: s**4)
+        torch.testing.assert_close(mse, 2 / d * dsm, rtol=1e-12, atol=0)
+
+
+def test_perturb_levels_are_log_uniform_and_reproducible():
+    x = torch.zeros(50_000, 3, dtype=F64)
+    y, s, n = perturb(x, (0.1, 2.0), generator=gen(7))
+    assert s.shape == (50_000, 1) and float(s.min()) >= 0.1 and float(s.max()) <= 2.0
+    torch.testing.assert_close(y, s * n)
+    # log sigma ~ U(log 0.1, log 2): its mean is the midpoint
+    log_s = s.log().reshape(-1)
+    assert abs(z_score(log_s - 0.5 * (torch.tensor(0.1).log() + torch.tensor(2.0).log()))) <= Z
+    torch.testing.assert_close(perturb(x, (0.1, 2.0), generator=gen(7))[0], y, rtol=0, atol=0)
+
+
+def _dsm_minus_esm(model, gm, x, target_factor=1.0, dsm_weighting="sigma2"):
+    """Per-sample lambda/2 |s + k n/sigma|^2 - lambda/2 |s - grad log p_sigma|^2 on common noise;
+    k = target_factor is 1 for DSM (k = 2 is the wrong target k n / sigma = 4 dsm of s / 2)."""
+    k = target_factor
+    dsm = k**2 * dsm_loss(lambda y, s: model.score(y, s) / k, x, SIGMA, gen(8), weighting=dsm_weighting)
+    return dsm - esm_loss(model.score, gm.score, x, SIGMA, gen(8))
+
+
+@torch.no_grad()
+def test_dsm_minus_esm_is_a_constant(gm, models, data):
+    r"""Vincent (2010): DSM(theta) - ESM(theta) = lambda/2 (d / sigma^2 - E|grad log p_sigma|^2).
+
+    With common random numbers the paired difference of the two settings' gaps has mean 0 and a
+    small standard error; the closed-form constant is checked against the gap of one setting.
+    A target n/sigma off by a factor 2, or DSM without the sigma^2 weighting that ESM has, leave a
+    theta-dependent term (-2 lambda E[s . grad log p_sigma], resp. (1 - sigma^2)/2 E|s|^2 + ...),
+    which the same statistic detects at > 10 standard errors.
+    """
+    first, second = (_dsm_minus_esm(m, gm, data) for m in models)
+    assert abs(z_score(first - second)) <= Z
+    y, _, _ = perturb(data, SIGMA, gen(8))
+    constant = SIGMA**2 / 2 * (2 / SIGMA**2 - gm.score(y, SIGMA).pow(2).sum(1))  # per sample, d = 2
+    assert abs(z_score(first - constant)) <= Z
+    assert abs(float(first.mean()) - float(second.mean())) < 0.01 * float(constant.mean())
+    wrong_factor = [_dsm_minus_esm(m, gm, data, target_factor=2.0) for m in models]
+    assert abs(z_score(wrong_factor[0] - wrong_factor[1])) > 10
+    wrong_weight = [_dsm_minus_esm(m, gm, data, dsm_weighting="none") for m in models]
+    assert abs(z_score(wrong_weight[0] - wrong_weight[1])) > 10
+
+
+def _ism_minus_esm(model, gm, x, trace_factor=1.0):
+    """Per-sample ISM at y = x + sigma n minus ESM (lambda = 1) at the same y, with the trace term
+    multiplied by trace_factor (1 for ISM)."""
+    y, _, _ = perturb(x, SIGMA, gen(9))
+    score_fn = lambda z: model.score(z, SIGMA)
+    with torch.no_grad():
+        half_sq = 0.5 * score_fn(y).pow(2).sum(1)
+    ism = ism_loss(score_fn, y).detach()
+    ism = trace_factor * (ism - half_sq) + half_sq
+    return ism - esm_loss(model.score, gm.score, x, SIGMA, gen(9), weighting="none").detach()
+
+
+def test_ism_minus_esm_is_a_constant(gm, models, data):
+    r"""Hyvarinen (2005), Theorem 1 under p_sigma: ISM(theta) - ESM(theta) = -1/2 E|grad log p_sigma|^2.
+    A trace term off by a factor 2 leaves E[tr grad s_theta] (theta-dependent) and is detected."""
+    first, second = (_ism_minus_esm(m, gm, data) for m in models)
+    assert abs(z_score(first - second)) <= Z
+    y, _, _ = perturb(data, SIGMA, gen(9))
+    constant = -0.5 * gm.score(y, SIGMA).pow(2).sum(1)
+    assert abs(z_score(first - constant)) <= Z
+    wrong = [_ism_minus_esm(m, gm, data, trace_factor=2.0) for m in models]
+    assert abs(z_score(wrong[0] - wrong[1])) > 10
+
+
+def test_exact_trace_is_the_jacobian_trace(models):
+    model = models[1]
+    x = torch.randn(7, 2, dtype=F64, generator=gen(10))
+    jac = torch.func.vmap(torch.func.jacrev(lambda z: model.score(z[None], SIGMA)[0]))(x)  # (7, 2, 2)
+    expected = jac.diagonal(dim1=1, dim2=2).sum(1) + 0.5 * model.score(x, SIGMA).pow(2).sum(1)
+    torch.testing.assert_close(ism_loss(lambda z: model.score(z, SIGMA), x), expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        lambda f, x, g: ism_loss(f, x, estimator="hutchinson", generator=g),
+        lambda f, x, g: ssm_loss(f, x, generator=g),
+        lambda f, x, g: ssm_loss(f, x, variance_reduction=False, generator=g),
+    ],
+    ids=["hutchinson", "ssm-vr", "ssm"],
+)
+def test_stochastic_estimators_agree_with_exact_ism_in_expectation(models, estimator):
+    """Hutchinson ISM and SSM (with or without variance reduction) are unbiased for exact ISM,
+    point by point: 20000 independent probes at each of 4 points. The trace term is > 10 standard
+    errors, so a factor 2 on it would fail."""
+    model, m = models[1], 20_000
+    points = torch.randn(4, 2, dtype=F64, generator=gen(11))
+    score_fn = lambda z: model.score(z, SIGMA)
+    exact = ism_loss(score_fn, points).detach()
+    draws = estimator(score_fn, points.repeat_interleave(m, 0), gen(12)).detach().reshape(4, m)
+    half_sq = 0.5 * score_fn(points).detach().pow(2).sum(1)
+    for i in range(4):
+        assert abs(z_score(draws[i] - exact[i])) <= Z
+        assert abs(float(exact[i] - half_sq[i])) > 10 * float(draws[i].std() / m**0.5)
+
+
+def test_l1_loss_is_the_mean_absolute_error():
+    x = torch.tensor([[1.0, -1.0], [0.0, 2.0]], dtype=F64)
+    shrink = lambda y, s: 0.5 * y
+    y, _, _ = perturb(x, 0.3, gen(13))
+    torch.testing.assert_close(l1_denoising_loss(shrink, x, 0.3, gen(13)), (0.5 * y - x).abs().mean(1))
+
+
+def test_bad_arguments_are_refused():
+    x = torch.zeros(4, 2)
+    f = lambda y: -y
+    with pytest.raises(ValueError, match="estimator"):
+        ism_loss(f, x, estimator="trace")
+    with pytest.raises(ValueError, match="n_probes"):
+        ism_loss(f, x, estimator="hutchinson", n_probes=0)
+    with pytest.raises(ValueError, match="n_projections"):
+        ssm_loss(f, x, n_projections=0)
+    with pytest.raises(ValueError, match="weighting"):
+        dsm_loss(lambda y, s: -y, x, 0.5, weighting="sigma")
+    with pytest.raises(ValueError, match="range"):
+        dsm_loss(lambda y, s: -y, x, (1.0, 0.5))
+    with pytest.raises(ValueError, match="sigma"):
+        denoising_loss(lambda y, s: y, x, -1.0)
