@@ -1,0 +1,188 @@
+r"""Layers with a hand-written backward pass: convolution, linear map, nearest upsampling.
+
+Notation: a batch of :math:`B` inputs, :math:`g = \partial L / \partial y` the gradient arriving
+from above (the output's shape); each backward returns :math:`\partial L / \partial x` and adds
+the parameter gradients to ``.grad``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .init import pytorch_default
+from .module import Module, Sequential, parameter
+
+
+def _check_input(layer: Module, x: torch.Tensor, ndim: int, dim: int, size: int, like: torch.Tensor):
+    """Refuse an input of the wrong rank, size along ``dim``, dtype or device, naming the layer."""
+    if x.ndim != ndim:
+        raise ValueError(f"{layer}: expected an input with {ndim} dimensions, got shape {tuple(x.shape)}")
+    if x.shape[dim] != size:
+        raise ValueError(
+            f"{layer}: expected input size {size} along dimension {dim}, got shape {tuple(x.shape)}"
+        )
+    if x.dtype != like.dtype or x.device != like.device:
+        raise ValueError(
+            f"{layer}: expected an input of dtype {like.dtype} on {like.device} like the weights, "
+            f"got {x.dtype} on {x.device}"
+        )
+
+
+class Conv2d(Module):
+    r"""2-d cross-correlation as a matrix product on unfolded patches.
+
+    With :math:`X = \operatorname{unfold}(x)` of shape :math:`(B, C_\text{in} k^2, L)` (one column
+    per output pixel, :math:`L = H_\text{out} W_\text{out}`) and :math:`W` reshaped to
+    :math:`(C_\text{out}, C_\text{in} k^2)`:
+
+    .. math::
+        Y = W X + b, \qquad
+        \frac{\partial L}{\partial W} = \sum_{\text{batch}} G X^\top, \qquad
+        \frac{\partial L}{\partial b} = \sum_{\text{batch, pixels}} G, \qquad
+        \frac{\partial L}{\partial x} = \operatorname{fold}(W^\top G),
+
+    where :math:`G` is :math:`g` reshaped to :math:`(B, C_\text{out}, L)`; ``fold`` is the adjoint
+    of ``unfold``: it sums each column back onto the pixels of its patch.
+
+    :param init: an initialiser of :mod:`scoredae.scratch.init` (PyTorch's default by default).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, padding: int = 0, *,
+                 init=pytorch_default, generator: torch.Generator | None = None,
+                 dtype: torch.dtype | None = None, device=None):
+        super().__init__()
+        for name, value, low in [("in_ch", in_ch, 1), ("out_ch", out_ch, 1),
+                                 ("kernel_size", kernel_size, 1), ("stride", stride, 1), ("padding", padding, 0)]:
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
+        self.in_ch, self.out_ch, self.kernel_size = in_ch, out_ch, kernel_size
+        self.stride, self.padding = stride, padding
+        self.weight = parameter((out_ch, in_ch, kernel_size, kernel_size), dtype, device)
+        self.bias = parameter((out_ch,), dtype, device)
+        init(self.weight, self.bias, in_ch * kernel_size**2, out_ch * kernel_size**2, generator)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_input(self, x, 4, 1, self.in_ch, self.weight)
+        b, _, h, w = x.shape
+        k, s, p = self.kernel_size, self.stride, self.padding
+        if h + 2 * p < k or w + 2 * p < k:
+            raise ValueError(f"{self}: input {h}x{w} (padded by {p}) is smaller than the kernel {k}x{k}")
+        h_out, w_out = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        self._cols = F.unfold(x, k, padding=p, stride=s)  # (B, C_in k^2, L)
+        y = self.weight.reshape(self.out_ch, -1) @ self._cols + self.bias[:, None]  # (B, C_out, L)
+        return y.reshape(b, self.out_ch, h_out, w_out)
+
+    def _backward(self, grad_output: torch.Tensor) -> torch.Tensor:
+        in_shape = self._shapes[0]
+        g = grad_output.reshape(grad_output.shape[0], self.out_ch, -1)  # (B, C_out, L)
+        self.weight.grad += (g @ self._cols.transpose(1, 2)).sum(0).reshape(self.weight.shape)
+        self.bias.grad += grad_output.sum((0, 2, 3))
+        grad_cols = self.weight.reshape(self.out_ch, -1).T @ g  # (B, C_in k^2, L)
+        return F.fold(grad_cols, in_shape[2:], self.kernel_size, padding=self.padding, stride=self.stride)
+
+    def params(self) -> list[torch.Tensor]:
+        return [self.weight, self.bias]
+
+    def to_torch(self) -> torch.nn.Module:
+        twin = torch.nn.Conv2d(self.in_ch, self.out_ch, self.kernel_size, self.stride, self.padding,
+                               dtype=self.weight.dtype, device=self.weight.device)
+        with torch.no_grad():
+            twin.weight.copy_(self.weight)
+            twin.bias.copy_(self.bias)
+        return twin
+
+    def __repr__(self) -> str:
+        return (f"Conv2d({self.in_ch}, {self.out_ch}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding})")
+
+
+class Linear(Module):
+    r"""The affine map :math:`y = x W^\top + b` on points :math:`x` of shape :math:`(N, \text{in})`:
+
+    .. math::
+        \frac{\partial L}{\partial W} = g^\top x, \qquad
+        \frac{\partial L}{\partial b} = \textstyle\sum_n g_n, \qquad
+        \frac{\partial L}{\partial x} = g W.
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, init=pytorch_default,
+                 generator: torch.Generator | None = None, dtype: torch.dtype | None = None, device=None):
+        super().__init__()
+        for name, value in [("in_features", in_features), ("out_features", out_features)]:
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = parameter((out_features, in_features), dtype, device)
+        self.bias = parameter((out_features,), dtype, device)
+        init(self.weight, self.bias, in_features, out_features, generator)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_input(self, x, 2, 1, self.in_features, self.weight)
+        self._input = x
+        return x @ self.weight.T + self.bias
+
+    def _backward(self, grad_output: torch.Tensor) -> torch.Tensor:
+        self.weight.grad += grad_output.T @ self._input
+        self.bias.grad += grad_output.sum(0)
+        return grad_output @ self.weight
+
+    def params(self) -> list[torch.Tensor]:
+        return [self.weight, self.bias]
+
+    def to_torch(self) -> torch.nn.Module:
+        twin = torch.nn.Linear(self.in_features, self.out_features,
+                               dtype=self.weight.dtype, device=self.weight.device)
+        with torch.no_grad():
+            twin.weight.copy_(self.weight)
+            twin.bias.copy_(self.bias)
+        return twin
+
+    def __repr__(self) -> str:
+        return f"Linear({self.in_features}, {self.out_features})"
+
+
+class NearestUpsampling(Module):
+    r"""Nearest-neighbour upsampling by an integer factor :math:`s`:
+    :math:`y_{b,c,i,j} = x_{b,c,\lfloor i/s \rfloor,\lfloor j/s \rfloor}`. Each input pixel is
+    copied to an :math:`s \times s` block, so its gradient is the sum of :math:`g` over that block."""
+
+    def __init__(self, scale_factor: int):
+        super().__init__()
+        if not isinstance(scale_factor, int) or scale_factor < 1:
+            raise ValueError(f"scale_factor: expected an int >= 1, got {scale_factor!r}")
+        self.scale_factor = scale_factor
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4:
+            raise ValueError(f"{self}: expected an input (B, C, H, W), got shape {tuple(x.shape)}")
+        s = self.scale_factor
+        return x.repeat_interleave(s, dim=2).repeat_interleave(s, dim=3)
+
+    def _backward(self, grad_output: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = self._shapes[0]
+        s = self.scale_factor
+        return grad_output.reshape(b, c, h, s, w, s).sum((3, 5))  # one s x s block per input pixel
+
+    def to_torch(self) -> torch.nn.Module:
+        return torch.nn.Upsample(scale_factor=self.scale_factor, mode="nearest")
+
+    def __repr__(self) -> str:
+        return f"NearestUpsampling({self.scale_factor})"
+
+
+class Upsampling(Sequential):
+    """Nearest upsampling by ``scale_factor`` followed by a ``kernel_size`` convolution with
+    'same' padding (odd ``kernel_size``): the decoder block that avoids the checkerboard artefacts
+    of transposed convolutions (Odena, Dumoulin & Olah 2016, "Deconvolution and checkerboard
+    artifacts")."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, scale_factor: int = 2, **conv_kwargs):
+        if not isinstance(kernel_size, int) or kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size: expected an odd int for 'same' padding, got {kernel_size!r}")
+        self.upsample = NearestUpsampling(scale_factor)
+        self.conv = Conv2d(in_ch, out_ch, kernel_size, padding=kernel_size // 2, **conv_kwargs)
+        super().__init__(self.upsample, self.conv)
+
+    def __repr__(self) -> str:
+        return f"Upsampling({self.upsample!r}, {self.conv!r})"
