@@ -148,6 +148,9 @@ def test_exact_trace_is_the_jacobian_trace(models):
     jac = torch.func.vmap(torch.func.jacrev(lambda z: model.score(z[None], SIGMA)[0]))(x)  # (7, 2, 2)
     expected = jac.diagonal(dim1=1, dim2=2).sum(1) + 0.5 * model.score(x, SIGMA).pow(2).sum(1)
     torch.testing.assert_close(ism_loss(lambda z: model.score(z, SIGMA), x), expected, rtol=1e-10, atol=1e-10)
+    # points of shape (B, *S): the trace runs over all prod(S) entries
+    image_like = ism_loss(lambda z: model.score(z, SIGMA), x.reshape(7, 1, 2))
+    torch.testing.assert_close(image_like, expected, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize(
