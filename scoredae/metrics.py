@@ -1,4 +1,8 @@
-r"""Metrics of learned denoisers and scores against the exact answers of a Gaussian-mixture prior."""
+r"""Metrics of learned denoisers and scores against the exact answers of a Gaussian-mixture prior.
+
+Points are drawn on the prior's device and in its dtype, and passed as they are to the model
+(``sigma`` as a float); the model's output is compared in the prior's dtype.
+"""
 
 from __future__ import annotations
 

@@ -119,7 +119,8 @@ def train_toy(
         raise ValueError(f"objective: expected one of {sorted(OBJECTIVES)} or a callable, got {objective!r}")
     name = objective if isinstance(objective, str) else getattr(objective, "__name__", "custom")
     device = resolve_device(device)
-    seed = int(torch.randint(2**62, (1,), generator=generator))
+    seed_device = "cpu" if generator is None else generator.device
+    seed = int(torch.randint(2**62, (1,), generator=generator, device=seed_device))
     gen = torch.Generator(device).manual_seed(seed)
     sample, dim = _batch_source(data, device, gen)
     if model is None:

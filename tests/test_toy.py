@@ -43,6 +43,9 @@ def test_toy_net_is_a_denoiser_and_a_score(parametrization):
         rebuilt.load_state_dict(model.state_dict())
         torch.testing.assert_close(rebuilt(x, sigma), denoised)
         assert model(x.reshape(5, 1, 2), 0.5).shape == (5, 1, 2)
+        # deepinv's ScorePrior sees the denoiser; its gradient is minus our score
+        prior = deepinv.optim.ScorePrior(model)
+        torch.testing.assert_close(prior.grad(x, 0.5), -model.score(x, 0.5))
 
 
 def test_toy_net_refuses_bad_arguments():
