@@ -38,8 +38,8 @@ def conv_configs(n: int, seed: int = 0):
     rng = random.Random(seed)
     configs = []
     while len(configs) < n:
-        c = dict(in_ch=rng.randint(1, 4), out_ch=rng.randint(1, 5), kernel_size=rng.randint(1, 5),
-                 stride=rng.randint(1, 3), padding=rng.randint(0, 2))
+        c = {"in_ch": rng.randint(1, 4), "out_ch": rng.randint(1, 5), "kernel_size": rng.randint(1, 5),
+                 "stride": rng.randint(1, 3), "padding": rng.randint(0, 2)}
         h, w = rng.randint(4, 13), rng.randint(4, 13)
         if min(h, w) + 2 * c["padding"] >= c["kernel_size"]:
             configs.append((c, (rng.randint(1, 3), c["in_ch"], h, w)))
@@ -166,3 +166,34 @@ def test_bad_input_is_refused_clearly():
         S.MSE().backward()
     with pytest.raises(ValueError, match="lr must be > 0"):
         S.Adam(conv.params(), lr=0.0)
+
+
+@pytest.mark.parametrize("config,shape", conv_configs(8, seed=1))
+def test_unfold_and_fold_equal_torch_up_to_column_order(config, shape):
+    """Our unfold is F.unfold with rows (b, i, j) and columns (u, v, c); our fold is F.fold on the
+    same layout, hence the adjoint of unfold."""
+    from scoredae.scratch.im2col import Workspace, fold, unfold
+    k, s, p = config["kernel_size"], config["stride"], config["padding"]
+    b, c, h, w = shape
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=g, dtype=torch.float64)
+    ref = torch.nn.functional.unfold(x, k, padding=p, stride=s)  # (B, C k k, L)
+    ref = ref.view(b, c, k, k, -1).permute(0, 4, 2, 3, 1).reshape(-1, k * k * c)  # (B L, k k C)
+    assert torch.equal(unfold(x, k, s, p, Workspace()), ref)
+    cols = torch.randn(ref.shape, generator=g, dtype=torch.float64)
+    torch_cols = cols.view(b, -1, k, k, c).permute(0, 4, 2, 3, 1).reshape(b, c * k * k, -1)
+    expected = torch.nn.functional.fold(torch_cols, (h, w), k, padding=p, stride=s)
+    assert rel_err(fold(cols, x.shape, k, s, p), expected) <= TOL
+
+
+def test_results_do_not_alias_reused_buffers():
+    g = torch.Generator().manual_seed(0)
+    conv = S.Conv2d(2, 3, 3, padding=1, generator=g, dtype=torch.float64)
+    x1, x2 = (torch.randn(2, 2, 6, 6, generator=g, dtype=torch.float64) for _ in range(2))
+    y1 = conv(x1)
+    y1_copy = y1.clone()
+    grad1 = conv.backward(torch.ones_like(y1))
+    grad1_copy = grad1.clone()
+    conv(x2)
+    conv.backward(torch.randn(y1.shape, generator=g, dtype=torch.float64))
+    assert torch.equal(y1, y1_copy) and torch.equal(grad1, grad1_copy)

@@ -8,8 +8,8 @@ the parameter gradients to ``.grad``.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from .im2col import Workspace, fold, output_size, unfold
 from .init import pytorch_default
 from .module import Module, Sequential, parameter
 
@@ -32,18 +32,19 @@ def _check_input(layer: Module, x: torch.Tensor, ndim: int, dim: int, size: int,
 class Conv2d(Module):
     r"""2-d cross-correlation as a matrix product on unfolded patches.
 
-    With :math:`X = \operatorname{unfold}(x)` of shape :math:`(B, C_\text{in} k^2, L)` (one column
-    per output pixel, :math:`L = H_\text{out} W_\text{out}`) and :math:`W` reshaped to
-    :math:`(C_\text{out}, C_\text{in} k^2)`:
+    With :math:`X = \operatorname{unfold}(x)` of shape :math:`(B L, k^2 C_\text{in})` (one row per
+    output pixel, :math:`L = H_\text{out} W_\text{out}`; see :mod:`scoredae.scratch.im2col`),
+    :math:`W` reshaped to :math:`(C_\text{out}, k^2 C_\text{in})` in the same column order, and
+    :math:`G` the upstream gradient :math:`g` reshaped to :math:`(B L, C_\text{out})`:
 
     .. math::
-        Y = W X + b, \qquad
-        \frac{\partial L}{\partial W} = \sum_{\text{batch}} G X^\top, \qquad
-        \frac{\partial L}{\partial b} = \sum_{\text{batch, pixels}} G, \qquad
-        \frac{\partial L}{\partial x} = \operatorname{fold}(W^\top G),
+        Y = X W^\top + b, \qquad
+        \frac{\partial L}{\partial W} = G^\top X, \qquad
+        \frac{\partial L}{\partial b} = \textstyle\sum_\text{rows} G, \qquad
+        \frac{\partial L}{\partial x} = \operatorname{fold}(G W),
 
-    where :math:`G` is :math:`g` reshaped to :math:`(B, C_\text{out}, L)`; ``fold`` is the adjoint
-    of ``unfold``: it sums each column back onto the pixels of its patch.
+    where ``fold``, the adjoint of ``unfold``, sums each row back onto the pixels of its patch.
+    The bias gradient is thus summed over the batch and the output pixels.
 
     :param init: an initialiser of :mod:`scoredae.scratch.init` (PyTorch's default by default).
     """
@@ -61,6 +62,10 @@ class Conv2d(Module):
         self.weight = parameter((out_ch, in_ch, kernel_size, kernel_size), dtype, device)
         self.bias = parameter((out_ch,), dtype, device)
         init(self.weight, self.bias, in_ch * kernel_size**2, out_ch * kernel_size**2, generator)
+        self._workspace = Workspace()
+
+    def _weight_matrix(self) -> torch.Tensor:
+        return self.weight.permute(0, 2, 3, 1).reshape(self.out_ch, -1)  # (C_out, k k C_in), columns (u, v, c)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(self, x, 4, 1, self.in_ch, self.weight)
@@ -68,18 +73,19 @@ class Conv2d(Module):
         k, s, p = self.kernel_size, self.stride, self.padding
         if h + 2 * p < k or w + 2 * p < k:
             raise ValueError(f"{self}: input {h}x{w} (padded by {p}) is smaller than the kernel {k}x{k}")
-        h_out, w_out = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-        self._cols = F.unfold(x, k, padding=p, stride=s)  # (B, C_in k^2, L)
-        y = self.weight.reshape(self.out_ch, -1) @ self._cols + self.bias[:, None]  # (B, C_out, L)
-        return y.reshape(b, self.out_ch, h_out, w_out)
+        self._cols = unfold(x, k, s, p, self._workspace)  # (B L, k k C_in)
+        y = torch.addmm(self.bias, self._cols, self._weight_matrix().T)  # (B L, C_out)
+        return y.view(b, output_size(h, k, s, p), output_size(w, k, s, p), self.out_ch).permute(0, 3, 1, 2)
 
     def _backward(self, grad_output: torch.Tensor) -> torch.Tensor:
-        in_shape = self._shapes[0]
-        g = grad_output.reshape(grad_output.shape[0], self.out_ch, -1)  # (B, C_out, L)
-        self.weight.grad += (g @ self._cols.transpose(1, 2)).sum(0).reshape(self.weight.shape)
-        self.bias.grad += grad_output.sum((0, 2, 3))
-        grad_cols = self.weight.reshape(self.out_ch, -1).T @ g  # (B, C_in k^2, L)
-        return F.fold(grad_cols, in_shape[2:], self.kernel_size, padding=self.padding, stride=self.stride)
+        g = grad_output.permute(0, 2, 3, 1).reshape(-1, self.out_ch)  # (B L, C_out)
+        k = self.kernel_size
+        grad_w = (g.T @ self._cols).view(self.out_ch, k, k, self.in_ch)  # (C_out, u, v, C_in)
+        self.weight.grad += grad_w.permute(0, 3, 1, 2)
+        self.bias.grad += g.sum(0)
+        grad_cols = self._workspace.get("grad_cols", self._cols.shape, g)
+        torch.matmul(g, self._weight_matrix(), out=grad_cols)  # (B L, k k C_in)
+        return fold(grad_cols, self._shapes[0], k, self.stride, self.padding)
 
     def params(self) -> list[torch.Tensor]:
         return [self.weight, self.bias]
@@ -160,9 +166,9 @@ class NearestUpsampling(Module):
         return x.repeat_interleave(s, dim=2).repeat_interleave(s, dim=3)
 
     def _backward(self, grad_output: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = self._shapes[0]
         s = self.scale_factor
-        return grad_output.reshape(b, c, h, s, w, s).sum((3, 5))  # one s x s block per input pixel
+        # add up the s * s strided sub-grids: entry (i, j) of each sums the block of input pixel (i, j)
+        return sum(grad_output[:, :, u::s, v::s] for u in range(s) for v in range(s))
 
     def to_torch(self) -> torch.nn.Module:
         return torch.nn.Upsample(scale_factor=self.scale_factor, mode="nearest")

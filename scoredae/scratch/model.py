@@ -2,6 +2,8 @@ r"""Networks assembled from the scratch layers, each a :class:`~scoredae.scratch
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 from .activations import ReLU, Sigmoid
@@ -24,13 +26,13 @@ def conv_autoencoder(in_ch: int = 1, channels: tuple[int, ...] = (32, 64), kerne
     """
     if not channels:
         raise ValueError("channels: expected at least one encoder width, got an empty tuple")
-    kw = dict(init=init, generator=generator, dtype=dtype, device=device)
+    kw = {"init": init, "generator": generator, "dtype": dtype, "device": device}
     widths = (in_ch, *channels)
     layers = []
-    for c_in, c_out in zip(widths[:-1], widths[1:]):
+    for c_in, c_out in itertools.pairwise(widths):
         layers += [Conv2d(c_in, c_out, kernel_size, stride=2, padding=kernel_size // 2, **kw), ReLU()]
     decoder_widths = widths[::-1]
-    for c_in, c_out in zip(decoder_widths[:-1], decoder_widths[1:]):
+    for c_in, c_out in itertools.pairwise(decoder_widths):
         layers += [Upsampling(c_in, c_out, kernel_size, **kw), ReLU()]
     layers[-1] = Sigmoid()  # the last block ends in a Sigmoid instead of a ReLU
     return Sequential(*layers)
@@ -43,10 +45,10 @@ def mlp(in_features: int, hidden: int = 64, depth: int = 2, out_features: int | 
     and a linear output of ``out_features`` (default ``in_features``)."""
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
-    kw = dict(init=init, generator=generator, dtype=dtype, device=device)
+    kw = {"init": init, "generator": generator, "dtype": dtype, "device": device}
     widths = [in_features] + [hidden] * depth
     layers = []
-    for f_in, f_out in zip(widths[:-1], widths[1:]):
+    for f_in, f_out in itertools.pairwise(widths):
         layers += [Linear(f_in, f_out, **kw), ReLU()]
     layers.append(Linear(hidden, out_features or in_features, **kw))
     return Sequential(*layers)
