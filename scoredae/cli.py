@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from . import cli_mnist
+
 DEMOS_DIR = Path(__file__).resolve().parents[1] / "demos"
 
 
@@ -56,6 +58,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 # (name, help, add_arguments, run): the one table of subcommands.
 COMMANDS = [
     ("demo", "run the demos and write their figures as PNGs", _add_demo_args, _run_demo),
+    ("data", "fetch a data set into the local cache", cli_mnist.add_data_args, cli_mnist.run_data),
+    ("train", "train an MNIST denoiser", cli_mnist.add_train_args, cli_mnist.run_train),
 ]
 
 

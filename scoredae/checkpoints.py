@@ -1,0 +1,119 @@
+"""Checkpoints: tensors in safetensors, metadata in JSON, both written atomically.
+
+A checkpoint ``<stem>`` is the pair ``<stem>.safetensors`` (the model's weights under their
+``state_dict`` names, plus optional extra tensors under ``state/...``, e.g. optimizer moments for
+resuming) and ``<stem>.json`` (model name and config, noise level(s), data, metrics, the training
+command, the package version). Loading never unpickles: safetensors holds raw tensors only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+EXTRA_PREFIX = "state/"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, corrupt, or of another model."""
+
+
+def _paths(stem: str | os.PathLike) -> tuple[Path, Path]:
+    stem = Path(stem)
+    if stem.suffix in (".safetensors", ".json"):
+        stem = stem.with_suffix("")
+    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
+
+
+def _atomic_write(path: Path, write) -> None:
+    """``write(tmp_path)`` then rename over ``path``, so a reader never sees a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_checkpoint(
+    stem: str | os.PathLike,
+    model: torch.nn.Module,
+    metadata: dict,
+    extra: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write ``model``'s weights (+ ``extra`` tensors) and ``metadata``; return the weights' path.
+
+    The JSON is written last, so a checkpoint whose JSON exists has complete weights.
+    """
+    weights_path, meta_path = _paths(stem)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    for k, v in (extra or {}).items():
+        tensors[EXTRA_PREFIX + k] = v.detach().cpu().contiguous()
+    text = json.dumps(metadata, indent=2, sort_keys=True)
+    _atomic_write(weights_path, lambda p: save_file(tensors, p))
+    _atomic_write(meta_path, lambda p: Path(p).write_text(text))
+    return weights_path
+
+
+def read_checkpoint(stem: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict, dict]:
+    """``(model_tensors, extra_tensors, metadata)``; a missing or corrupt file raises CheckpointError."""
+    weights_path, meta_path = _paths(stem)
+    for p in (weights_path, meta_path):
+        if not p.exists():
+            raise CheckpointError(f"checkpoint file {p} does not exist")
+    try:
+        metadata = json.loads(meta_path.read_text())
+        tensors = load_file(str(weights_path))
+    except (json.JSONDecodeError, SafetensorError, OSError) as err:
+        raise CheckpointError(f"checkpoint {weights_path} is corrupt or unreadable: {err}") from err
+    if not isinstance(metadata, dict) or "model" not in metadata or "config" not in metadata:
+        raise CheckpointError(f"{meta_path}: expected JSON metadata with 'model' and 'config' keys")
+    extra = {k[len(EXTRA_PREFIX) :]: v for k, v in tensors.items() if k.startswith(EXTRA_PREFIX)}
+    weights = {k: v for k, v in tensors.items() if not k.startswith(EXTRA_PREFIX)}
+    return weights, extra, metadata
+
+
+def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: str) -> None:
+    """``model.load_state_dict(weights)`` with an error naming what was expected."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    shapes = [k for k in expected if k in weights and weights[k].shape != expected[k].shape]
+    if missing or unexpected or shapes:
+        raise CheckpointError(
+            f"{source} does not fit {type(model).__name__}({model.config if hasattr(model, 'config') else ''}): "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shapes {shapes[:5]}"
+        )
+    model.load_state_dict(weights)
+
+
+def load_checkpoint(
+    stem: str | os.PathLike,
+    constructors: dict,
+    expected_model: str | None = None,
+    device: str | torch.device | None = None,
+):
+    """Rebuild the model of a checkpoint and load its weights; return ``(model, metadata)``.
+
+    :param constructors: class name -> model class (e.g. from :data:`scoredae.models.MODELS`).
+    :param expected_model: when given, the class name the checkpoint must hold.
+    """
+    weights, _, metadata = read_checkpoint(stem)
+    name = metadata["model"]
+    if expected_model is not None and name != expected_model:
+        raise CheckpointError(f"checkpoint {stem} holds a {name}, expected a {expected_model}")
+    if name not in constructors:
+        raise CheckpointError(f"checkpoint {stem}: unknown model {name!r}; known: {sorted(constructors)}")
+    model = constructors[name](**metadata["config"])
+    load_weights(model, weights, str(stem))
+    model.eval()
+    return model.to(device) if device is not None else model, metadata

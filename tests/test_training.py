@@ -1,0 +1,114 @@
+"""The training loop on tiny synthetic images: it learns, resumes exactly, and runs under DDP."""
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file, save_file
+
+from scoredae import training
+from scoredae.models import MLPDAE, UNet
+from scoredae.training import TrainConfig, evaluate_psnr, train
+
+
+def blobs(n, seed=0):
+    """n images, each one of four smooth Gaussian blobs with a random brightness: (n, 1, 28, 28)."""
+    g = torch.Generator().manual_seed(seed)
+    grid = torch.arange(28.0)
+    centres = torch.tensor([[8.0, 8.0], [8.0, 20.0], [20.0, 8.0], [20.0, 20.0]])
+    c = centres[torch.randint(4, (n,), generator=g)]  # (n, 2)
+    d2 = (grid[None, :, None] - c[:, 0, None, None]) ** 2 + (grid[None, None, :] - c[:, 1, None, None]) ** 2
+    brightness = 0.6 + 0.4 * torch.rand(n, 1, 1, generator=g)
+    return (brightness * torch.exp(-d2 / 18)).unsqueeze(1)
+
+
+def config(**kw):
+    base = dict(steps=8, batch_size=8, lr=3e-3, ema=0.9, eval_images=8, save_every=4, progress=False)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_training_learns_to_denoise():
+    torch.manual_seed(0)
+    model = MLPDAE(widths=(64,), latent=8, sigma=0.3)
+    clean = blobs(64, seed=1)
+    before = evaluate_psnr(model.eval(), clean, 0.3)
+    meta = train(model, blobs(256), clean, config(steps=150, batch_size=32, ema=None, eval_images=64))
+    after = evaluate_psnr(model, clean, 0.3)
+    assert after > before + 6, (before, after)
+    assert meta["metrics"]["psnr"]["0.3"] == pytest.approx(after, abs=1e-4)
+    assert meta["step"] == 150 and meta["sigma"] == 0.3
+
+
+def test_resume_reaches_the_weights_of_an_uninterrupted_run(tmp_path, monkeypatch):
+    data, test = blobs(32), blobs(8, seed=2)
+
+    def fresh():
+        torch.manual_seed(0)
+        return UNet(width=4, sigma_range=(0.01, 1.0))
+
+    full = fresh()
+    train(full, data, test, config(), out=tmp_path / "full")
+
+    calls = {"n": 0}
+    real_save = training.save_checkpoint
+
+    def crash_after_first_last(*args, **kwargs):  # the run dies right after writing `last` at step 4
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(training, "save_checkpoint", crash_after_first_last)
+    with pytest.raises(KeyboardInterrupt):
+        train(fresh(), data, test, config(), out=tmp_path / "resumed")
+    monkeypatch.setattr(training, "save_checkpoint", real_save)
+    resumed = fresh()  # new weights: everything must come from the checkpoint
+    meta = train(resumed, data, test, config(), out=tmp_path / "resumed", resume=True)
+    assert meta["step"] == 8
+    for key, value in full.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0)
+    ema_full = load_file(tmp_path / "full" / "model.safetensors")
+    ema_resumed = load_file(tmp_path / "resumed" / "model.safetensors")
+    for key, value in ema_full.items():
+        torch.testing.assert_close(ema_resumed[key], value, rtol=0, atol=0)
+    assert not torch.equal(ema_full["out.weight"], full.state_dict()["out.weight"])  # EMA differs from raw
+
+
+def test_time_budget_stops_training():
+    torch.manual_seed(0)
+    meta = train(MLPDAE(sigma=0.5), blobs(16), blobs(4), config(steps=None, minutes=0.002, save_every=10**6))
+    assert 1 <= meta["step"] and meta["elapsed_s"] >= 0.12
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError, match="give steps or minutes"):
+        TrainConfig(steps=None, minutes=None)
+    with pytest.raises(ValueError, match="batch_size: expected a positive int, got 0"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="ema: expected a decay in"):
+        TrainConfig(ema=1.5)
+
+
+def _ddp_worker(rank, world, port, folder):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = UNet(width=4, sigma_range=(0.01, 1.0))
+    train(model, blobs(64), blobs(8, seed=2), config(steps=4, batch_size=16, ema=None))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{folder}/rank{rank}.safetensors")
+    torch.distributed.destroy_process_group()
+
+
+def test_two_gloo_processes_end_with_identical_weights(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    rank0, rank1 = (load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1))
+    torch.manual_seed(0)
+    initial = UNet(width=4, sigma_range=(0.01, 1.0)).state_dict()
+    for key in rank0:
+        torch.testing.assert_close(rank0[key], rank1[key], rtol=0, atol=0)
+    assert not torch.equal(rank0["out.weight"], initial["out.weight"])
