@@ -1,0 +1,266 @@
+"""The convolutional, DRUNet, patch-transformer and hybrid MNIST denoisers."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import deepinv
+import pytest
+import torch
+
+from scoredae.checkpoints import save_checkpoint
+from scoredae.models.conv import MNIST_PIXEL_MEAN, ConvDAE, init_logit_bias_
+from scoredae.models.drunet import DRUNetDenoiser, crop_center, pad_to_multiple
+from scoredae.models.hybrid import HybridTransformerUNet
+from scoredae.models.transformer import (
+    PatchTransformer,
+    patchify,
+    sinusoidal_encoding,
+    unpatchify,
+)
+
+SMALL = {  # small configurations keep the tests fast
+    "conv": lambda **lvl: ConvDAE(channels=(4, 8, 8), **lvl),
+    "drunet": lambda **lvl: DRUNetDenoiser(nc=(4, 8, 8, 8), nb=1, **lvl),
+    "transformer-linear": lambda **lvl: PatchTransformer(4, d_model=16, depth=1, heads=2, head="linear", **lvl),
+    "transformer-conv": lambda **lvl: PatchTransformer(7, d_model=16, depth=1, heads=2, head="conv", **lvl),
+    "transformer-hybrid": lambda **lvl: PatchTransformer(4, d_model=16, depth=1, heads=2, head="hybrid", **lvl),
+    "hybrid": lambda **lvl: HybridTransformerUNet(width=4, d_model=16, depth=1, heads=2, tokens_channels=4, **lvl),
+}
+LEVELS = {"fixed": {"sigma": 0.5}, "conditional": {"sigma_range": (0.05, 1.0)}}
+
+
+def build(name: str, level: str):
+    torch.manual_seed(0)
+    return SMALL[name](**LEVELS[level]).eval()
+
+
+def images(batch: int = 3, seed: int = 1) -> torch.Tensor:
+    return torch.rand(batch, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("name", SMALL)
+def test_shape_and_rebuild_from_config(name, level):
+    model = build(name, level)
+    x = images()
+    out = model(x, 0.5)
+    assert out.shape == x.shape and out.dtype == x.dtype and torch.isfinite(out).all()
+    config = json.loads(json.dumps(model.config))  # what a checkpoint stores
+    rebuilt = type(model)(**config).eval()
+    rebuilt.load_state_dict(model.state_dict())
+    torch.testing.assert_close(rebuilt(x, 0.5), out, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_gradients_reach_every_parameter(name):
+    model = build(name, "conditional").train()
+    model(images(), torch.tensor([0.1, 0.5, 0.9])).square().mean().backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and bool(p.grad.abs().sum() > 0), pname
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_per_image_sigma_equals_separate_calls(name):
+    model = build(name, "conditional")
+    x, sigma = images(), torch.tensor([0.07, 0.3, 0.95])
+    with torch.no_grad():
+        batched = model(x, sigma)
+        single = torch.cat([model(x[i : i + 1], float(sigma[i])) for i in range(3)])
+    torch.testing.assert_close(batched, single, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(model(x[:1], 0.07), model(x[:1], 0.95))  # sigma is actually used
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_fixed_model_ignores_sigma_argument(name):
+    model = build(name, "fixed")
+    x = images()
+    torch.testing.assert_close(model(x, 0.1), model(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("patch_size", [1, 4, 7, 14])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_patchify_unpatchify_are_exact_inverses(patch_size, channels):
+    x = torch.randn(2, channels, 28, 28)
+    tokens = patchify(x, patch_size)
+    n = (28 // patch_size) ** 2
+    assert tokens.shape == (2, n, channels * patch_size**2)
+    assert torch.equal(unpatchify(tokens, patch_size, (28, 28)), x)
+    t = torch.randn(2, n, channels * patch_size**2)
+    assert torch.equal(patchify(unpatchify(t, patch_size, (28, 28)), patch_size), t)
+
+
+def test_patchify_orders_patches_row_major():
+    x = torch.arange(2 * 28 * 28, dtype=torch.float32).reshape(1, 2, 28, 28)
+    tokens = patchify(x, 7)  # (1, 16, 98)
+    row, col = 1, 2  # token 1 * 4 + 2
+    expected = x[0, :, 7 * row : 7 * row + 7, 7 * col : 7 * col + 7].reshape(-1)
+    assert torch.equal(tokens[0, 4 * row + col], expected)
+
+
+def test_patchify_rejects_non_divisor_and_bad_tokens():
+    with pytest.raises(ValueError, match="patch_size"):
+        patchify(torch.zeros(1, 1, 28, 28), 5)
+    with pytest.raises(ValueError, match="tokens"):
+        unpatchify(torch.zeros(1, 48, 16), 4, (28, 28))
+
+
+def test_positional_encoding_equals_formula():
+    n, d = 49, 64
+    pe = sinusoidal_encoding(n, d)
+    expected = torch.tensor(
+        [[(math.sin if j % 2 == 0 else math.cos)(pos / 10000 ** ((j - j % 2) / d)) for j in range(d)] for pos in range(n)]
+    )
+    torch.testing.assert_close(pe, expected, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="dim"):
+        sinusoidal_encoding(4, 7)
+
+
+def test_encoder_adds_positional_encoding_to_embedded_patches():
+    model = PatchTransformer(4, d_model=16, depth=1, heads=2, sigma=0.5)
+    x = images(2)
+    embedded = model.encoder.embed(patchify(x, 4))  # (2, 49, 16)
+    captured = {}
+    hook = model.encoder.layers.register_forward_pre_hook(lambda m, args: captured.update(tokens=args[0]))
+    model(x)
+    hook.remove()
+    torch.testing.assert_close(captured["tokens"], embedded + sinusoidal_encoding(49, 16))
+
+
+def head_of(head: str, patch_size: int):
+    torch.manual_seed(0)
+    return PatchTransformer(patch_size, d_model=16, depth=1, heads=2, head=head, sigma=0.5).head
+
+
+@pytest.mark.parametrize("patch_size", [4, 7])
+def test_linear_head_maps_each_token_to_its_own_patch(patch_size):
+    head = head_of("linear", patch_size)
+    n = (28 // patch_size) ** 2
+    tokens = torch.randn(2, n, 16)
+    changed = tokens.clone()
+    changed[:, 5] += 1.0
+    diff = (head(changed) - head(tokens)).abs().sum(dim=(0, 1)) > 0  # (28, 28)
+    row, col = divmod(5, 28 // patch_size)
+    expected = torch.zeros(28, 28, dtype=torch.bool)
+    expected[row * patch_size : (row + 1) * patch_size, col * patch_size : (col + 1) * patch_size] = True
+    assert torch.equal(diff, expected)
+
+
+@pytest.mark.parametrize("patch_size", [4, 7])
+def test_conv_head_is_upsampling_plus_residual_projection(patch_size):
+    head = head_of("conv", patch_size)
+    tokens = torch.randn(2, (28 // patch_size) ** 2, 16)
+    shortcut = unpatchify(head.project(tokens), patch_size, (28, 28))
+    assert not torch.allclose(head(tokens), shortcut)
+    with torch.no_grad():  # switch the upsampling path off: only the projection is left
+        head.refine[-1].weight.zero_()
+        head.refine[-1].bias.zero_()
+    torch.testing.assert_close(head(tokens), shortcut)
+
+
+@pytest.mark.parametrize("patch_size", [4, 7])
+def test_hybrid_head_refines_the_mlp_image_into_the_unit_interval(patch_size):
+    head = head_of("hybrid", patch_size)
+    tokens = 10 * torch.randn(2, (28 // patch_size) ** 2, 16)
+    out = head(tokens)
+    assert out.shape == (2, 1, 28, 28) and bool(((out >= 0) & (out <= 1)).all())
+    with torch.no_grad():  # switch the refinement off: sigmoid of the MLP head's image is left
+        head.refine[-1].weight.zero_()
+        head.refine[-1].bias.zero_()
+    torch.testing.assert_close(head(tokens), torch.sigmoid(head.mlp_head(tokens)))
+
+
+def test_in_channels_of_fixed_and_conditional_models():
+    for level, c in (("fixed", 1), ("conditional", 2)):
+        conv = build("conv", level)
+        assert conv.in_channels == c and conv.encoder[0].in_channels == c
+        tf = build("transformer-linear", level)
+        assert tf.encoder.embed.in_features == c * 16
+        hyb = build("hybrid", level)
+        assert hyb.enc1[0].in_channels == c and hyb.tokens.embed.in_features == c * 16
+        # DRUNet appends the noise-level map itself: image + map for both kinds
+        assert build("drunet", level).net.m_head.in_channels == 2
+
+
+def test_fixed_drunet_feeds_its_trained_sigma():
+    model = build("drunet", "fixed")
+    x = images()
+    padded, pad = pad_to_multiple(x, 8)
+    direct = crop_center(model.net(padded, torch.full((3,), 0.5)), pad)
+    torch.testing.assert_close(model(x, 0.2), direct, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("size", [(28, 28), (29, 30), (32, 32)])
+def test_drunet_padding_round_trip(size):
+    x = torch.randn(2, 1, *size)
+    padded, pad = pad_to_multiple(x, 8)
+    assert all(s % 8 == 0 and 0 <= s - s0 < 8 for s, s0 in zip(padded.shape[-2:], size))
+    assert torch.equal(crop_center(padded, pad), x)
+    if size == (28, 28):
+        assert pad == (2, 2, 2, 2)
+        torch.testing.assert_close(padded[..., 0, 2:-2], x[..., 2, :])  # reflection about the border row
+
+
+def test_drunet_is_a_from_scratch_deepinv_drunet():
+    model = build("drunet", "conditional")
+    assert isinstance(model.net, deepinv.models.DRUNet)
+    assert isinstance(model, deepinv.models.Denoiser)
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_bad_input_raises(name):
+    model = build(name, "conditional")
+    x = images()
+    with pytest.raises(ValueError, match="x"):
+        model(torch.rand(3, 3, 28, 28), 0.5)
+    with pytest.raises(ValueError, match="x"):
+        model(torch.rand(3, 1, 32, 32), 0.5)
+    with pytest.raises(ValueError, match="sigma"):
+        model(x, 0.0)
+    with pytest.raises(ValueError, match="sigma"):
+        model(x, torch.full((4,), 0.5))
+    with pytest.raises(ValueError, match="sigma"):
+        model(x)
+    with pytest.raises(ValueError, match="NaN"):
+        model(x.clone().index_fill_(0, torch.tensor([1]), float("nan")), 0.5)
+
+
+def test_sigmoid_outputs_start_at_the_mean_pixel():
+    layer = torch.nn.Conv2d(4, 1, 3)
+    init_logit_bias_(layer, 0.2)
+    torch.testing.assert_close(torch.sigmoid(layer.bias), torch.tensor([0.2]))
+    model = ConvDAE(sigma=0.5)
+    torch.testing.assert_close(torch.sigmoid(model.decoder[-2].bias), torch.tensor([MNIST_PIXEL_MEAN]))
+    head = head_of("hybrid", 4)
+    torch.testing.assert_close(torch.sigmoid(head.refine[-1].bias), torch.tensor([MNIST_PIXEL_MEAN]))
+
+
+def test_bad_constructor_arguments_raise():
+    with pytest.raises(ValueError, match="head"):
+        PatchTransformer(head="mlp", sigma=0.5)
+    with pytest.raises(ValueError, match="patch_size"):
+        PatchTransformer(patch_size=5, sigma=0.5)
+    with pytest.raises(ValueError, match="d_model"):
+        PatchTransformer(d_model=30, heads=4, sigma=0.5)
+    with pytest.raises(ValueError, match="channels"):
+        ConvDAE(channels=(16, 32), sigma=0.5)
+    with pytest.raises(ValueError, match="nc"):
+        DRUNetDenoiser(nc=(8, 16, 32), sigma=0.5)
+    with pytest.raises(ValueError, match="width"):
+        HybridTransformerUNet(width=0, sigma=0.5)
+
+
+def test_hybrid_loads_transformer_encoder_from_local_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    source = PatchTransformer(4, d_model=16, depth=1, heads=2, sigma=0.5)
+    save_checkpoint(tmp_path / "tf", source, {"model": "PatchTransformer", "config": source.config})
+    hybrid = HybridTransformerUNet(width=4, d_model=16, depth=1, heads=2, tokens_channels=4, sigma=0.5)
+    hybrid.load_encoder(tmp_path / "tf.safetensors")
+    for key, value in source.encoder.state_dict().items():
+        assert torch.equal(hybrid.tokens.state_dict()[key], value)
+    with pytest.raises(FileNotFoundError, match="path"):
+        hybrid.load_encoder(tmp_path / "missing.safetensors")
+    wider = HybridTransformerUNet(width=4, d_model=32, depth=1, heads=2, sigma=0.5)
+    with pytest.raises(ValueError, match="path"):
+        wider.load_encoder(tmp_path / "tf.safetensors")
