@@ -12,7 +12,7 @@ adds noise of the right size,
 and its chains spread over :math:`p` instead (up to an :math:`O(\eta)` bias).
 
 Langevin dynamics only needs the score, and that is also its weakness: for
-:math:`p = 0.2\, \mathcal N((-5,-5), I) + 0.8\, \mathcal N((5,5), I)` (Song & Ermon 2019, Sec. 3.2)
+:math:`p = 0.2\, \mathcal N((-5,-5), I) + 0.8\, \mathcal N((5,5), I)` (Song & Ermon 2019, Fig. 3)
 the score near each mode ignores the other one, so chains started uniformly in
 :math:`[-8, 8]^2` keep the 50/50 split of their start. Annealed Langevin runs the chain on
 :math:`p_\sigma = p * \mathcal N(0, \sigma^2 I)` for decreasing :math:`\sigma`; at large
@@ -66,6 +66,7 @@ for name, end in [("gradient ascent", ascent[:, -1]), ("ULA", langevin.samples)]
 # Song & Ermon's toy: plain Langevin (exact score, :math:`\eta = 0.05`, 1000 steps) against annealed
 # Langevin (:math:`\sigma` from 20 to 1 on 10 geometric levels, 100 steps each, :math:`\epsilon = 0.1`,
 # :math:`\alpha_i = \epsilon \sigma_i^2 / \sigma_L^2`), 2000 chains from the same uniform start.
+# Annealed Langevin ends on :math:`p_{\sigma_L}`, here covariances :math:`2I`, hence its wider clusters.
 toy = GaussianMixture(torch.tensor([0.2, 0.8]), torch.tensor([[-5.0, -5.0], [5.0, 5.0]]), 1.0)
 start = 16 * torch.rand(2000, 2, generator=generator) - 8
 plain = ula(toy.score, start, 0.05, 1000, generator=generator).samples

@@ -40,7 +40,7 @@ def _var_plus(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def effective_sample_size(chains: torch.Tensor) -> torch.Tensor:
-    r"""Multi-chain effective sample size of the mean (Vehtari et al. 2021, eqs. 10-11; Geyer 1992).
+    r"""Multi-chain effective sample size of the mean (Vehtari et al. 2021; Geyer 1992), as in Stan.
 
     With the per-chain autocovariances :math:`\hat\gamma_{t,m}` (FFT, divisor N), the combined
     autocorrelation is :math:`\hat\rho_t = 1 - (W - \tfrac1M \sum_m \hat\gamma_{t,m}) /
@@ -87,7 +87,7 @@ def _rhat(draws: np.ndarray) -> np.ndarray:
 
 
 def _rank_normal(draws: np.ndarray) -> np.ndarray:
-    r"""Normal scores of the pooled ranks, :math:`\Phi^{-1}((r - 3/8) / (S + 1/4))` (Vehtari et al. 2021, eq. 14)."""
+    r"""Normal scores of the pooled ranks, :math:`\Phi^{-1}((r - 3/8) / (S + 1/4))` (Vehtari et al. 2021, Blom's offset)."""
     size = draws.shape[0] * draws.shape[1]
     ranks = stats.rankdata(draws.reshape(size, -1), axis=0).reshape(draws.shape)  # ties get mean ranks
     return special.ndtri((ranks - 3 / 8) / (size + 1 / 4))
@@ -97,7 +97,7 @@ def split_rhat(chains: torch.Tensor, rank_normalized: bool = True) -> torch.Tens
     r"""Split-:math:`\hat R`: the potential scale reduction :math:`\sqrt{\widehat{\operatorname{var}}^+ / W}`
     over the 2M half-chains (Gelman et al. 2013, BDA3 eq. 11.4).
 
-    ``rank_normalized=True`` (default) is Vehtari et al. 2021 (Sec. 4.2, eq. 15): the maximum of the
+    ``rank_normalized=True`` (default) is Vehtari et al. 2021: the maximum of the
     bulk :math:`\hat R` of the rank-normalised draws and the tail :math:`\hat R` of the
     rank-normalised folded draws :math:`|\theta - \operatorname{median}\theta|`; it is invariant to
     monotone transforms and defined for heavy tails. ``rank_normalized=False`` is the classic

@@ -87,6 +87,11 @@ def _langevin_move(x: torch.Tensor, drift: torch.Tensor, eta: float, generator) 
     return x + eta * drift + math.sqrt(2 * eta) * noise
 
 
+def _check_chains(x0) -> None:
+    if not isinstance(x0, torch.Tensor) or x0.ndim < 2 or not x0.is_floating_point():
+        raise ValueError(f"x0: expected a floating tensor (chains, *shape), got {getattr(x0, 'shape', x0)!r}")
+
+
 def _rms_max(x: torch.Tensor) -> torch.Tensor:
     """The largest per-chain root-mean-square of x (B, *S), a 0-d tensor (NaN if any entry is NaN)."""
     return x.reshape(x.shape[0], -1).square().mean(1).sqrt().max()
@@ -103,8 +108,7 @@ def _run(step, x, aux, n_steps, *, burn_in=0, thinning=1, record_every=None, cal
         raise ValueError(f"burn_in: expected an integer in [0, n_steps={n_steps}), got {burn_in!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a callable callback(step, x), got {type(callback).__name__}")
-    if not isinstance(x, torch.Tensor) or x.ndim < 2 or not x.is_floating_point():
-        raise ValueError(f"x0: expected a floating tensor (chains, *shape), got {getattr(x, 'shape', x)!r}")
+    _check_chains(x)
     bound = _NORM_FACTOR * (1 + float(_rms_max(x))) if max_norm is None else float(max_norm)
     if not bound > 0:
         raise ValueError(f"max_norm: expected a number > 0, got {max_norm!r}")
@@ -142,7 +146,7 @@ def _result(x, stats, trajectory, n_steps, acceptance_rate=None) -> SamplerResul
 @torch.no_grad()
 def ula(score: Callable, x0: torch.Tensor, step_size: float, n_steps: int, *,
         generator: torch.Generator | None = None, **common) -> SamplerResult:
-    r"""Unadjusted Langevin algorithm (Roberts & Tweedie 1996, eq. 1.2; Durmus & Moulines 2017, eq. 3):
+    r"""Unadjusted Langevin algorithm (Roberts & Tweedie 1996; Durmus & Moulines 2017):
 
     .. math::
         x_{k+1} = x_k + \eta\, \nabla \log \pi(x_k) + \sqrt{2\eta}\, z_k, \qquad z_k \sim \mathcal N(0, I),
@@ -176,7 +180,7 @@ def _log_q(to: torch.Tensor, frm: torch.Tensor, grad: torch.Tensor, eta: float) 
 @torch.no_grad()
 def mala(log_prob: Callable, score: Callable, x0: torch.Tensor, step_size: float, n_steps: int, *,
          generator: torch.Generator | None = None, **common) -> SamplerResult:
-    r"""Metropolis-adjusted Langevin algorithm (Roberts & Tweedie 1996, Sec. 1.4.3), per chain.
+    r"""Metropolis-adjusted Langevin algorithm (Roberts & Tweedie 1996), per chain.
 
     Propose the Langevin move :math:`x' = x + \eta \nabla \log \pi(x) + \sqrt{2\eta}\, z` and accept
     it with probability
@@ -192,6 +196,7 @@ def mala(log_prob: Callable, score: Callable, x0: torch.Tensor, step_size: float
     :param score: ``score(x) -> grad log pi(x)``, the shape of ``x``.
     """
     _check_positive("step_size", step_size)
+    _check_chains(x0)
     log_p0 = log_prob(x0)
     if log_p0.shape != x0.shape[:1]:
         raise ValueError(f"log_prob: expected one value per chain, shape {tuple(x0.shape[:1])}, "
@@ -216,7 +221,7 @@ def mala(log_prob: Callable, score: Callable, x0: torch.Tensor, step_size: float
 
 def geometric_sigmas(sigma_max: float, sigma_min: float, n: int) -> torch.Tensor:
     r"""The decreasing ladder :math:`\sigma_i = \sigma_\max (\sigma_\min / \sigma_\max)^{(i-1)/(n-1)}`,
-    :math:`i = 1..n` (Song & Ermon 2019, Sec. 4.2), float64 of shape ``(n,)``."""
+    :math:`i = 1..n` (Song & Ermon 2019), float64 of shape ``(n,)``."""
     _check_positive("n", n, integer=True)
     _check_positive("sigma_min", sigma_min)
     if not (isinstance(sigma_max, (int, float)) and sigma_max > sigma_min and n >= 2):
@@ -238,8 +243,8 @@ def annealed_langevin(score: Callable, x0: torch.Tensor, sigmas: Sequence[float]
         x_t = x_{t-1} + \frac{\alpha_i}{2}\, s(x_{t-1}, \sigma_i) + \sqrt{\alpha_i}\, z_t,
 
     i.e. the Langevin move with :math:`\eta = \alpha_i / 2`. With ``final_denoise`` the returned
-    ``samples`` are Tweedie's denoised :math:`x + \sigma_L^2 s(x, \sigma_L)` (Song & Ermon 2019,
-    App. B.1 note; Jolicoeur-Martineau et al. 2021); ``mean``, ``var`` and ``trajectory`` are over
+    ``samples`` are Tweedie's denoised :math:`x + \sigma_L^2 s(x, \sigma_L)` (the final denoising
+    step of Jolicoeur-Martineau et al. 2021); ``mean``, ``var`` and ``trajectory`` are over
     the Langevin states, whose steps are numbered ``1 .. L * n_steps_each``.
 
     :param score: noise-conditional ``score(x, sigma) -> grad log p_sigma(x)``, sigma a float.
@@ -284,7 +289,7 @@ def posterior_langevin(prior_score: Callable, y: torch.Tensor, forward, noise_si
                        x0: torch.Tensor, step_size: float, n_steps: int, *, prior_sigma: float | None = None,
                        alpha: float = 1.0, clip: tuple[float, float] | None = None,
                        generator: torch.Generator | None = None, **common) -> SamplerResult:
-    r"""PnP-ULA (Laumont et al. 2022, eq. 6 and Algorithm 1) for :math:`y = A x + \sigma_y n`:
+    r"""PnP-ULA (Laumont et al. 2022) for :math:`y = A x + \sigma_y n`:
 
     .. math::
         x_{k+1} = \Pi_{[a, b]}\Big(x_k + \eta\Big[\frac{A^\top (y - A x_k)}{\sigma_y^2}
@@ -293,7 +298,8 @@ def posterior_langevin(prior_score: Callable, y: torch.Tensor, forward, noise_si
     the Langevin move on :math:`\log p(y \mid x) + \alpha \log p(x)`, where :math:`s` is
     ``prior_score(x, prior_sigma)`` (the score of the smoothed prior :math:`p_{\sigma}`, e.g. a
     :class:`~scoredae.score.TweedieScore`) when ``prior_sigma`` is given, else ``prior_score(x)``.
-    :math:`\Pi_{[a,b]}` clamps to the box ``clip`` (deepinv's projected variant); none when None.
+    :math:`\Pi_{[a,b]}` clamps to the box ``clip`` (the projected variant of
+    :class:`deepinv.sampling.ULA`); no projection when None.
 
     :param y: observations, the shape of ``A(x0)`` or broadcasting to it (one ``y`` for all chains).
     :param forward: an ``(m, d)`` matrix (``x`` flattened to ``(B, d)``), a
@@ -302,6 +308,7 @@ def posterior_langevin(prior_score: Callable, y: torch.Tensor, forward, noise_si
     """
     _check_positive("step_size", step_size)
     _check_positive("noise_sigma", noise_sigma)
+    _check_chains(x0)
     A, A_adjoint = _linear_operator(forward, x0)
     ax0 = A(x0)
     try:

@@ -130,7 +130,7 @@ SONG_ERMON = mixture([0.2, 0.8], [[-5.0, -5.0], [5.0, 5.0]], 1.0)
 
 
 def test_annealed_langevin_recovers_mode_weights_plain_langevin_does_not():
-    """Song & Ermon 2019, Sec. 3.2 / Fig. 3: from uniform points in [-8, 8]^2, plain Langevin with
+    """Song & Ermon 2019, the toy of Fig. 3: from uniform points in [-8, 8]^2, plain Langevin with
     the exact score keeps the 50/50 split of its start; annealed Langevin (sigma 20 -> 1, 10
     levels, 100 steps each, eps = 0.1) finds 0.2 / 0.8. SE of a weight at N = 4000: 0.0063."""
     g = gen(5)
@@ -287,3 +287,5 @@ def test_bad_arguments_are_refused():
         posterior_langevin(score, torch.zeros(4, 2, dtype=F64), "identity", 0.1, x0, 0.1, 10)
     with pytest.raises(ValueError, match="log_prob"):
         mala(lambda x: x, score, x0, 0.1, 10)
+    with pytest.raises(ValueError, match="x0"):
+        mala(SONG_ERMON.log_prob, SONG_ERMON.score, torch.zeros(4), 0.1, 10)
