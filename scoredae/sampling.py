@@ -87,9 +87,12 @@ def _langevin_move(x: torch.Tensor, drift: torch.Tensor, eta: float, generator) 
     return x + eta * drift + math.sqrt(2 * eta) * noise
 
 
-def _check_chains(x0) -> None:
+def _check_inputs(x0, generator) -> None:
     if not isinstance(x0, torch.Tensor) or x0.ndim < 2 or not x0.is_floating_point():
         raise ValueError(f"x0: expected a floating tensor (chains, *shape), got {getattr(x0, 'shape', x0)!r}")
+    if generator is not None and generator.device.type != x0.device.type:
+        raise ValueError(f"generator: expected a torch.Generator on the device of x0 ({x0.device}), "
+                         f"got one on {generator.device}")
 
 
 def _rms_max(x: torch.Tensor) -> torch.Tensor:
@@ -108,7 +111,6 @@ def _run(step, x, aux, n_steps, *, burn_in=0, thinning=1, record_every=None, cal
         raise ValueError(f"burn_in: expected an integer in [0, n_steps={n_steps}), got {burn_in!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a callable callback(step, x), got {type(callback).__name__}")
-    _check_chains(x)
     bound = _NORM_FACTOR * (1 + float(_rms_max(x))) if max_norm is None else float(max_norm)
     if not bound > 0:
         raise ValueError(f"max_norm: expected a number > 0, got {max_norm!r}")
@@ -164,6 +166,7 @@ def ula(score: Callable, x0: torch.Tensor, step_size: float, n_steps: int, *,
     :param n_steps: number of steps.
     """
     _check_positive("step_size", step_size)
+    _check_inputs(x0, generator)
 
     def step(x, aux, t):
         return _langevin_move(x, score(x), step_size, generator), aux
@@ -196,7 +199,7 @@ def mala(log_prob: Callable, score: Callable, x0: torch.Tensor, step_size: float
     :param score: ``score(x) -> grad log pi(x)``, the shape of ``x``.
     """
     _check_positive("step_size", step_size)
-    _check_chains(x0)
+    _check_inputs(x0, generator)
     log_p0 = log_prob(x0)
     if log_p0.shape != x0.shape[:1]:
         raise ValueError(f"log_prob: expected one value per chain, shape {tuple(x0.shape[:1])}, "
@@ -254,6 +257,7 @@ def annealed_langevin(score: Callable, x0: torch.Tensor, sigmas: Sequence[float]
         raise ValueError(f"sigmas: expected a strictly decreasing sequence of positive levels, got {levels}")
     _check_positive("n_steps_each", n_steps_each, integer=True)
     _check_positive("eps", eps)
+    _check_inputs(x0, generator)
     etas = [eps * s**2 / levels[-1] ** 2 / 2 for s in levels]  # alpha_i / 2
 
     def step(x, aux, t):
@@ -308,7 +312,7 @@ def posterior_langevin(prior_score: Callable, y: torch.Tensor, forward, noise_si
     """
     _check_positive("step_size", step_size)
     _check_positive("noise_sigma", noise_sigma)
-    _check_chains(x0)
+    _check_inputs(x0, generator)
     A, A_adjoint = _linear_operator(forward, x0)
     ax0 = A(x0)
     try:
