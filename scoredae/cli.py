@@ -60,6 +60,7 @@ COMMANDS = [
     ("demo", "run the demos and write their figures as PNGs", _add_demo_args, _run_demo),
     ("data", "fetch a data set into the local cache", cli_mnist.add_data_args, cli_mnist.run_data),
     ("train", "train an MNIST denoiser", cli_mnist.add_train_args, cli_mnist.run_train),
+    ("eval", "PSNR/SSIM table of the shipped MNIST denoisers", cli_mnist.add_eval_args, cli_mnist.run_eval),
 ]
 
 

@@ -31,7 +31,8 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .checkpoints import read_checkpoint, load_weights, save_checkpoint
+from .checkpoints import load_weights, read_checkpoint, save_checkpoint
+from .evaluation import evaluate_psnr
 from .models.base import MNISTDenoiser
 from .objectives import denoising_loss
 from .toy_training import _autocast
@@ -85,25 +86,6 @@ def _draw_sigma(model: MNISTDenoiser, n: int, gen: torch.Generator, device) -> t
     lo, hi = model.sigma_range
     u = torch.rand(n, generator=gen, device=device)
     return torch.exp(math.log(lo) + u * math.log(hi / lo))
-
-
-def noisy_subset(images: torch.Tensor, sigma: float, seed: int = 1234) -> torch.Tensor:
-    """``images + sigma * n`` with noise from a fixed seed (drawn on the CPU, so any device agrees)."""
-    noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(seed))
-    return images + sigma * noise.to(images.device)
-
-
-@torch.no_grad()
-def evaluate_psnr(model, images: torch.Tensor, sigma: float, batch_size: int = 500, seed: int = 1234) -> float:
-    r"""Mean PSNR in dB, :math:`\frac1N \sum_i 10 \log_{10}(1 / \mathrm{MSE}_i)` (peak 1), of the
-    denoised ``images + sigma * n`` (fixed-seed noise) against ``images``."""
-    noisy = noisy_subset(images, sigma, seed)
-    psnrs = []
-    for i in range(0, len(images), batch_size):
-        out = model(noisy[i : i + batch_size], sigma).float()
-        mse = (out - images[i : i + batch_size]).pow(2).flatten(1).mean(1)
-        psnrs.append(-10 * torch.log10(mse))
-    return float(torch.cat(psnrs).mean())
 
 
 class EMA:

@@ -10,7 +10,8 @@ from safetensors.torch import load_file, save_file
 
 from scoredae import training
 from scoredae.models import MLPDAE, UNet
-from scoredae.training import TrainConfig, evaluate_psnr, train
+from scoredae.evaluation import evaluate_psnr
+from scoredae.training import TrainConfig, train
 
 
 def blobs(n, seed=0):
@@ -112,3 +113,21 @@ def test_two_gloo_processes_end_with_identical_weights(tmp_path):
     for key in rank0:
         torch.testing.assert_close(rank0[key], rank1[key], rtol=0, atol=0)
     assert not torch.equal(rank0["out.weight"], initial["out.weight"])
+
+
+def test_train_command_writes_a_resumable_checkpoint(tmp_path, monkeypatch, capsys):
+    from scoredae import data
+    from scoredae.checkpoints import read_checkpoint
+    from scoredae.cli import main
+
+    monkeypatch.setattr(data, "load_mnist", lambda split: (blobs(64 if split == "train" else 8), None))
+    args = ["train", "--model", "unet", "--option", "width=4", "--sigma-range", "0.01", "1", "--steps", "4",
+            "--batch-size", "8", "--eval-images", "8", "--save-every", "2", "--no-progress", "--out", str(tmp_path)]
+    assert main(args) == 0
+    _, extra, meta = read_checkpoint(tmp_path / "last")
+    assert meta["model"] == "UNet" and meta["config"]["width"] == 4 and meta["sigma_range"] == [0.01, 1.0]
+    assert meta["command"].startswith("scoredae ") and meta["step"] == 4 and meta["data"]["images"] == 64
+    assert any(k.startswith("optim/") for k in extra) and any(k.startswith("ema/") for k in extra)
+    assert main([*args[:9], "6", *args[10:], "--resume"]) == 0  # --steps 6, continues from step 4
+    assert read_checkpoint(tmp_path / "last")[2]["step"] == 6
+    assert '"step": 6' in capsys.readouterr().out

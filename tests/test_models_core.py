@@ -1,0 +1,144 @@
+"""Every registered MNIST denoiser: the sigma contract and bad input; MLPDAE and UNet specifics;
+the shipped weights and their quality floor on the real test split."""
+
+import json
+
+import pytest
+import torch
+
+from scoredae.data import load_mnist, mnist_available
+from scoredae.models import MODELS, MLPDAE, UNet, list_pretrained, load_pretrained, model_class
+from scoredae.evaluation import evaluate_psnr
+
+RANGE = (0.01, 1.0)
+
+
+def build(name, **level):
+    torch.manual_seed(0)
+    return MODELS[name](**(level or {"sigma_range": RANGE})).eval()
+
+
+def images(batch=4, seed=1):
+    return torch.rand(batch, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_per_image_sigma_equals_per_image_calls(name):
+    model = build(name)
+    x = images()
+    sigma = torch.tensor([0.02, 0.1, 0.4, 0.9])
+    with torch.no_grad():
+        batched = model(x, sigma)
+        single = torch.cat([model(x[i : i + 1], float(sigma[i])) for i in range(len(x))])
+        constant = model(x, 0.3)
+        as_vector = model(x, torch.full((4,), 0.3))
+    torch.testing.assert_close(batched, single, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(constant, as_vector, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(batched[0], model(x[:1], 0.9)[0], atol=1e-4)  # the level is used
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("level", [{"sigma": 0.5}, {"sigma_range": RANGE}])
+def test_shape_and_rebuild_from_json_config(name, level):
+    model = build(name, **level)
+    x = images(2)
+    with torch.no_grad():
+        out = model(x, 0.5)
+        assert out.shape == x.shape and torch.isfinite(out).all()
+        rebuilt = type(model)(**json.loads(json.dumps(model.config))).eval()
+        rebuilt.load_state_dict(model.state_dict())
+        torch.testing.assert_close(rebuilt(x, 0.5), out, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_bad_input_is_refused_with_what_was_expected(name):
+    model = build(name)
+    x = images(2)
+    with pytest.raises(ValueError, match=r"expected shape \(B, 1, 28, 28\)"):
+        model(torch.rand(2, 3, 28, 28), 0.5)
+    with pytest.raises(ValueError, match=r"expected shape \(B, 1, 28, 28\)"):
+        model(torch.rand(2, 1, 32, 32), 0.5)
+    with pytest.raises(ValueError, match="sigma must be finite and > 0"):
+        model(x, 0.0)
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        model(x, torch.full((3,), 0.5))
+    with pytest.raises(ValueError, match="NaN"):
+        model(torch.full_like(x, float("nan")), 0.5)
+    with pytest.raises(ValueError, match="sigma is required"):
+        model(x)
+
+
+def test_unknown_model_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"model: expected one of \[.*'mlp'.*'unet'.*\], got 'vit'"):
+        model_class("vit")
+
+
+def test_mlpdae_is_the_classic_784_128_64_10_autoencoder():
+    model = MLPDAE(sigma=0.5)
+    linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    sizes = [(m.in_features, m.out_features) for m in linear]
+    assert sizes == [(784, 128), (128, 64), (64, 10), (10, 64), (64, 128), (128, 784)]
+    out = model(images(3) * 4 - 2)
+    assert 0 < out.min() and out.max() < 1  # Sigmoid output
+    wider = MLPDAE(widths=(256,), latent=32, sigma_range=RANGE)
+    assert wider.encoder[0].in_features == 2 * 784  # image and noise-level map
+
+
+def test_unet_output_is_residual():
+    # c_skip -> 1 and c_out -> 0 as sigma -> 0: D(y, sigma) -> y, whatever the weights
+    model = UNet(width=8, sigma_range=RANGE).eval()
+    y = images(2)
+    with torch.no_grad():
+        assert (model(y, 1e-7) - y).abs().max() < 1e-5
+        assert (model(y, 0.5) - y).abs().max() > 1e-3
+    assert UNet(width=8, sigma=0.5).enc1[0].in_channels == 1
+
+
+def test_list_and_load_pretrained():
+    shipped = list_pretrained()
+    assert {"mlp", "unet_ncsn"} <= set(shipped)
+    for name, meta in shipped.items():
+        assert {"model", "config", "psnr", "command"} <= set(meta)
+        assert ("sigma" in meta) != ("sigma_range" in meta)
+        model = load_pretrained(name)
+        assert type(model).__name__ == meta["model"] and not model.training
+    assert shipped["mlp"]["sigma"] == 0.5 and shipped["unet_ncsn"]["sigma_range"] == [0.01, 1.0]
+    with pytest.raises(ValueError, match="expected one of the shipped models"):
+        load_pretrained("no-such-model")
+
+
+needs_mnist = pytest.mark.skipif(not mnist_available(), reason="the MNIST cache is absent: run `scoredae data fetch mnist`")
+FLOORS = {("mlp", 0.5): 17.5, ("unet_ncsn", 0.5): 21.5, ("unet_ncsn", 0.1): 30.0}
+
+
+@pytest.mark.mnist
+@needs_mnist
+def test_shipped_weights_meet_their_quality_floor():
+    clean = load_mnist("test", download=False)[0][:2000]
+    for (name, sigma), floor in FLOORS.items():
+        assert evaluate_psnr(load_pretrained(name), clean, sigma) >= floor, (name, sigma)
+
+
+@pytest.mark.mnist
+@pytest.mark.slow
+@needs_mnist
+def test_best_shipped_model_meets_the_floor():
+    clean = load_mnist("test", download=False)[0][:2000]
+    for sigma, floor in ((0.5, 22.0), (0.1, 31.0)):
+        models = {n: m for n, m in list_pretrained().items() if m.get("sigma", sigma) == sigma}
+        best = max(evaluate_psnr(load_pretrained(n), clean, sigma) for n in models)
+        assert best >= floor, sigma
+
+
+@pytest.mark.mnist
+@needs_mnist
+def test_eval_command_prints_models_next_to_noisy_input_and_mmse(capsys):
+    from scoredae.cli import main
+
+    assert main(["eval", "--images", "40", "--mmse-images", "8", "--models", "mlp", "--sigmas", "0.1", "0.5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    noisy = next(line for line in lines if line.startswith("noisy input"))
+    assert float(noisy.split()[2]) == pytest.approx(20.0, abs=0.2)  # -10 log10(0.1^2), up to noise
+    mlp = next(line for line in lines if line.startswith("mlp"))
+    assert mlp.split()[1] == "-" and float(mlp.split()[2]) > 17.0  # fixed-sigma model: only at 0.5
+    assert any(line.startswith("empirical MMSE (deepinv; first 8 images)") for line in lines)
