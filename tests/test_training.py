@@ -1,5 +1,6 @@
 """The training loop on tiny synthetic images: it learns, resumes exactly, and runs under DDP."""
 
+import dataclasses
 import os
 import socket
 
@@ -9,8 +10,8 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
 from scoredae import training
-from scoredae.models import MLPDAE, UNet
 from scoredae.evaluation import evaluate_psnr
+from scoredae.models import MLPDAE, UNet
 from scoredae.training import TrainConfig, train
 
 
@@ -26,8 +27,8 @@ def blobs(n, seed=0):
 
 
 def config(**kw):
-    base = dict(steps=8, batch_size=8, lr=3e-3, ema=0.9, eval_images=8, save_every=4, progress=False)
-    return TrainConfig(**{**base, **kw})
+    base = TrainConfig(steps=8, batch_size=8, lr=3e-3, ema=0.9, eval_images=8, save_every=4, progress=False)
+    return dataclasses.replace(base, **kw)
 
 
 def test_training_learns_to_denoise():
@@ -131,3 +132,10 @@ def test_train_command_writes_a_resumable_checkpoint(tmp_path, monkeypatch, caps
     assert main([*args[:9], "6", *args[10:], "--resume"]) == 0  # --steps 6, continues from step 4
     assert read_checkpoint(tmp_path / "last")[2]["step"] == 6
     assert '"step": 6' in capsys.readouterr().out
+
+
+def test_resuming_another_model_is_refused(tmp_path):
+    torch.manual_seed(0)
+    train(UNet(width=4, sigma_range=(0.01, 1.0)), blobs(16), blobs(4), config(steps=2), out=tmp_path)
+    with pytest.raises(ValueError, match="cannot resume a MLPDAE from .* which holds a UNet"):
+        train(MLPDAE(sigma=0.5), blobs(16), blobs(4), config(steps=2), out=tmp_path, resume=True)

@@ -7,6 +7,8 @@ and a Sigmoid, so :math:`D(y) = \mathrm{sigmoid}(\mathrm{dec}(\mathrm{enc}(y))) 
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -18,7 +20,7 @@ N_PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
 def elu_mlp(sizes: list[int]) -> nn.Sequential:
     """Linear layers between consecutive ``sizes``, with ELU after each."""
     layers = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
+    for a, b in itertools.pairwise(sizes):
         layers += [nn.Linear(a, b), nn.ELU()]
     return nn.Sequential(*layers)
 
