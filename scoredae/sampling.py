@@ -84,7 +84,7 @@ def _check_positive(name: str, value, integer: bool = False) -> None:
 def _langevin_move(x: torch.Tensor, drift: torch.Tensor, eta: float, generator) -> torch.Tensor:
     r""":math:`x + \eta\, g + \sqrt{2\eta}\, z`, the Euler-Maruyama step of :math:`dX = g\,dt + \sqrt 2\, dW`."""
     noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-    return x + eta * drift + math.sqrt(2 * eta) * noise
+    return torch.add(x, drift, alpha=eta).add_(noise, alpha=math.sqrt(2 * eta))
 
 
 def _check_inputs(x0, generator) -> None:
