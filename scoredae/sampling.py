@@ -109,6 +109,9 @@ def _run(step, x, aux, n_steps, *, burn_in=0, thinning=1, record_every=None, cal
         _check_positive("record_every", record_every, integer=True)
     if not (isinstance(burn_in, int) and 0 <= burn_in < n_steps):
         raise ValueError(f"burn_in: expected an integer in [0, n_steps={n_steps}), got {burn_in!r}")
+    if thinning > n_steps - burn_in:
+        raise ValueError(f"thinning: expected at most n_steps - burn_in = {n_steps - burn_in} so that "
+                         f"a step is kept, got {thinning}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a callable callback(step, x), got {type(callback).__name__}")
     bound = _NORM_FACTOR * (1 + float(_rms_max(x))) if max_norm is None else float(max_norm)

@@ -277,6 +277,8 @@ def test_bad_arguments_are_refused():
         ula(score, x0, 0.1, 0)
     with pytest.raises(ValueError, match="burn_in"):
         ula(score, x0, 0.1, 10, burn_in=10)
+    with pytest.raises(ValueError, match="thinning"):
+        ula(score, x0, 0.1, 10, burn_in=5, thinning=6)
     with pytest.raises(ValueError, match="sigmas"):
         annealed_langevin(SONG_ERMON.score, x0, [1.0, 2.0], 10, 0.1)
     with pytest.raises(ValueError, match="y: expected the shape of forward"):
