@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from .base import MNISTDenoiser
-from .transformer import PatchEncoder, token_grid
+from .transformer import PatchEncoder, check_positive_ints, token_grid
 from .unet import conv_block
 
 PATCH_SIZE = 4  # 28 / 4 = 7 tokens per side, the resolution of the U-Net bottleneck
@@ -57,9 +57,7 @@ class HybridTransformerUNet(MNISTDenoiser):
         super().__init__(sigma=sigma, sigma_range=sigma_range)
         sizes = {"width": width, "d_model": d_model, "depth": depth, "heads": heads,
                  "tokens_channels": tokens_channels}
-        for name, value in sizes.items():
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        check_positive_ints(**sizes)
         self.config.update(sizes)
         w = width
         self.tokens = PatchEncoder(self.in_channels, PATCH_SIZE, d_model, depth, heads)

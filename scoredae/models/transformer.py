@@ -28,6 +28,13 @@ from .base import IMAGE_SHAPE, MNISTDenoiser
 from .conv import init_logit_bias_
 
 
+def check_positive_ints(**values) -> None:
+    """Raise a ValueError naming the first argument that is not a positive int."""
+    for name, value in values.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected a positive int, got {value!r}")
+
+
 def patchify(x: torch.Tensor, patch_size: int) -> torch.Tensor:
     """Split ``x`` (B, C, H, W) into patches (B, (H/p)(W/p), C p p), row-major over the grid."""
     b, c, h, w = x.shape
@@ -180,9 +187,7 @@ class PatchTransformer(MNISTDenoiser):
         sigma_range=None,
     ):
         super().__init__(sigma=sigma, sigma_range=sigma_range)
-        for name, value in (("patch_size", patch_size), ("d_model", d_model), ("depth", depth), ("heads", heads)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        check_positive_ints(patch_size=patch_size, d_model=d_model, depth=depth, heads=heads)
         if head not in HEADS:
             raise ValueError(f"head: expected one of {tuple(HEADS)}, got {head!r}")
         self.config.update(patch_size=patch_size, d_model=d_model, depth=depth, heads=heads, head=head)
