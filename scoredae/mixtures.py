@@ -18,6 +18,7 @@ and :math:`z_k = L_k^{-1}(x - \mu_k)`,
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -115,7 +116,7 @@ class GaussianMixture:
             raise ValueError(f"weights must sum to 1, got sum {total:.6g}; divide by their sum")
         self.weights, self.means = weights, means
         self.covs = _as_covariances(covs, k, d, means)
-        self._cache: dict[float, _Components] = {}
+        self._cache: dict = {}  # sigma -> noised components; ("posterior", sigma) -> conditioning
         self._components(0.0)  # validates the covariances now
 
     @property
@@ -133,12 +134,16 @@ class GaussianMixture:
         sigma = float(sigma)
         if not sigma >= 0:
             raise ValueError(f"sigma must be >= 0, got {sigma}")
-        if sigma not in self._cache:
-            if len(self._cache) > 64:
+        noised_covs = lambda: self.covs + sigma**2 * self._eye()  # noqa: E731
+        return self._cached(sigma, lambda: _Components(self.weights.log(), self.means, noised_covs()))
+
+    def _cached(self, key, make):
+        """``make()`` computed once per key (at most 64 keys are kept)."""
+        if key not in self._cache:
+            if len(self._cache) >= 64:
                 self._cache.clear()
-            covs = self.covs + sigma**2 * self._eye()
-            self._cache[sigma] = _Components(self.weights.log(), self.means, covs)
-        return self._cache[sigma]
+            self._cache[key] = make()
+        return self._cache[key]
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n independent draws, shape (n, d)."""
@@ -187,21 +192,30 @@ class GaussianMixture:
         """
         if not sigma > 0:
             raise ValueError(f"sigma must be > 0 for a posterior, got {sigma}")
-        A = self._eye() if A is None else torch.as_tensor(A, dtype=self.means.dtype, device=self.means.device)
-        if A.ndim != 2 or A.shape[1] != self.dim:
-            raise ValueError(f"A: expected shape (m, {self.dim}), got {tuple(A.shape)}")
-        _check_points(y, A.shape[0], "y")
-        m = A.shape[0]
-        sat = self.covs @ A.T  # Sigma_k A^T, (K, d, m)
-        gram = A @ sat + sigma**2 * torch.eye(m, dtype=A.dtype, device=A.device)  # G_k, (K, m, m)
-        evidence = _Components(self.weights.log(), self.means @ A.T, gram)
+        if A is not None:
+            A = torch.as_tensor(A, dtype=self.means.dtype, device=self.means.device)
+            if A.ndim != 2 or A.shape[1] != self.dim:
+                raise ValueError(f"A: expected shape (m, {self.dim}), got {tuple(A.shape)}")
+        _check_points(y, self.dim if A is None else A.shape[0], "y")
+        if A is None:  # denoising: the terms depend on sigma only, so they are kept per sigma
+            terms = self._cached(("posterior", float(sigma)), lambda: self._conditioning(sigma, self._eye()))
+        else:
+            terms = self._conditioning(sigma, A)
+        evidence, gain, covs, projected_means = terms
         log_pi = evidence.log_joint(evidence.whiten(y))  # (n, K)
-        gain = torch.linalg.solve(gram, sat.transpose(-1, -2)).transpose(-1, -2)  # Sigma A^T G^-1
-        covs = self.covs - gain @ sat.transpose(-1, -2)
-        covs = 0.5 * (covs + covs.transpose(-1, -2))
-        resid = y[:, None, :] - self.means @ A.T  # (n, K, m)
+        resid = y[:, None, :] - projected_means  # (n, K, m)
         means = self.means + torch.einsum("kdm,nkm->nkd", gain, resid)  # (n, K, d)
         return MixturePosterior(torch.softmax(log_pi, dim=-1), means, covs)
+
+    def _conditioning(self, sigma: float, A: torch.Tensor):
+        """Per-component terms of the posterior that do not depend on y: the evidence components
+        N(A mu_k, G_k), the gain Sigma_k A^T G_k^{-1}, the covariances C_k, and A mu_k."""
+        sat = self.covs @ A.T  # Sigma_k A^T, (K, d, m)
+        gram = A @ sat + sigma**2 * torch.eye(A.shape[0], dtype=A.dtype, device=A.device)  # G_k
+        evidence = _Components(self.weights.log(), self.means @ A.T, gram)
+        gain = torch.linalg.solve(gram, sat.transpose(-1, -2)).transpose(-1, -2)  # (K, d, m)
+        covs = self.covs - gain @ sat.transpose(-1, -2)
+        return evidence, gain, 0.5 * (covs + covs.transpose(-1, -2)), self.means @ A.T
 
     def mmse(self, y: torch.Tensor, sigma: float) -> torch.Tensor:
         r"""The posterior mean :math:`\mathbb E[x \mid y]` for :math:`y = x + \sigma n`, (n, d)."""
@@ -214,7 +228,11 @@ class MixturePosterior:
 
     def __init__(self, weights: torch.Tensor, means: torch.Tensor, covs: torch.Tensor):
         self.weights, self.means, self.covs = weights, means, covs
-        self._comps = _Components(weights.log(), means, covs)
+
+    @functools.cached_property
+    def _comps(self) -> _Components:
+        """Cholesky factors of the C_k, computed on first use (mean() and cov() do not need them)."""
+        return _Components(self.weights.log(), self.means, self.covs)
 
     def mean(self) -> torch.Tensor:
         r""":math:`\sum_k \pi_k m_k`, shape (n, d): the MMSE estimate."""
