@@ -14,17 +14,6 @@ from scoredae.score import TweedieScore
 SIGMA = 0.5
 
 
-def torch_fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, pairs) -> torch.Tensor:
-    history = []
-    for y, t in pairs:
-        optimizer.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(y), t)
-        loss.backward()
-        optimizer.step()
-        history.append(loss.item())
-    return torch.tensor(history, dtype=torch.float64)
-
-
 @pytest.mark.parametrize("make_optimizers", [
     lambda ours, theirs: (S.SGD(ours, lr=0.5), torch.optim.SGD(theirs, lr=0.5)),
     lambda ours, theirs: (S.SGD(ours, lr=0.1, momentum=0.9), torch.optim.SGD(theirs, lr=0.1, momentum=0.9)),
@@ -39,7 +28,7 @@ def test_loss_curve_equals_torch_twin(make_optimizers):
     pairs = list(S.noise2clean_batches(data, 0.2, batch_size=8, steps=50, generator=g))
     ours, theirs = make_optimizers(net.params(), twin.parameters())
     curve = S.fit(net, ours, pairs)
-    curve_twin = torch_fit(twin, theirs, pairs)
+    curve_twin = S.fit_torch(twin, theirs, pairs)
     assert curve[-10:].mean() < 0.97 * curve[:10].mean()  # it trains, so the comparison means something
     assert float(((curve - curve_twin).abs() / curve_twin).max()) <= 1e-6
     for p, p_t in zip(net.params(), twin.parameters(), strict=True):

@@ -10,8 +10,9 @@ order: row :math:`(b, i, j)` holds :math:`x_{b, c, s i + u - p, s j + v - p}` at
 :math:`(u, v, c)`, i.e. ``F.unfold(x).transpose(1, 2)`` with its columns permuted from
 :math:`(c, u, v)` to :math:`(u, v, c)`. That order makes the copy contiguous along channels, and the
 :class:`Workspace` reuses the large buffers between calls instead of allocating (and
-page-faulting) tens of megabytes per batch; together they make the hand-written convolution about
-as fast as PyTorch's on a CPU.
+page-faulting) tens of megabytes per batch; together they bring the hand-written network to
+within about 1.5x of autograd's time on a CPU (``benchmarks/bench_scratch.py``), against about
+4.5x with ``F.unfold`` / ``F.fold``.
 """
 
 from __future__ import annotations

@@ -73,3 +73,17 @@ def moving_average(values: torch.Tensor, window: int = 10) -> torch.Tensor:
     if not 1 <= window <= len(values):
         raise ValueError(f"window: expected 1 <= window <= {len(values)}, got {window}")
     return values.unfold(0, window, 1).mean(-1)
+
+
+def fit_torch(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+              pairs: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """The reference: the same loop for a ``torch.nn`` model (e.g. ``net.to_torch()``) with a
+    ``torch.optim`` optimiser, differentiated by autograd. Returns the loss of each step (steps,)."""
+    history = []
+    for inputs, targets in pairs:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        history.append(loss.item())
+    return torch.tensor(history, dtype=torch.float64)
