@@ -18,12 +18,16 @@ reports:
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .checkpoints import load_checkpoint
+
 CONFIDENT = 0.9
+SHIPPED = Path(__file__).resolve().parent / "weights" / "classifier" / "mnist_cnn"
 
 
 class MNISTClassifier(nn.Module):
@@ -81,6 +85,12 @@ def train_classifier(
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
     bar.close()
     return model.eval()
+
+
+def load_classifier(path: str | Path = SHIPPED, device=None) -> MNISTClassifier:
+    """The shipped classifier (trained by ``scoredae train-classifier``), or the checkpoint at ``path``."""
+    model, _ = load_checkpoint(path, {"MNISTClassifier": MNISTClassifier}, "MNISTClassifier", device)
+    return model
 
 
 @torch.no_grad()

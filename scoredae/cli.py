@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import cli_mnist
+from . import cli_mnist, cli_sampling
 
 DEMOS_DIR = Path(__file__).resolve().parents[1] / "demos"
 
@@ -61,6 +61,10 @@ COMMANDS = [
     ("data", "fetch a data set into the local cache", cli_mnist.add_data_args, cli_mnist.run_data),
     ("train", "train an MNIST denoiser", cli_mnist.add_train_args, cli_mnist.run_train),
     ("eval", "PSNR/SSIM table of the shipped MNIST denoisers", cli_mnist.add_eval_args, cli_mnist.run_eval),
+    ("sample", "Langevin sampling from a trained MNIST denoiser", cli_sampling.add_sample_args,
+     cli_sampling.run_sample),
+    ("train-classifier", "train the MNIST classifier used by the sample-quality metric",
+     cli_sampling.add_train_classifier_args, cli_sampling.run_train_classifier),
 ]
 
 

@@ -112,3 +112,22 @@ def plot_tweedie(mixture: GaussianMixture, sigma: float, n: int = 60, *, ax=None
     ax.set(xlim=extent[:2], ylim=extent[2:], aspect="equal", title="Tweedie's formula")
     ax.legend(fontsize=8, loc="upper left")
     return ax
+
+
+def image_grid(images: torch.Tensor, *, nrow: int | None = None, title: str | None = None):
+    """A grid of grayscale images (N, 1, H, W) in [0, 1] as one Figure, ``nrow`` images a row."""
+    if images.ndim != 4 or images.shape[1] != 1:
+        raise ValueError(f"images: expected shape (N, 1, H, W), got {tuple(images.shape)}")
+    n, _, h, w = images.shape
+    nrow = nrow or min(n, max(1, round(n**0.5)))
+    rows = -(-n // nrow)
+    canvas = torch.ones(rows * (h + 2), nrow * (w + 2))
+    for i, img in enumerate(images.detach().float().cpu().clamp(0, 1)):
+        r, c = divmod(i, nrow)
+        canvas[r * (h + 2) + 1 : r * (h + 2) + 1 + h, c * (w + 2) + 1 : c * (w + 2) + 1 + w] = img[0]
+    fig, ax = plt.subplots(figsize=(0.6 * nrow + 0.4, 0.6 * rows + (0.5 if title else 0.2)))
+    ax.imshow(canvas.numpy(), cmap="gray", vmin=0, vmax=1)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
