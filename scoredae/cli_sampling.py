@@ -21,7 +21,7 @@ def add_sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="a .png image grid, or .pt / .npy raw samples (N, 1, 28, 28)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
     p.add_argument("--steps", type=int, default=None,
-                   help="Langevin steps (annealed: per level); defaults: 200, 100, 1000")
+                   help="Langevin steps (annealed: per level); defaults: 40, 100, 1000")
     p.add_argument("--step-size", type=float, default=None,
                    help="ULA step (langevin, posterior) or eps of annealed Langevin (default 2e-5)")
     p.add_argument("--start", choices=("noisy", "noise"), default="noisy",
@@ -87,7 +87,7 @@ def run_sample(args: argparse.Namespace) -> int:
             if args.method == "langevin":
                 x0 = (x + 0.5 * torch.randn(args.n, *x.shape[1:], generator=generator)
                       if args.start == "noisy" else torch.rand(args.n, *x.shape[1:], generator=generator))
-                result = ms.langevin_at_trained_sigma(model, x0.to(device), n_steps=args.steps or 200,
+                result = ms.langevin_at_trained_sigma(model, x0.to(device), n_steps=args.steps or 40,
                                                       step_size=args.step_size, generator=generator,
                                                       progress=progress)
                 images, what = result.samples, f"{args.n} ULA chains from {args.start}"
@@ -98,6 +98,7 @@ def run_sample(args: argparse.Namespace) -> int:
                 result = ms.posterior_sampling(model, y.to(device), noise_sigma=noise_sigma, mask=mask,
                                                n_chains=args.n, n_steps=args.steps or 1000,
                                                step_size=args.step_size, generator=generator,
+                                               warm_start_sigma=None if getattr(model, "trained_sigma", None) else 0.5,
                                                progress=progress)
                 images = result.samples
                 if out.suffix == ".png":  # truth, observation, posterior mean and std, then the chains

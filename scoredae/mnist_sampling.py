@@ -121,17 +121,24 @@ def posterior_sampling(
     prior_sigma: float | None = None,
     n_steps: int = 1000,
     step_size: float | None = None,
+    warm_start_sigma: float | None = None,
     generator: torch.Generator | None = None,
     progress: bool = False,
 ) -> SamplerResult:
     r"""PnP-ULA for one observation ``y`` (1, 1, 28, 28) of :math:`y = M \odot x + \sigma_y n`
     (``mask`` M of shape (1, 28, 28), all ones when None: plain denoising).
 
-    ``n_chains`` chains start at ``y``; the result's ``mean`` and ``var`` are over chains and
-    kept steps, so ``var.sqrt()`` is the per-pixel posterior standard deviation. The prior score
-    is the Tweedie score at ``prior_sigma`` (default: the model's trained sigma, or 0.05 for a
-    noise-conditional model). The default step is a third of the inverse Lipschitz bound
-    :math:`1 / (1/\sigma_y^2 + 1/\sigma_\text{prior}^2)` (Laumont et al. 2022, Sec. 4.1).
+    ``n_chains`` chains start at ``y`` and run ``n_steps``, the second half kept; the result's
+    ``pooled_mean`` and ``pooled_var.sqrt()`` are the per-pixel posterior mean and standard
+    deviation. The prior score is the Tweedie score at ``prior_sigma`` (default: the model's
+    trained sigma, or 0.05 for a noise-conditional model). The default step is a third of the
+    inverse Lipschitz bound :math:`1 / (1/\sigma_y^2 + 1/\sigma_\text{prior}^2)` (Laumont et al.
+    2022, Sec. 4.1).
+
+    With ``warm_start_sigma`` (noise-conditional models), the chains first run ``n_steps // 4``
+    steps at each of three geometric levels from ``warm_start_sigma`` down towards
+    ``prior_sigma``: a smoother prior lets them cross between modes (e.g. fill a missing box with
+    different strokes) before the final run, which alone is too local to do so.
     """
     if y.shape != (1, *IMAGE_SHAPE):
         raise ValueError(f"y: expected shape (1, 1, 28, 28), got {tuple(y.shape)}")
@@ -143,19 +150,17 @@ def posterior_sampling(
         prior_sigma = getattr(denoiser, "trained_sigma", None) or 0.05
     mask = mask.to(y)
     forward = (lambda x: mask * x, lambda r: mask * r)  # A and its adjoint
-    step = step_size or 1 / (3 * (1 / noise_sigma**2 + 1 / prior_sigma**2))
-    x0 = y.expand(n_chains, *IMAGE_SHAPE).clone()
-    return posterior_langevin(
-        TweedieScore(denoiser),
-        y.expand(n_chains, *IMAGE_SHAPE),
-        forward,
-        noise_sigma,
-        x0,
-        step,
-        n_steps,
-        prior_sigma=prior_sigma,
-        clip=(-0.5, 1.5),
-        burn_in=n_steps // 2,
-        generator=generator,
-        progress=progress,
-    )
+    observations = y.expand(n_chains, *IMAGE_SHAPE)
+
+    def run(x0: torch.Tensor, level: float, steps: int, burn_in: int) -> SamplerResult:
+        step = step_size or 1 / (3 * (1 / noise_sigma**2 + 1 / level**2))
+        return posterior_langevin(TweedieScore(denoiser), observations, forward, noise_sigma, x0, step, steps,
+                                  prior_sigma=level, clip=(-0.5, 1.5), burn_in=burn_in, generator=generator,
+                                  progress=progress)
+
+    x = observations.clone()
+    if warm_start_sigma is not None:
+        _require_every_level(denoiser, "a warm start")
+        for level in geometric_sigmas(warm_start_sigma, prior_sigma, 4)[:-1].tolist():
+            x = run(x, level, max(1, n_steps // 4), 0).samples
+    return run(x, prior_sigma, n_steps, n_steps // 2)
