@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import torch
 
+from .classifier import frechet_distance, mnist_sample_quality
 from .mixtures import GaussianMixture
+
+__all__ = ["bayes_gap", "frechet_distance", "mnist_sample_quality", "score_error"]
 
 
 def _check(prior: GaussianMixture, sigma: float, n: int) -> None:
