@@ -17,11 +17,11 @@ Run: OMP_NUM_THREADS=1 python benchmarks/bench_mnist_sampling.py [--steps 1000] 
 """
 
 import argparse
-import time
 from contextlib import nullcontext
 
 import deepinv
 import torch
+from timing import best_times
 
 from scoredae.mnist_sampling import ANNEALED_DEFAULTS
 from scoredae.models import UNet, load_pretrained
@@ -38,21 +38,6 @@ def load_model(device) -> tuple[torch.nn.Module, str]:
         torch.manual_seed(0)
         model = UNet(width=32, sigma_range=(0.01, 1.0)).to(device).eval()
         return model, "unet_ncsn ABSENT: random-init UNet(width=32, sigma_range=(0.01, 1))"
-
-
-def best_times(fns: dict, device, repeats: int) -> dict:
-    """Best wall time of each function over ``repeats`` interleaved rounds."""
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - start)
-    return {name: min(t) for name, t in times.items()}
 
 
 @torch.no_grad()

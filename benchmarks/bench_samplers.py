@@ -12,31 +12,15 @@ Run: OMP_NUM_THREADS=1 python benchmarks/bench_samplers.py [--device cuda]
 
 import argparse
 import math
-import time
 
 import deepinv
 import torch
+from timing import best_times
 
 from scoredae import GaussianMixture, TweedieScore
 from scoredae.sampling import posterior_langevin, ula
 
 N_STEPS, REPEATS, STEP = 100, 5, 1e-4
-
-
-def best_times(fns: dict, device) -> dict:
-    """Best wall time of each function over REPEATS rounds, the functions interleaved in each round
-    so that background load hits them alike."""
-    times = {name: [] for name in fns}
-    for _ in range(REPEATS):
-        for name, fn in fns.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - start)
-    return {name: min(t) for name, t in times.items()}
 
 
 @torch.no_grad()
@@ -69,7 +53,7 @@ def main() -> None:
     print(f"{'(a) case':<44}{'bare loop s':>12}{'ula s':>10}{'ratio':>8}  target <= 1.10")
     for name, (score, x0, eta) in cases.items():
         t = best_times({"bare": lambda s=score, x=x0, e=eta: bare_loop(s, x, e, N_STEPS, g),
-                        "ours": lambda s=score, x=x0, e=eta: ula(s, x, e, N_STEPS, generator=g)}, device)
+                        "ours": lambda s=score, x=x0, e=eta: ula(s, x, e, N_STEPS, generator=g)}, device, REPEATS)
         t_bare, t_ours = t["bare"], t["ours"]
         print(f"{name:<44}{t_bare:>12.3f}{t_ours:>10.3f}{t_ours / t_bare:>8.2f}")
 
@@ -86,7 +70,7 @@ def main() -> None:
         t = best_times({"deepinv": lambda: theirs.sample(y, physics, x_init=y.clone()),
                         "ours": lambda: posterior_langevin(
                             tweedie, y, physics, sigma_y, y.clone(), STEP, N_STEPS, prior_sigma=prior_sigma,
-                            clip=(-1.0, 2.0), burn_in=N_STEPS // 5, thinning=5, generator=g)}, device)
+                            clip=(-1.0, 2.0), burn_in=N_STEPS // 5, thinning=5, generator=g)}, device, REPEATS)
         t_deepinv, t_ours = t["deepinv"], t["ours"]
     print(f"{'(b) case':<44}{'deepinv s':>12}{'ours s':>10}{'ratio':>8}  target <= 1.00")
     print(f"{'PnP-ULA inpainting, DnCNN prior, 16 images':<44}{t_deepinv:>12.3f}{t_ours:>10.3f}{t_ours / t_deepinv:>8.2f}")
