@@ -233,6 +233,7 @@ def test_hybrid_loads_transformer_encoder_from_local_checkpoint(tmp_path):
 
 SHIPPED_FLOORS = {  # PSNR (dB) at sigma = 0.5 on the first 500 test images, ~0.3 dB under the measured value
     "conv": 18.7,
+    "drunet": 20.0,
     "hybrid": 20.3,
     "transformer_linear": 17.8,
     "transformer_conv": 18.0,
