@@ -13,8 +13,8 @@ the tokens. A head maps the tokens back to a 28 x 28 image:
 - ``"linear"``: a two-layer MLP from each token to its patch's pixels, then :func:`unpatchify`;
 - ``"conv"``: the token grid upsampled by a transposed convolution and refined by convolutions,
   plus a residual projection (a linear map from each token to its patch, unpatchified);
-- ``"hybrid"``: the MLP head, then a small convolutional refinement of the image and a Sigmoid,
-  which removes the blocking artefacts at patch borders.
+- ``"hybrid"``: the MLP head's image :math:`u`, then a residual convolutional refinement and a
+  Sigmoid, :math:`\mathrm{sigmoid}(u + \mathrm{refine}(u))`, which smooths the patch borders.
 """
 
 from __future__ import annotations
