@@ -95,7 +95,7 @@ ax.legend()
 # This small budget is far from convergence. With a longer one (the 32/64-channel network,
 # 1500 Adam steps of batch 64 at learning rate :math:`5 \cdot 10^{-4}`, about 2.5 CPU-minutes
 # each) we measured 18.8 dB for Noise2Noise and 19.0 dB for Noise2Clean on 2000 test digits
-# (noisy input: 6.0 dB); the gap shrinks as training goes on.
+# (noisy input: 6.0 dB); after 4000 steps (about 6.7 CPU-minutes each), 19.44 dB and 19.53 dB.
 n2c_net, _ = noise2noise_net(lambda p: S.Adam(p, lr=1e-3), batches=S.noise2clean_batches)
 
 g_test = torch.Generator().manual_seed(2)
