@@ -7,25 +7,11 @@ Target: scratch <= 2x autograd. Run: `python benchmarks/bench_scratch.py [--batc
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from timing import best_times
 
 import scoredae.scratch as S
-
-
-def median_times(steps, reps: int) -> list[float]:
-    """Median wall time of each step; the steps alternate within every repetition, so a change of
-    machine load affects them alike."""
-    times = [[] for _ in steps]
-    for rep in range(reps + 1):
-        for step, record in zip(steps, times):
-            start = time.perf_counter()
-            step()
-            if rep > 0:  # repetition 0 is a warm-up (allocations, kernel selection)
-                record.append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
 
 
 def main() -> None:
@@ -51,9 +37,10 @@ def main() -> None:
         twin.zero_grad()
         torch.nn.functional.mse_loss(twin(x), target).backward()
 
-    t_scratch, t_autograd = median_times([scratch_step, autograd_step], args.reps)
+    times = best_times({"scratch": scratch_step, "autograd": autograd_step}, torch.device("cpu"), args.reps)
+    t_scratch, t_autograd = times["scratch"], times["autograd"]
     print(f"conv autoencoder (32, 64) on MNIST-size images, batch {args.batch}, float32, "
-          f"{torch.get_num_threads()} thread(s), median of {args.reps}")
+          f"{torch.get_num_threads()} thread(s), best of {args.reps} interleaved rounds")
     print(f"  scratch  forward+backward: {1e3 * t_scratch:8.2f} ms/batch")
     print(f"  autograd forward+backward: {1e3 * t_autograd:8.2f} ms/batch")
     print(f"  ratio scratch / autograd : {t_scratch / t_autograd:8.2f}  (target <= 2)")
