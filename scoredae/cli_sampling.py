@@ -29,7 +29,28 @@ def add_sample_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", choices=("denoise", "inpaint"), default="denoise",
                    help="posterior: y = x + 0.3 n, or a 12 x 12 box missing and y = M x + 0.05 n")
     p.add_argument("--index", type=int, default=0, help="test digit used by langevin and posterior")
+    p.add_argument("--quality", action="store_true",
+                   help="print the classifier-based sample quality, next to that of as many real "
+                        "training digits (the floor)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _print_quality(samples, seed: int) -> None:
+    """Sample quality against the test set, and the same numbers for real training digits."""
+    import torch
+
+    from .classifier import load_classifier
+    from .data import load_mnist
+    from .metrics import mnist_sample_quality
+
+    classifier, test = load_classifier(), load_mnist("test")[0]
+    train = load_mnist("train")[0]
+    real = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[: len(samples)]]
+    print(f"{'':<26}{'mean conf':>10}{'conf>=0.9':>10}{'entropy':>9}{'FID':>9}")
+    for name, images in ((f"{len(samples)} samples", samples.cpu().clamp(0, 1)), (f"{len(samples)} training digits", real)):
+        q = mnist_sample_quality(images.float(), classifier, test)
+        print(f"{name:<26}{q['mean_confidence']:>10.3f}{q['confident_share']:>10.3f}"
+              f"{q['class_entropy']:>9.3f}{q['fid']:>9.2f}")
 
 
 def _load_denoiser(name: str, device):
@@ -110,6 +131,8 @@ def run_sample(args: argparse.Namespace) -> int:
         raise SystemExit(f"scoredae sample: {err}") from err
     _save(images.float().clamp(0, 1) if out.suffix == ".png" else images, out, what)
     print(f"{what} from {args.model} ({args.method}, seed {args.seed}) -> {out}")
+    if args.quality:
+        _print_quality(result.samples, args.seed)
     return 0
 
 
