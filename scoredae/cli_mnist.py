@@ -69,7 +69,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     from .data import load_mnist
     from .models import model_class
-    from .training import TrainConfig, train, _world
+    from .training import TrainConfig, _world, train
     from .utils import resolve_device
 
     if args.steps is None and args.minutes is None:

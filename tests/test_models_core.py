@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from scoredae.data import load_mnist, mnist_available
-from scoredae.models import MODELS, MLPDAE, UNet, list_pretrained, load_pretrained, model_class
 from scoredae.evaluation import evaluate_psnr
+from scoredae.models import MLPDAE, MODELS, UNet, list_pretrained, load_pretrained, model_class
 
 RANGE = (0.01, 1.0)
 

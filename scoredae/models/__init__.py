@@ -60,5 +60,15 @@ def load_pretrained(name: str, device=None) -> MNISTDenoiser:
 
 
 __all__ = [
-    "ConvDAE", "DRUNetDenoiser", "HybridTransformerUNet", "PatchTransformer",
-    "MLPDAE", "MNISTDenoiser", "MODELS", "UNet", "list_pretrained", "load_pretrained", "model_class"]
+    "MLPDAE",
+    "MODELS",
+    "ConvDAE",
+    "DRUNetDenoiser",
+    "HybridTransformerUNet",
+    "MNISTDenoiser",
+    "PatchTransformer",
+    "UNet",
+    "list_pretrained",
+    "load_pretrained",
+    "model_class",
+]
