@@ -27,7 +27,7 @@ import torch
 
 from scoredae import GaussianMixture
 from scoredae.metrics import bayes_gap, score_error
-from scoredae.toy_training import train_toy
+from scoredae.training import train_toy
 from scoredae.viz import plot_score_field
 
 torch.set_default_dtype(torch.float64)

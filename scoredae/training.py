@@ -35,7 +35,7 @@ from .checkpoints import CheckpointError, load_weights, read_checkpoint, save_ch
 from .evaluation import evaluate_psnr
 from .models.base import MNISTDenoiser
 from .objectives import denoising_loss
-from .toy_training import _autocast
+from .toy_training import _autocast, train_toy  # noqa: F401 - train_toy is part of this module's API
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from .conv import ConvDAE
 from .drunet import DRUNetDenoiser
 from .hybrid import HybridTransformerUNet
 from .mlp import MLPDAE
+from .toy import ToyScoreNet
 from .transformer import PatchTransformer
 from .unet import UNet
 
@@ -60,6 +61,7 @@ def load_pretrained(name: str, device=None) -> MNISTDenoiser:
 
 
 __all__ = [
+    "ToyScoreNet",
     "MLPDAE",
     "MODELS",
     "ConvDAE",
