@@ -29,6 +29,14 @@ def _check_input(layer: Module, x: torch.Tensor, ndim: int, dim: int, size: int,
         )
 
 
+def _with_weights(twin: torch.nn.Module, layer: Module) -> torch.nn.Module:
+    """``twin`` (a torch layer) with ``layer``'s weight and bias copied in."""
+    with torch.no_grad():
+        twin.weight.copy_(layer.weight)
+        twin.bias.copy_(layer.bias)
+    return twin
+
+
 class Conv2d(Module):
     r"""2-d cross-correlation as a matrix product on unfolded patches.
 
@@ -91,12 +99,9 @@ class Conv2d(Module):
         return [self.weight, self.bias]
 
     def to_torch(self) -> torch.nn.Module:
-        twin = torch.nn.Conv2d(self.in_ch, self.out_ch, self.kernel_size, self.stride, self.padding,
-                               dtype=self.weight.dtype, device=self.weight.device)
-        with torch.no_grad():
-            twin.weight.copy_(self.weight)
-            twin.bias.copy_(self.bias)
-        return twin
+        return _with_weights(torch.nn.Conv2d(self.in_ch, self.out_ch, self.kernel_size, self.stride,
+                                             self.padding, dtype=self.weight.dtype, device=self.weight.device),
+                             self)
 
     def __repr__(self) -> str:
         return (f"Conv2d({self.in_ch}, {self.out_ch}, kernel_size={self.kernel_size}, "
@@ -137,12 +142,8 @@ class Linear(Module):
         return [self.weight, self.bias]
 
     def to_torch(self) -> torch.nn.Module:
-        twin = torch.nn.Linear(self.in_features, self.out_features,
-                               dtype=self.weight.dtype, device=self.weight.device)
-        with torch.no_grad():
-            twin.weight.copy_(self.weight)
-            twin.bias.copy_(self.bias)
-        return twin
+        return _with_weights(torch.nn.Linear(self.in_features, self.out_features,
+                                             dtype=self.weight.dtype, device=self.weight.device), self)
 
     def __repr__(self) -> str:
         return f"Linear({self.in_features}, {self.out_features})"
