@@ -61,7 +61,6 @@ def load_pretrained(name: str, device=None) -> MNISTDenoiser:
 
 
 __all__ = [
-    "ToyScoreNet",
     "MLPDAE",
     "MODELS",
     "ConvDAE",
@@ -69,6 +68,7 @@ __all__ = [
     "HybridTransformerUNet",
     "MNISTDenoiser",
     "PatchTransformer",
+    "ToyScoreNet",
     "UNet",
     "list_pretrained",
     "load_pretrained",

@@ -26,7 +26,7 @@ from torch import nn
 
 from .base import MNISTDenoiser
 from .transformer import PatchEncoder, check_positive_ints, token_grid
-from .unet import conv_block
+from .unet import add_unet_levels, conv_block, unet_pass
 
 PATCH_SIZE = 4  # 28 / 4 = 7 tokens per side, the resolution of the U-Net bottleneck
 
@@ -59,28 +59,14 @@ class HybridTransformerUNet(MNISTDenoiser):
                  "tokens_channels": tokens_channels}
         check_positive_ints(**sizes)
         self.config.update(sizes)
-        w = width
         self.tokens = PatchEncoder(self.in_channels, PATCH_SIZE, d_model, depth, heads)
         self.project = nn.Conv2d(d_model, tokens_channels, 1)
-        self.enc1 = conv_block(self.in_channels, w)  # 28 x 28
-        self.down1 = nn.Conv2d(w, 2 * w, 3, stride=2, padding=1)  # -> 14 x 14
-        self.enc2 = conv_block(2 * w, 2 * w)
-        self.down2 = nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1)  # -> 7 x 7
-        self.fuse = conv_block(4 * w + tokens_channels, 4 * w)
-        self.up2 = nn.ConvTranspose2d(4 * w, 2 * w, 2, stride=2)  # -> 14 x 14
-        self.dec2 = conv_block(4 * w, 2 * w)
-        self.up1 = nn.ConvTranspose2d(2 * w, w, 2, stride=2)  # -> 28 x 28
-        self.dec1 = conv_block(2 * w, w)
-        self.out = nn.Conv2d(w, 1, 1)
+        add_unet_levels(self, self.in_channels, width)
+        self.fuse = conv_block(4 * width + tokens_channels, 4 * width)
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         t = self.project(token_grid(self.tokens(x)))  # (B, tokens_channels, 7, 7)
-        e1 = self.enc1(x)  # (B, w, 28, 28)
-        e2 = self.enc2(self.down1(e1))  # (B, 2w, 14, 14)
-        m = self.fuse(torch.cat([self.down2(e2), t], dim=1))  # (B, 4w, 7, 7)
-        d2 = self.dec2(torch.cat([self.up2(m), e2], dim=1))  # (B, 2w, 14, 14)
-        d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))  # (B, w, 28, 28)
-        return self.out(d1)  # (B, 1, 28, 28)
+        return unet_pass(self, x, lambda b: self.fuse(torch.cat([b, t], dim=1)))  # (B, 1, 28, 28)
 
     def load_encoder(self, path: str | os.PathLike, prefix: str = "encoder.") -> None:
         """Initialise the transformer branch from the local safetensors file ``path``.

@@ -35,6 +35,30 @@ def conv_block(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
+def add_unet_levels(module: nn.Module, in_channels: int, w: int) -> None:
+    """Register the U-Net's encoder (28 -> 14 -> 7) and decoder (7 -> 14 -> 28) layers on ``module``;
+    the 7 x 7 middle block is the caller's."""
+    module.enc1 = conv_block(in_channels, w)  # 28 x 28
+    module.down1 = nn.Conv2d(w, 2 * w, 3, stride=2, padding=1)  # -> 14 x 14
+    module.enc2 = conv_block(2 * w, 2 * w)
+    module.down2 = nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1)  # -> 7 x 7
+    module.up2 = nn.ConvTranspose2d(4 * w, 2 * w, 2, stride=2)  # -> 14 x 14
+    module.dec2 = conv_block(4 * w, 2 * w)
+    module.up1 = nn.ConvTranspose2d(2 * w, w, 2, stride=2)  # -> 28 x 28
+    module.dec1 = conv_block(2 * w, w)
+    module.out = nn.Conv2d(w, 1, 1)
+
+
+def unet_pass(module: nn.Module, h: torch.Tensor, middle) -> torch.Tensor:
+    """Encoder, ``middle`` on the (B, 4w, 7, 7) bottleneck, decoder with skips; (B, 1, 28, 28)."""
+    e1 = module.enc1(h)  # (B, w, 28, 28)
+    e2 = module.enc2(module.down1(e1))  # (B, 2w, 14, 14)
+    m = middle(module.down2(e2))  # (B, 4w, 7, 7)
+    d2 = module.dec2(torch.cat([module.up2(m), e2], dim=1))  # (B, 2w, 14, 14)
+    d1 = module.dec1(torch.cat([module.up1(d2), e1], dim=1))  # (B, w, 28, 28)
+    return module.out(d1)
+
+
 class UNet(MNISTDenoiser):
     """U-Net with ``width`` channels at 28 x 28, ``2 width`` at 14 x 14 and ``4 width`` at 7 x 7.
 
@@ -52,28 +76,15 @@ class UNet(MNISTDenoiser):
             raise ValueError(f"sigma_data must be > 0, got {sigma_data}")
         self.config.update(width=width, sigma_data=float(sigma_data))
         self.sigma_data = float(sigma_data)
-        w = width
-        self.enc1 = conv_block(self.in_channels, w)  # 28 x 28
-        self.down1 = nn.Conv2d(w, 2 * w, 3, stride=2, padding=1)  # -> 14 x 14
-        self.enc2 = conv_block(2 * w, 2 * w)
-        self.down2 = nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1)  # -> 7 x 7
-        self.mid = conv_block(4 * w, 4 * w)
-        self.up2 = nn.ConvTranspose2d(4 * w, 2 * w, 2, stride=2)  # -> 14 x 14
-        self.dec2 = conv_block(4 * w, 2 * w)
-        self.up1 = nn.ConvTranspose2d(2 * w, w, 2, stride=2)  # -> 28 x 28
-        self.dec1 = conv_block(2 * w, w)
-        self.out = nn.Conv2d(w, 1, 1)
+        add_unet_levels(self, self.in_channels, width)
+        self.mid = conv_block(4 * width, 4 * width)
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         s = sigma.reshape(-1, 1, 1, 1)  # (B, 1, 1, 1)
         var = s**2 + self.sigma_data**2
         y = x[:, :1]  # the noisy image; x[:, 1:] is the noise-level map when conditional
         h = torch.cat([y * var.rsqrt(), x[:, 1:]], dim=1)
-        e1 = self.enc1(h)  # (B, w, 28, 28)
-        e2 = self.enc2(self.down1(e1))  # (B, 2w, 14, 14)
-        m = self.mid(self.down2(e2))  # (B, 4w, 7, 7)
-        d2 = self.dec2(torch.cat([self.up2(m), e2], dim=1))  # (B, 2w, 14, 14)
-        d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))  # (B, w, 28, 28)
+        out = unet_pass(self, h, self.mid)  # (B, 1, 28, 28)
         c_skip = self.sigma_data**2 / var
         c_out = s * self.sigma_data * var.rsqrt()
-        return c_skip * y + c_out * self.out(d1)
+        return c_skip * y + c_out * out
