@@ -61,6 +61,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", required=True, help="checkpoint folder")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
+    p.add_argument("--init", default=None, metavar="STEM",
+                   help="start from the weights of this checkpoint (same architecture; fresh optimizer and schedule)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -83,6 +85,8 @@ def run_train(args: argparse.Namespace) -> int:
     level = {"sigma": args.sigma} if args.sigma is not None else {"sigma_range": tuple(args.sigma_range)}
     torch.manual_seed(args.seed)  # same initial weights on every rank
     model = model_class(args.model)(**dict(args.option), **level).to(device)
+    if args.init:
+        _load_init(model, args.init)
     x_train, _ = load_mnist("train")
     x_test, _ = load_mnist("test")
     if args.train_images:
@@ -99,6 +103,16 @@ def run_train(args: argparse.Namespace) -> int:
     if rank == 0:
         print(json.dumps({"step": meta["step"], "metrics": meta["metrics"]}, indent=1))
     return 0
+
+
+def _load_init(model, stem: str) -> None:
+    """Load the weights of checkpoint ``stem`` into ``model``; the architectures must match."""
+    from .checkpoints import CheckpointError, load_weights, read_checkpoint
+
+    weights, _, meta = read_checkpoint(stem)
+    if meta["model"] != type(model).__name__:
+        raise CheckpointError(f"--init {stem} holds a {meta['model']}, not a {type(model).__name__}")
+    load_weights(model, weights, stem)
 
 
 def add_eval_args(p: argparse.ArgumentParser) -> None:

@@ -139,3 +139,27 @@ def test_resuming_another_model_is_refused(tmp_path):
     train(UNet(width=4, sigma_range=(0.01, 1.0)), blobs(16), blobs(4), config(steps=2), out=tmp_path)
     with pytest.raises(ValueError, match="cannot resume a MLPDAE from .* which holds a UNet"):
         train(MLPDAE(sigma=0.5), blobs(16), blobs(4), config(steps=2), out=tmp_path, resume=True)
+
+
+def test_train_command_starts_from_the_weights_given_by_init(tmp_path, monkeypatch):
+    from scoredae import data
+    from scoredae.checkpoints import CheckpointError
+    from scoredae.cli import main
+
+    monkeypatch.setattr(data, "load_mnist", lambda split: (blobs(32 if split == "train" else 8), None))
+    common = ["--sigma-range", "0.01", "1", "--batch-size", "8", "--eval-images", "8", "--ema", "0", "--no-progress"]
+    unet = ["train", "--model", "unet", "--option", "width=4", *common]
+    assert main([*unet, "--steps", "3", "--seed", "1", "--out", str(tmp_path / "a")]) == 0
+    source = load_file(tmp_path / "a" / "model.safetensors")
+    # lr 1e-12: one Adam step moves each weight by about 1e-12, so the result is the source
+    assert main([*unet, "--steps", "1", "--lr", "1e-12", "--init", str(tmp_path / "a" / "model"),
+                 "--out", str(tmp_path / "b")]) == 0
+    started = load_file(tmp_path / "b" / "model.safetensors")
+    torch.manual_seed(0)
+    fresh = UNet(width=4, sigma_range=(0.01, 1.0)).state_dict()
+    for key, value in source.items():
+        torch.testing.assert_close(started[key], value, rtol=0, atol=1e-9)
+    assert not torch.allclose(fresh["enc1.0.weight"], source["enc1.0.weight"])
+    mlp = ["train", "--model", "mlp", *common, "--steps", "1", "--out", str(tmp_path / "c")]
+    with pytest.raises(CheckpointError, match="holds a UNet, not a MLPDAE"):
+        main([*mlp, "--init", str(tmp_path / "a" / "model")])
