@@ -23,6 +23,7 @@ import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 from .utils import expand_sigma
 
@@ -43,7 +44,7 @@ def perturb(x: torch.Tensor, sigma, generator: torch.Generator | None = None):
         sigma = torch.exp(math.log(sigma[0]) + u * math.log(sigma[1] / sigma[0]))  # (B,)
     s = expand_sigma(sigma, x)
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    return x + s * noise, s, noise
+    return torch.addcmul(x, s, noise), s, noise  # x + s * noise in one pass
 
 
 def _sigma_arg(s: torch.Tensor) -> torch.Tensor:
@@ -81,7 +82,7 @@ def denoising_loss(
     posterior mean :math:`\mathbb{E}[x \mid y]` (the MMSE estimator). ``sigma`` as in :func:`perturb`.
     """
     y, s, _ = perturb(x, sigma, generator)
-    return (denoiser(y, _sigma_arg(s)) - x).pow(2).flatten(1).mean(1)
+    return F.mse_loss(denoiser(y, _sigma_arg(s)), x, reduction="none").flatten(1).mean(1)
 
 
 def l1_denoising_loss(
