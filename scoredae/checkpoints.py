@@ -97,6 +97,20 @@ def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], sourc
     model.load_state_dict(weights)
 
 
+def _check_model(stem, held: str, expected: str) -> None:
+    if held != expected:
+        raise CheckpointError(f"checkpoint {stem} holds a {held}, expected a {expected}")
+
+
+def load_into(model: torch.nn.Module, stem: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """Load the weights of checkpoint ``stem`` into ``model``, which must be of the class it holds;
+    return ``(extra_tensors, metadata)``."""
+    weights, extra, metadata = read_checkpoint(stem)
+    _check_model(stem, metadata["model"], type(model).__name__)
+    load_weights(model, weights, str(stem))
+    return extra, metadata
+
+
 def load_checkpoint(
     stem: str | os.PathLike,
     constructors: dict,
@@ -110,8 +124,8 @@ def load_checkpoint(
     """
     weights, _, metadata = read_checkpoint(stem)
     name = metadata["model"]
-    if expected_model is not None and name != expected_model:
-        raise CheckpointError(f"checkpoint {stem} holds a {name}, expected a {expected_model}")
+    if expected_model is not None:
+        _check_model(stem, name, expected_model)
     if name not in constructors:
         raise CheckpointError(f"checkpoint {stem}: unknown model {name!r}; known: {sorted(constructors)}")
     model = constructors[name](**metadata["config"])

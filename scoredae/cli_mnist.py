@@ -69,6 +69,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
+    from .checkpoints import load_into
     from .data import load_mnist
     from .models import model_class
     from .training import TrainConfig, _world, train
@@ -86,7 +87,7 @@ def run_train(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)  # same initial weights on every rank
     model = model_class(args.model)(**dict(args.option), **level).to(device)
     if args.init:
-        _load_init(model, args.init)
+        load_into(model, args.init)  # same architecture; the optimizer and schedule start afresh
     x_train, _ = load_mnist("train")
     x_test, _ = load_mnist("test")
     if args.train_images:
@@ -103,16 +104,6 @@ def run_train(args: argparse.Namespace) -> int:
     if rank == 0:
         print(json.dumps({"step": meta["step"], "metrics": meta["metrics"]}, indent=1))
     return 0
-
-
-def _load_init(model, stem: str) -> None:
-    """Load the weights of checkpoint ``stem`` into ``model``; the architectures must match."""
-    from .checkpoints import CheckpointError, load_weights, read_checkpoint
-
-    weights, _, meta = read_checkpoint(stem)
-    if meta["model"] != type(model).__name__:
-        raise CheckpointError(f"--init {stem} holds a {meta['model']}, not a {type(model).__name__}")
-    load_weights(model, weights, stem)
 
 
 def add_eval_args(p: argparse.ArgumentParser) -> None:

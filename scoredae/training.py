@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .checkpoints import CheckpointError, load_weights, read_checkpoint, save_checkpoint
+from .checkpoints import load_into, load_weights, save_checkpoint
 from .evaluation import evaluate_psnr
 from .models.base import MNISTDenoiser
 from .objectives import denoising_loss
@@ -189,10 +189,7 @@ def train(
     step, elapsed, history = 0, 0.0, []
     last = Path(out) / "last" if out is not None else None
     if resume and last is not None and last.with_suffix(".json").exists():
-        weights, extra, meta = read_checkpoint(last)
-        if meta["model"] != type(model).__name__:
-            raise CheckpointError(f"cannot resume a {type(model).__name__} from {last}, which holds a {meta['model']}")
-        load_weights(model, weights, str(last))
+        extra, meta = load_into(model, last)
         _restore_state(extra, optimizer, ema, str(last))
         step, elapsed, history = meta["step"], meta["elapsed_s"], meta["history"]
         log.info("resumed from %s at step %d", last, step)
@@ -233,10 +230,12 @@ def train(
 
     bar = tqdm(total=config.steps, initial=step, disable=not config.progress or rank != 0, desc="train")
     model.train()
+    perm, perm_epoch = None, None
     while progress_fraction() < 1:
         start = time.perf_counter()
         epoch, k = divmod(step, steps_per_epoch)
-        perm = torch.randperm(len(x_train), generator=_seeded(config.seed, epoch)).to(device)
+        if epoch != perm_epoch:  # the data order of an epoch, drawn once from (seed, epoch)
+            perm, perm_epoch = torch.randperm(len(x_train), generator=_seeded(config.seed, epoch)).to(device), epoch
         idx = perm[k * config.batch_size : (k + 1) * config.batch_size][rank::world][:per_rank]
         gen = _seeded(config.seed, step, rank, device=device)
         x = x_train[idx]  # (B / world, 1, 28, 28)
