@@ -23,8 +23,8 @@ import deepinv
 import torch
 from timing import best_times
 
-from scoredae.mnist_sampling import ANNEALED_DEFAULTS
-from scoredae.models import UNet, load_pretrained
+from scoredae.nets import UNet, load_pretrained
+from scoredae.recipes import ANNEALED_DEFAULTS
 from scoredae.sampling import annealed_langevin, geometric_sigmas, posterior_langevin
 from scoredae.score import TweedieScore
 

@@ -17,9 +17,9 @@ from functools import partial
 import torch
 
 from scoredae import GaussianMixture
-from scoredae.models.toy import ToyScoreNet
+from scoredae.nets.toy import ToyDenoiser
 from scoredae.objectives import ism_loss
-from scoredae.toy_training import train_toy
+from scoredae.train import train_toy
 
 TRAIN_STEPS, BATCH, SIGMAS = 300, 512, (0.2, 2.0)
 
@@ -51,7 +51,7 @@ def timed(fn, device: torch.device, repeats: int = 3) -> float:
 def plain_loop(gm: GaussianMixture, device: torch.device) -> None:
     """The baseline: the same DSM training written as a bare loop."""
     torch.manual_seed(0)
-    model = ToyScoreNet(2).to(device=device, dtype=torch.float32)
+    model = ToyDenoiser(2).to(device=device, dtype=torch.float32)
     weights, means = gm.weights.to(device, torch.float32), gm.means.to(device, torch.float32)
     std = math.sqrt(float(gm.covs[0, 0, 0]))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -84,14 +84,14 @@ def training_table() -> None:
         print(f"{name:<8}{amp or 'fp32':<7}{TRAIN_STEPS / ours:>14.0f}{TRAIN_STEPS / base:>15.0f}{base / ours:>8.2f}")
 
 
-def jacrev_ism(model: ToyScoreNet, x: torch.Tensor, sigma: float) -> None:
+def jacrev_ism(model: ToyDenoiser, x: torch.Tensor, sigma: float) -> None:
     """The baseline exact ISM + backward: the full (B, d, d) Jacobian by torch.func, then its trace."""
     jac = torch.func.vmap(torch.func.jacrev(lambda z: model.score(z[None], sigma)[0]))(x)  # (B, d, d)
     loss = jac.diagonal(dim1=1, dim2=2).sum(1) + 0.5 * model.score(x, sigma).pow(2).sum(1)
     loss.mean().backward()
 
 
-def ours_ism(model: ToyScoreNet, x: torch.Tensor, sigma: float, estimator: str) -> None:
+def ours_ism(model: ToyDenoiser, x: torch.Tensor, sigma: float, estimator: str) -> None:
     ism_loss(partial(model.score, sigma=sigma), x, estimator=estimator).mean().backward()
 
 
@@ -102,7 +102,7 @@ def trace_table(batch: int = 256, sigma: float = 0.5) -> None:
           f"{'ours/jacrev':>13}{'exact/hutch':>13}")
     for d in (2, 16, 128):
         torch.manual_seed(0)
-        model = ToyScoreNet(d).to(device)
+        model = ToyDenoiser(d).to(device)
         x = torch.randn(batch, d, device=device)
         ours = timed(partial(ours_ism, model, x, sigma, "exact"), device)
         base = timed(partial(jacrev_ism, model, x, sigma), device)

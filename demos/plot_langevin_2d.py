@@ -27,18 +27,18 @@ from scoredae import GaussianMixture
 from scoredae.sampling import annealed_langevin, geometric_sigmas, ula
 from scoredae.viz import plot_score_field
 
-torch.set_default_dtype(torch.float64)
+F64 = torch.float64  # the exact math in double precision, asked for explicitly
 generator = torch.Generator().manual_seed(0)
 mixture = GaussianMixture(
-    torch.tensor([0.5, 0.3, 0.2]),
-    torch.tensor([[-1.5, -1.0], [1.5, 1.0], [1.0, -2.0]]),
-    torch.tensor([[[0.4, 0.2], [0.2, 0.3]], [[0.3, -0.1], [-0.1, 0.5]], [[0.2, 0.0], [0.0, 0.2]]]),
+    torch.tensor([0.5, 0.3, 0.2], dtype=F64),
+    torch.tensor([[-1.5, -1.0], [1.5, 1.0], [1.0, -2.0]], dtype=F64),
+    torch.tensor([[[0.4, 0.2], [0.2, 0.3]], [[0.3, -0.1], [-0.1, 0.5]], [[0.2, 0.0], [0.0, 0.2]]], dtype=F64),
 )
 
 # %%
 # Gradient ascent against ULA from the same 300 starting points, step :math:`\eta = 0.02`,
 # 400 steps. The ascent paths end on the three modes; the Langevin chains fill the density.
-x0 = 8 * torch.rand(300, 2, generator=generator) - 4
+x0 = 8 * torch.rand(300, 2, generator=generator, dtype=F64) - 4
 step, n_steps = 0.02, 400
 ascent = [x0]
 for _ in range(n_steps):
@@ -67,8 +67,8 @@ for name, end in [("gradient ascent", ascent[:, -1]), ("ULA", langevin.samples)]
 # Langevin (:math:`\sigma` from 20 to 1 on 10 geometric levels, 100 steps each, :math:`\epsilon = 0.1`,
 # :math:`\alpha_i = \epsilon \sigma_i^2 / \sigma_L^2`), 2000 chains from the same uniform start.
 # Annealed Langevin ends on :math:`p_{\sigma_L}`, here covariances :math:`2I`, hence its wider clusters.
-toy = GaussianMixture(torch.tensor([0.2, 0.8]), torch.tensor([[-5.0, -5.0], [5.0, 5.0]]), 1.0)
-start = 16 * torch.rand(2000, 2, generator=generator) - 8
+toy = GaussianMixture(torch.tensor([0.2, 0.8], dtype=F64), torch.tensor([[-5.0, -5.0], [5.0, 5.0]], dtype=F64), 1.0)
+start = 16 * torch.rand(2000, 2, generator=generator, dtype=F64) - 8
 plain = ula(toy.score, start, 0.05, 1000, generator=generator).samples
 annealed = annealed_langevin(toy.score, start, geometric_sigmas(20, 1, 10), 100, 0.1, generator=generator).samples
 exact = toy.sample(2000, generator=generator)

@@ -22,8 +22,13 @@ import torch
 
 from scoredae import TweedieScore
 from scoredae.data import load_mnist
-from scoredae.mnist_sampling import annealed_generation, box_mask, langevin_at_trained_sigma, posterior_sampling
-from scoredae.models import load_pretrained
+from scoredae.nets import load_pretrained
+from scoredae.recipes import (
+    annealed_generation,
+    box_mask,
+    langevin_at_trained_sigma,
+    posterior_sampling,
+)
 from scoredae.viz import image_grid
 
 torch.manual_seed(0)

@@ -20,9 +20,9 @@ import torch
 from scoredae import GaussianMixture
 from scoredae.viz import plot_estimators_1d, plot_posterior_1d
 
-torch.set_default_dtype(torch.float64)
-gaussian = GaussianMixture(torch.tensor([1.0]), torch.tensor([[0.0]]), torch.tensor([1.0]))
-bimodal = GaussianMixture(torch.tensor([0.5, 0.5]), torch.tensor([[-2.0], [2.0]]), torch.tensor([0.35, 0.35]))
+F64 = torch.float64  # the exact math in double precision, asked for explicitly
+gaussian = GaussianMixture(torch.tensor([1.0], dtype=F64), torch.tensor([[0.0]], dtype=F64), torch.tensor([1.0], dtype=F64))
+bimodal = GaussianMixture(torch.tensor([0.5, 0.5], dtype=F64), torch.tensor([[-2.0], [2.0]], dtype=F64), torch.tensor([0.35, 0.35], dtype=F64))
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 plot_posterior_1d(gaussian, y=2.0, sigma=1.0, ax=axes[0])
@@ -40,5 +40,5 @@ plot_estimators_1d(gaussian, sigma=1.0, ax=axes[0])
 plot_estimators_1d(bimodal, sigma=1.0, ax=axes[1])
 fig.tight_layout()
 
-post = bimodal.posterior(torch.tensor([[0.3]]), 1.0)
+post = bimodal.posterior(torch.tensor([[0.3]], dtype=F64), 1.0)
 print(f"bimodal prior, y = 0.3: MMSE = {post.mean().item():.3f}, MAP = {post.mode().item():.3f}")

@@ -20,10 +20,10 @@ import torch
 from scoredae import GaussianMixture
 from scoredae.viz import plot_noised_densities, plot_score_field
 
-torch.set_default_dtype(torch.float64)
-angles = torch.arange(4) * torch.pi / 2 + torch.pi / 4
+F64 = torch.float64  # the exact math in double precision, asked for explicitly
+angles = torch.arange(4, dtype=F64) * torch.pi / 2 + torch.pi / 4
 means = 2.2 * torch.stack([angles.cos(), angles.sin()], dim=1)
-mixture = GaussianMixture(torch.tensor([0.4, 0.3, 0.2, 0.1]), means, torch.tensor([0.15, 0.3, 0.2, 0.25]))
+mixture = GaussianMixture(torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=F64), means, torch.tensor([0.15, 0.3, 0.2, 0.25], dtype=F64))
 
 # %%
 # The density and its score field, clean and noised.

@@ -26,22 +26,23 @@ import matplotlib.pyplot as plt
 import torch
 
 from scoredae import GaussianMixture
-from scoredae.metrics import bayes_gap, score_error
-from scoredae.training import train_toy
+from scoredae.eval import bayes_gap, score_error
+from scoredae.train import train_toy
 from scoredae.viz import plot_score_field
 
-torch.set_default_dtype(torch.float64)
-angles = torch.arange(4) * torch.pi / 2 + torch.pi / 4
+F64 = torch.float64  # the exact math in double precision, asked for explicitly
+angles = torch.arange(4, dtype=F64) * torch.pi / 2 + torch.pi / 4
 means = 2.0 * torch.stack([angles.cos(), angles.sin()], dim=1)
-mixture = GaussianMixture(torch.tensor([0.4, 0.3, 0.2, 0.1]), means, torch.tensor([0.15, 0.3, 0.2, 0.25]))
+mixture = GaussianMixture(torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=F64), means, torch.tensor([0.15, 0.3, 0.2, 0.25], dtype=F64))
 SIGMAS = (0.2, 2.0)  # training levels, log-uniform per sample
 STEPS = {"dsm": 2000, "ism": 1500, "ssm": 1500}
 
-models = {
+runs = {
     name: train_toy(mixture, objective=name, sigmas=SIGMAS, steps=steps, batch_size=512 if name == "dsm" else 256,
                     device="cpu", generator=torch.Generator().manual_seed(0), progress=False)
     for name, steps in STEPS.items()
 }
+models = {name: run.model for name, run in runs.items()}
 
 # %%
 # Exact and learned score fields
@@ -53,7 +54,7 @@ sigma = 0.5
 
 def grid(n):
     """An n x n grid over [-4, 4]^2: coordinates (n, n) each, and points (n * n, 2)."""
-    gy, gx = torch.meshgrid(torch.linspace(-4, 4, n), torch.linspace(-4, 4, n), indexing="ij")
+    gy, gx = torch.meshgrid(torch.linspace(-4, 4, n, dtype=F64), torch.linspace(-4, 4, n, dtype=F64), indexing="ij")
     return gx, gy, torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
 
 
@@ -88,7 +89,7 @@ fig.tight_layout()
 # same ESM and go down together, to the ESM of each final model (dots, computed with the exact
 # score). The per-step losses are noisy, so we show a moving average over 100 steps.
 log_lo, log_hi = math.log(SIGMAS[0]), math.log(SIGMAS[1])
-levels = torch.exp(log_lo + (torch.arange(64) + 0.5) / 64 * (log_hi - log_lo)).tolist()  # log-uniform
+levels = torch.exp(log_lo + (torch.arange(64, dtype=F64) + 0.5) / 64 * (log_hi - log_lo)).tolist()  # log-uniform
 g = torch.Generator().manual_seed(1)
 points = [mixture.noised(s).sample(4000, generator=g) for s in levels]
 exact_scores = [mixture.score(y, s) for y, s in zip(points, levels)]
@@ -105,7 +106,7 @@ offsets = {"dsm": 0.5 * (2 - weighted_fisher), "ism": -0.5 * weighted_fisher, "s
 fig, ax = plt.subplots(figsize=(7, 4.5))
 window = 100
 for i, (name, model) in enumerate(models.items()):
-    shifted = model.train_losses.double() - offsets[name]
+    shifted = runs[name].losses.double() - offsets[name]
     smooth = shifted.unfold(0, window, 1).mean(1)  # moving average, (steps - window + 1,)
     ax.plot(torch.arange(window, len(shifted) + 1), smooth, color=f"C{i}", label=f"{name.upper()} minus its constant")
     with torch.no_grad():

@@ -20,9 +20,9 @@ import torch
 from scoredae import GaussianMixture
 from scoredae.viz import plot_tweedie
 
-torch.set_default_dtype(torch.float64)
+F64 = torch.float64  # the exact math in double precision, asked for explicitly
 mixture = GaussianMixture(
-    torch.tensor([0.5, 0.5]), torch.tensor([[-1.5, -1.0], [1.5, 1.0]]), torch.tensor([[0.2, 0.05], [0.05, 0.4]])
+    torch.tensor([0.5, 0.5], dtype=F64), torch.tensor([[-1.5, -1.0], [1.5, 1.0]], dtype=F64), torch.tensor([[0.2, 0.05], [0.05, 0.4]], dtype=F64)
 )
 generator = torch.Generator().manual_seed(0)
 

@@ -21,7 +21,10 @@ from __future__ import annotations
 import functools
 import math
 
+import deepinv
 import torch
+
+from ._checks import expand_sigma
 
 
 class _Components:
@@ -134,7 +137,7 @@ class GaussianMixture:
         sigma = float(sigma)
         if not sigma >= 0:
             raise ValueError(f"sigma must be >= 0, got {sigma}")
-        noised_covs = lambda: self.covs + sigma**2 * self._eye()  # noqa: E731
+        noised_covs = lambda: self.covs + sigma**2 * self._eye()
         return self._cached(sigma, lambda: _Components(self.weights.log(), self.means, noised_covs()))
 
     def _cached(self, key, make):
@@ -289,3 +292,31 @@ class MixturePosterior:
                 break
         best = torch.logsumexp(comps.log_joint(comps.whiten(x)), dim=-1).argmax(dim=1)  # (n,)
         return x[torch.arange(x.shape[0]), best]
+
+
+class MixtureDenoiser(deepinv.models.Denoiser):
+    r"""The exact MMSE denoiser :math:`D(y, \sigma) = \mathbb E[x \mid y = x + \sigma n]` of a
+    :class:`GaussianMixture` prior, as a :class:`deepinv.models.Denoiser`.
+
+    Accepts ``x`` of shape ``(B, *S)`` with :math:`\prod S = d` (points, or images flattened to
+    ``d`` pixels), so ``deepinv.optim.ScorePrior(MixtureDenoiser(gm))`` works unchanged. ``sigma``
+    may differ per sample (shape ``(B,)``).
+    """
+
+    def __init__(self, mixture: GaussianMixture):
+        super().__init__()
+        if not isinstance(mixture, GaussianMixture):
+            raise TypeError(f"mixture: expected a GaussianMixture, got {type(mixture).__name__}")
+        self.mixture = mixture
+
+    def forward(self, x: torch.Tensor, sigma, **kwargs) -> torch.Tensor:
+        d = self.mixture.dim
+        if x.ndim < 2 or math.prod(x.shape[1:]) != d:
+            raise ValueError(f"x: expected shape (B, *S) with prod(S) = {d}, got {tuple(x.shape)}")
+        points = x.reshape(x.shape[0], d).to(self.mixture.means.dtype)  # (B, d)
+        s = expand_sigma(sigma, points).reshape(-1).expand(x.shape[0])  # (B,)
+        out = torch.empty_like(points)
+        for level in torch.unique(s):
+            rows = s == level
+            out[rows] = self.mixture.mmse(points[rows], float(level))
+        return out.reshape(x.shape).to(x.dtype)

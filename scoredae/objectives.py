@@ -25,7 +25,18 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .utils import expand_sigma
+from ._checks import expand_sigma
+
+
+def log_uniform_sigmas(n: int, sigma_range, generator: torch.Generator | None = None, *,
+                       like: torch.Tensor) -> torch.Tensor:
+    r"""``n`` noise levels with :math:`\log \sigma_i \sim \mathcal U(\log lo, \log hi)`, shape ``(n,)``, in the
+    dtype and on the device of ``like`` (the continuous version of the geometric levels of Song & Ermon 2019)."""
+    if len(sigma_range) != 2 or not 0 < sigma_range[0] <= sigma_range[1]:
+        raise ValueError(f"sigma: expected a range (lo, hi) with 0 < lo <= hi, got {sigma_range}")
+    lo, hi = (float(v) for v in sigma_range)
+    u = torch.rand(n, generator=generator, device=like.device, dtype=like.dtype)
+    return torch.exp(math.log(lo) + u * math.log(hi / lo))
 
 
 def perturb(x: torch.Tensor, sigma, generator: torch.Generator | None = None):
@@ -38,23 +49,20 @@ def perturb(x: torch.Tensor, sigma, generator: torch.Generator | None = None):
         broadcasting against ``x`` (0-d, or ``(B, 1, ..., 1)``).
     """
     if isinstance(sigma, tuple | list):
-        if len(sigma) != 2 or not 0 < sigma[0] <= sigma[1]:
-            raise ValueError(f"sigma: expected a range (lo, hi) with 0 < lo <= hi, got {sigma}")
-        u = torch.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype)
-        sigma = torch.exp(math.log(sigma[0]) + u * math.log(sigma[1] / sigma[0]))  # (B,)
+        sigma = log_uniform_sigmas(x.shape[0], sigma, generator, like=x)  # (B,)
     s = expand_sigma(sigma, x)
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return torch.addcmul(x, s, noise), s, noise  # x + s * noise in one pass
 
 
-def _sigma_arg(s: torch.Tensor) -> torch.Tensor:
+def model_sigma(s: torch.Tensor) -> torch.Tensor:
     """The level as a model receives it: 0-d, or (B,)."""
     return s.reshape(-1) if s.ndim else s
 
 
 def _weight(weighting, s: torch.Tensor) -> torch.Tensor:
     r""":math:`\lambda(\sigma)` per sample, shape (B,) or 0-d."""
-    s = _sigma_arg(s)
+    s = model_sigma(s)
     if callable(weighting):
         return weighting(s)
     if weighting == "sigma2":
@@ -82,7 +90,7 @@ def denoising_loss(
     posterior mean :math:`\mathbb{E}[x \mid y]` (the MMSE estimator). ``sigma`` as in :func:`perturb`.
     """
     y, s, _ = perturb(x, sigma, generator)
-    return F.mse_loss(denoiser(y, _sigma_arg(s)), x, reduction="none").flatten(1).mean(1)
+    return F.mse_loss(denoiser(y, model_sigma(s)), x, reduction="none").flatten(1).mean(1)
 
 
 def l1_denoising_loss(
@@ -95,7 +103,7 @@ def l1_denoising_loss(
     Tweedie's formula does not turn it into a score.
     """
     y, s, _ = perturb(x, sigma, generator)
-    return (denoiser(y, _sigma_arg(s)) - x).abs().flatten(1).mean(1)
+    return (denoiser(y, model_sigma(s)) - x).abs().flatten(1).mean(1)
 
 
 def dsm_loss(
@@ -120,7 +128,7 @@ def dsm_loss(
         ``"none"`` for :math:`\lambda = 1`, or a callable ``lambda(sigma)``.
     """
     y, s, noise = perturb(x, sigma, generator)
-    return 0.5 * _weight(weighting, s) * _sq_norm(score_model(y, _sigma_arg(s)) + noise / s)
+    return 0.5 * _weight(weighting, s) * _sq_norm(score_model(y, model_sigma(s)) + noise / s)
 
 
 def esm_loss(
@@ -143,7 +151,7 @@ def esm_loss(
     float level). ``sigma``, ``generator`` and ``weighting`` as in :func:`dsm_loss`.
     """
     y, s, _ = perturb(x, sigma, generator)
-    sig = _sigma_arg(s)
+    sig = model_sigma(s)
     target = target_score(y, sig).detach()
     return 0.5 * _weight(weighting, s) * _sq_norm(score_model(y, sig) - target)
 

@@ -10,15 +10,19 @@ of ``x``, where :math:`p_\sigma = p * \mathcal N(0, \sigma^2 I)`. Tweedie's form
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Protocol, runtime_checkable
 
 import deepinv
 import torch
 
-from .mixtures import GaussianMixture
-from .utils import expand_sigma
+from ._checks import expand_sigma
+
+
+def trained_sigma(denoiser) -> float | None:
+    """The one noise level a fixed-sigma denoiser was trained at, declared as its ``trained_sigma``;
+    None for a noise-conditional denoiser and for one that declares nothing (e.g. deepinv's)."""
+    return getattr(denoiser, "trained_sigma", None)
 
 
 @runtime_checkable
@@ -33,8 +37,9 @@ class TweedieScore:
     :math:`s(x, \sigma) = \big(D(x, \sigma) - x\big) / \sigma^2`.
 
     Exact when :math:`D` is the MMSE denoiser of the data at noise level :math:`\sigma`; a
-    denoiser trained at one level (attribute ``trained_sigma``) gives the score of
-    :math:`p_{\sigma}` only at that level, so using it elsewhere warns.
+    denoiser trained at one level (see :func:`trained_sigma`) gives the score of
+    :math:`p_{\sigma}` only at that level, so calling it with another float ``sigma`` warns
+    (a tensor ``sigma`` is not inspected: that would synchronise the device on every call).
 
     :param denoiser: any callable ``D(x, sigma)``, e.g. a :class:`deepinv.models.Denoiser`.
     """
@@ -46,8 +51,8 @@ class TweedieScore:
 
     def __call__(self, x: torch.Tensor, sigma) -> torch.Tensor:
         s = expand_sigma(sigma, x)
-        trained = getattr(self.denoiser, "trained_sigma", None)
-        if trained is not None and not torch.allclose(s, torch.full_like(s, trained), rtol=1e-3):
+        trained = trained_sigma(self.denoiser)
+        if trained is not None and not isinstance(sigma, torch.Tensor) and abs(sigma - trained) > 1e-3 * trained:
             warnings.warn(
                 f"the denoiser was trained at sigma={trained}; its Tweedie score at other "
                 f"noise levels is not the score of p_sigma",
@@ -73,31 +78,3 @@ def denoiser_from_score(score) -> deepinv.models.Denoiser:
     if not callable(score):
         raise TypeError(f"score: expected a callable s(x, sigma), got {type(score).__name__}")
     return _ScoreDenoiser(score)
-
-
-class MixtureDenoiser(deepinv.models.Denoiser):
-    r"""The exact MMSE denoiser :math:`D(y, \sigma) = \mathbb E[x \mid y = x + \sigma n]` of a
-    :class:`~scoredae.mixtures.GaussianMixture` prior, as a :class:`deepinv.models.Denoiser`.
-
-    Accepts ``x`` of shape ``(B, *S)`` with :math:`\prod S = d` (points, or images flattened to
-    ``d`` pixels), so ``deepinv.optim.ScorePrior(MixtureDenoiser(gm))`` works unchanged. ``sigma``
-    may differ per sample (shape ``(B,)``).
-    """
-
-    def __init__(self, mixture: GaussianMixture):
-        super().__init__()
-        if not isinstance(mixture, GaussianMixture):
-            raise TypeError(f"mixture: expected a GaussianMixture, got {type(mixture).__name__}")
-        self.mixture = mixture
-
-    def forward(self, x: torch.Tensor, sigma, **kwargs) -> torch.Tensor:
-        d = self.mixture.dim
-        if x.ndim < 2 or math.prod(x.shape[1:]) != d:
-            raise ValueError(f"x: expected shape (B, *S) with prod(S) = {d}, got {tuple(x.shape)}")
-        points = x.reshape(x.shape[0], d).to(self.mixture.means.dtype)  # (B, d)
-        s = expand_sigma(sigma, points).reshape(-1).expand(x.shape[0])  # (B,)
-        out = torch.empty_like(points)
-        for level in torch.unique(s):
-            rows = s == level
-            out[rows] = self.mixture.mmse(points[rows], float(level))
-        return out.reshape(x.shape).to(x.dtype)

@@ -5,8 +5,14 @@ import json
 import pytest
 import torch
 
-from scoredae.checkpoints import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
-from scoredae.models import MLPDAE, UNet, constructors
+from scoredae.nets import MLPDAE, UNet
+from scoredae.nets.checkpoints import (
+    CheckpointError,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from scoredae.nets.registry import constructors
 
 META = {"command": "scoredae train ...", "psnr": {"0.5": 20.0}}
 

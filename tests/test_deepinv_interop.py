@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from scoredae import GaussianMixture, MixtureDenoiser, TweedieScore
-from scoredae.models import UNet
+from scoredae.nets import UNet
 from scoredae.sampling import annealed_langevin, geometric_sigmas, posterior_langevin, ula
 
 CPU = torch.device("cpu")

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.signal import lfilter
 
-from scoredae.diagnostics import effective_sample_size, split_rhat
+from scoredae.sampling import effective_sample_size, split_rhat
 
 
 def ar1(n_chains: int, n_draws: int, phi: float, seed: int) -> torch.Tensor:

@@ -136,9 +136,19 @@ def test_posterior_sample_moments():
     y = torch.tensor([[0.0, 0.0], [1.0, -1.0]], dtype=F64)
     post = gm.posterior(y, sigma)
     draws = post.sample(100_000, generator=torch.Generator().manual_seed(4))  # (m, n, d)
-    se = post.cov().diagonal(dim1=-2, dim2=-1).sqrt() / draws.shape[0] ** 0.5
+    m = draws.shape[0]
+    se = post.cov().diagonal(dim1=-2, dim2=-1).sqrt() / m**0.5
     assert torch.all((draws.mean(0) - post.mean()).abs() < 5 * se)
     assert draws.shape == (100_000, 2, 2)
+    # covariance entries: the sample covariance of (a, b) is the mean of the products
+    # (a - mean a)(b - mean b), whose standard error is their standard deviation / sqrt(m); it is
+    # below a tenth of the variances, so a covariance off by a factor 2 is far outside 5 of them
+    centred = draws - draws.mean(0)  # (m, n, d)
+    products = centred[..., :, None] * centred[..., None, :]  # (m, n, d, d)
+    sample_cov = products.mean(0)
+    cov_se = products.std(0) / m**0.5
+    assert torch.all((sample_cov - post.cov()).abs() < 5 * cov_se), (sample_cov, post.cov())
+    assert torch.all(cov_se < 0.1 * post.cov().diagonal(dim1=-2, dim2=-1).amax(-1)[:, None, None])
 
 
 @pytest.mark.parametrize("sigma", [0.2, 1.0])

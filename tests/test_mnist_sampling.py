@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from scoredae import GaussianMixture, MixtureDenoiser
-from scoredae import mnist_sampling as ms
-from scoredae.checkpoints import save_checkpoint
+from scoredae import recipes as ms
 from scoredae.cli import main
-from scoredae.models import UNet
+from scoredae.nets import UNet
+from scoredae.nets.checkpoints import save_checkpoint
 
 D = 28 * 28
 
@@ -63,18 +63,44 @@ def test_annealed_generation_recovers_mixture_weights():
                                  generator=torch.Generator().manual_seed(1))
     share = (res.samples.flatten(1).mean(1) > 0.5).double().mean().item()
     assert abs(share - 0.7) < 4 * math.sqrt(0.21 / n), share
-    # the final Tweedie step leaves the samples at the posterior mean: pixel noise far below sigma_min
-    assert res.samples.shape == (n, 1, 28, 28)
+    # every sample is one of the two images, not a blend: its mean pixel is that of a mode, to within
+    # 10 standard errors of a mean of 784 pixels of standard deviation 0.1
+    means = res.samples.flatten(1).mean(1)
+    distance = torch.minimum((means - 0.2).abs(), (means - 0.8).abs())
+    assert res.samples.shape == (n, 1, 28, 28) and distance.max() < 10 * 0.1 / 28, distance.max()
+
+
+class FixedSigmaMixtureDenoiser(MixtureDenoiser):
+    """The exact MMSE denoiser of a mixture, declared as trained at one level."""
+
+    trained_sigma = 0.5
+
+
+def test_langevin_at_trained_sigma_reaches_the_exact_ula_variance():
+    """Prior N(mu, v I) at sigma: ULA on p_sigma = N(mu, s2 I), s2 = v + sigma^2, with the default step
+    h = 0.05 sigma^2 has the stationary variance s2 / (1 - h / (2 s2)). 64 chains x 784 pixels after
+    400 steps (contraction (1 - h/s2)^400 = 3e-8): the sample variance has standard error
+    s2 sqrt(2 / N); 5 of them, where a factor 2 in the noise would move it by 50%."""
+    mu, v, sigma = 0.4, 0.04, 0.5
+    prior = image_prior([mu], v, [1.0])
+    x0 = torch.full((64, 1, 28, 28), mu, dtype=torch.float64)
+    res = ms.langevin_at_trained_sigma(FixedSigmaMixtureDenoiser(prior), x0, n_steps=400,
+                                       generator=torch.Generator().manual_seed(3))
+    s2, h = v + sigma**2, 0.05 * sigma**2
+    exact = s2 / (1 - h / (2 * s2))
+    n = res.samples.numel()
+    assert abs(res.samples.mean().item() - mu) < 5 * math.sqrt(exact / n)
+    assert abs(res.samples.var().item() - exact) < 5 * exact * math.sqrt(2 / n), (res.samples.var().item(), exact)
 
 
 def test_fixed_sigma_recipes_and_refusals():
     model = UNet(width=4, sigma=0.5).eval()
     x0 = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(2))
-    res = ms.langevin_at_trained_sigma(model, x0, n_steps=3, generator=torch.Generator().manual_seed(3))
-    assert res.samples.shape == x0.shape and torch.isfinite(res.samples).all()
+    with pytest.raises(ValueError, match="needs a fixed-sigma denoiser"):
+        ms.langevin_at_trained_sigma(UNet(width=4, sigma_range=(0.01, 1)), x0, n_steps=3)
     with pytest.raises(ValueError, match="noise-conditional"):
         ms.annealed_generation(model, 4)
-    with pytest.raises(ValueError, match="n must be a positive integer"):
+    with pytest.raises(ValueError, match="n: expected a positive integer, got 0"):
         ms.annealed_generation(UNet(width=4, sigma_range=(0.01, 1)), 0)
     with pytest.raises(ValueError, match=r"mask: expected shape \(1, 28, 28\)"):
         ms.posterior_sampling(model, x0[:1], noise_sigma=0.1, mask=torch.ones(28, 28))
@@ -107,6 +133,9 @@ def test_cli_sample_writes_png_pt_and_npy(tiny_checkpoint, tmp_path, capsys):
     main(["sample", "--model", stem, "--method", "annealed", "--n", "3", "--steps", "2",
           "--out", str(tmp_path / "again.pt"), "--no-progress"])
     torch.testing.assert_close(torch.load(tmp_path / "again.pt"), a)  # same seed, same samples
+    main(["sample", "--model", stem, "--method", "annealed", "--n", "5", "--steps", "2",
+          "--out", str(tmp_path / "five.pt"), "--no-progress"])
+    torch.testing.assert_close(torch.load(tmp_path / "five.pt")[:3], a)  # sample i depends on (seed, i) alone
 
 
 def test_cli_sample_refuses_bad_requests(tiny_checkpoint, tmp_path):

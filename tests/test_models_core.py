@@ -1,14 +1,16 @@
-"""Every registered MNIST denoiser: the sigma contract and bad input; MLPDAE and UNet specifics;
-the shipped weights and their quality floor on the real test split."""
+"""Every registered image denoiser: the sigma contract, any image shape, bad input; MLPDAE and UNet
+specifics; the shipped weights and their quality floor on the real test split."""
 
+import dataclasses
 import json
 
 import pytest
 import torch
 
 from scoredae.data import load_mnist, mnist_available
-from scoredae.evaluation import evaluate_psnr
-from scoredae.models import MLPDAE, MODELS, UNet, list_pretrained, load_pretrained, model_class
+from scoredae.eval import evaluate_psnr
+from scoredae.nets import MLPDAE, MODELS, UNet, list_pretrained, load_pretrained, model_class
+from scoredae.nets.base import ImageDenoiser
 
 RANGE = (0.01, 1.0)
 
@@ -45,25 +47,63 @@ def test_shape_and_rebuild_from_json_config(name, level):
     with torch.no_grad():
         out = model(x, 0.5)
         assert out.shape == x.shape and torch.isfinite(out).all()
-        rebuilt = type(model)(**json.loads(json.dumps(model.config))).eval()
+        rebuilt = type(model)(**json.loads(json.dumps(dataclasses.asdict(model.config)))).eval()
         rebuilt.load_state_dict(model.state_dict())
         torch.testing.assert_close(rebuilt(x, 0.5), out, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_fixed_sigma_model_runs_at_its_trained_sigma_whatever_sigma_it_is_given(name):
+    model = build(name, sigma=0.5)
+    assert isinstance(model, ImageDenoiser) and model.trained_sigma == 0.5
+    x = images()
+    with torch.no_grad():
+        at_trained = model(x)
+        for sigma in (0.1, 0.9, torch.tensor([0.02, 0.1, 0.4, 0.9])):
+            torch.testing.assert_close(model(x, sigma), at_trained, rtol=0, atol=0)
+
+
+SIZES = [(28, 28), (32, 48), (56, 56)]  # multiples of 8 and of 4: every architecture takes them
+
+
+@pytest.mark.parametrize("name", sorted(set(MODELS) - {"mlp"}))
+@pytest.mark.parametrize("channels", [1, 3])
+def test_any_image_size_the_architecture_allows(name, channels):
+    torch.manual_seed(0)
+    model = MODELS[name](channels=channels, sigma_range=RANGE).eval()
+    for size in SIZES:
+        x = torch.rand(2, channels, *size, generator=torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            out = model(x, torch.tensor([0.1, 0.5]))
+            assert out.shape == x.shape and torch.isfinite(out).all(), size
+            # each image is denoised on its own: the second image does not move the first
+            torch.testing.assert_close(model(x[:1], 0.1), out[:1], rtol=1e-4, atol=1e-5)
+
+
+def test_the_mlp_takes_its_configured_size_and_channels():
+    model = MLPDAE(channels=3, image_size=(16, 24), sigma=0.5).eval()
+    assert model(torch.rand(2, 3, 16, 24)).shape == (2, 3, 16, 24)
+    with pytest.raises(ValueError, match="takes 16 x 24 images only, got 28 x 28"):
+        model(torch.rand(2, 3, 28, 28))
+
+
+REFUSED_SIZE = {"mlp": (32, 32), "conv": (30, 30), "unet": (30, 30), "hybrid": (30, 30), "transformer": (30, 30),
+                "drunet": (6, 6)}
+ACCEPTED = {"mlp": "takes 28 x 28 images only", "drunet": "at least 8 x 8"}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_bad_input_is_refused_with_what_was_expected(name):
     model = build(name)
     x = images(2)
-    with pytest.raises(ValueError, match=r"expected shape \(B, 1, 28, 28\)"):
+    with pytest.raises(ValueError, match=r"expected shape \(B, 1, H, W\), got \(2, 3, 28, 28\)"):
         model(torch.rand(2, 3, 28, 28), 0.5)
-    with pytest.raises(ValueError, match=r"expected shape \(B, 1, 28, 28\)"):
-        model(torch.rand(2, 1, 32, 32), 0.5)
-    with pytest.raises(ValueError, match="sigma must be finite and > 0"):
+    with pytest.raises(ValueError, match=ACCEPTED.get(name, "multiples of 4, got 30 x 30")):
+        model(torch.rand(2, 1, *REFUSED_SIZE[name]), 0.5)
+    with pytest.raises(ValueError, match="sigma: expected a finite number > 0, got 0.0"):
         model(x, 0.0)
     with pytest.raises(ValueError, match=r"shape \(2,\)"):
         model(x, torch.full((3,), 0.5))
-    with pytest.raises(ValueError, match="NaN"):
-        model(torch.full_like(x, float("nan")), 0.5)
     with pytest.raises(ValueError, match="sigma is required"):
         model(x)
 
@@ -99,10 +139,10 @@ def test_list_and_load_pretrained():
     assert {"mlp", "unet_ncsn"} <= set(shipped)
     for name, meta in shipped.items():
         assert {"model", "config", "psnr", "command"} <= set(meta)
-        assert ("sigma" in meta) != ("sigma_range" in meta)
+        assert (meta["config"]["sigma"] is None) != (meta["config"]["sigma_range"] is None)
         model = load_pretrained(name)
         assert type(model).__name__ == meta["model"] and not model.training
-    assert shipped["mlp"]["sigma"] == 0.5 and shipped["unet_ncsn"]["sigma_range"] == [0.01, 1.0]
+    assert shipped["mlp"]["config"]["sigma"] == 0.5 and shipped["unet_ncsn"]["config"]["sigma_range"] == [0.01, 1.0]
     with pytest.raises(ValueError, match="expected one of the shipped models"):
         load_pretrained("no-such-model")
 
@@ -123,7 +163,7 @@ def test_shipped_weights_meet_their_quality_floor():
 @needs_mnist
 def test_best_shipped_model_meets_the_floor_at_sigma_0_1():
     clean = load_mnist("test", download=False)[0][:2000]
-    models = [n for n, m in list_pretrained().items() if m.get("sigma", 0.1) == 0.1]
+    models = [n for n, m in list_pretrained().items() if m["config"]["sigma"] in (None, 0.1)]
     assert max(evaluate_psnr(load_pretrained(n), clean, 0.1) for n in models) >= 31.0
 
 
@@ -135,7 +175,7 @@ def test_best_shipped_model_meets_the_floor_at_sigma_0_1():
 def test_best_shipped_model_meets_the_target_at_sigma_0_5():
     """The best shipped model >= 22.0 dB at sigma 0.5."""
     clean = load_mnist("test", download=False)[0][:2000]
-    models = [n for n, m in list_pretrained().items() if m.get("sigma", 0.5) == 0.5]
+    models = [n for n, m in list_pretrained().items() if m["config"]["sigma"] in (None, 0.5)]
     assert max(evaluate_psnr(load_pretrained(n), clean, 0.5) for n in models) >= 22.0
 
 
@@ -151,3 +191,17 @@ def test_eval_command_prints_models_next_to_noisy_input_and_mmse(capsys):
     mlp = next(line for line in lines if line.startswith("mlp"))
     assert mlp.split()[1] == "-" and float(mlp.split()[2]) > 17.0  # fixed-sigma model: only at 0.5
     assert any(line.startswith("empirical MMSE (deepinv; first 8 images)") for line in lines)
+
+
+def test_eval_writes_metadata_to_the_folder_it_is_given_not_into_the_package(tmp_path, monkeypatch):
+    from scoredae.cli import main
+    from scoredae.data import mnist
+    from scoredae.nets.registry import WEIGHTS_DIR
+
+    monkeypatch.setattr(mnist, "load_mnist", lambda split: (images(8), None))
+    shipped = (WEIGHTS_DIR / "mlp.json").read_text()
+    args = ["eval", "--images", "8", "--mmse-images", "0", "--models", "mlp", "--sigmas", "0.5"]
+    assert main([*args, "--write-metadata", str(tmp_path / "meta")]) == 0
+    written = json.loads((tmp_path / "meta" / "mlp.json").read_text())
+    assert set(written["psnr"]) == {"0.5"} and written["model"] == "MLPDAE"
+    assert (WEIGHTS_DIR / "mlp.json").read_text() == shipped

@@ -11,14 +11,14 @@ import deepinv
 import pytest
 import torch
 
-from scoredae.checkpoints import save_checkpoint
 from scoredae.data import load_mnist, mnist_available
-from scoredae.evaluation import evaluate_psnr
-from scoredae.models import WEIGHTS_DIR, list_pretrained, load_pretrained
-from scoredae.models.conv import MNIST_PIXEL_MEAN, ConvDAE, init_logit_bias_
-from scoredae.models.drunet import DRUNetDenoiser, crop_center, pad_to_multiple
-from scoredae.models.hybrid import HybridTransformerUNet
-from scoredae.models.transformer import (
+from scoredae.eval import evaluate_psnr
+from scoredae.nets.checkpoints import save_checkpoint
+from scoredae.nets.conv import MNIST_PIXEL_MEAN, ConvDAE, init_logit_bias_
+from scoredae.nets.drunet import DRUNetDenoiser, crop_center, pad_to_multiple
+from scoredae.nets.hybrid import HybridTransformerUNet
+from scoredae.nets.registry import WEIGHTS_DIR, list_pretrained, load_pretrained
+from scoredae.nets.transformer import (
     PatchTransformer,
     patchify,
     sinusoidal_encoding,
@@ -26,13 +26,14 @@ from scoredae.models.transformer import (
 )
 
 SMALL = {  # small configurations keep the tests fast
-    "conv": lambda **lvl: ConvDAE(channels=(4, 8, 8), **lvl),
+    "conv": lambda **lvl: ConvDAE(widths=(4, 8, 8), **lvl),
     "drunet": lambda **lvl: DRUNetDenoiser(nc=(4, 8, 8, 8), nb=1, **lvl),
-    "transformer-linear": lambda **lvl: PatchTransformer(4, d_model=16, depth=1, heads=2, head="linear", **lvl),
-    "transformer-conv": lambda **lvl: PatchTransformer(7, d_model=16, depth=1, heads=2, head="conv", **lvl),
-    "transformer-hybrid": lambda **lvl: PatchTransformer(4, d_model=16, depth=1, heads=2, head="hybrid", **lvl),
+    "transformer-linear": lambda **lvl: PatchTransformer(patch_size=4, d_model=16, depth=1, heads=2, head="linear", **lvl),
+    "transformer-conv": lambda **lvl: PatchTransformer(patch_size=7, d_model=16, depth=1, heads=2, head="conv", **lvl),
+    "transformer-hybrid": lambda **lvl: PatchTransformer(patch_size=4, d_model=16, depth=1, heads=2, head="hybrid", **lvl),
     "hybrid": lambda **lvl: HybridTransformerUNet(width=4, d_model=16, depth=1, heads=2, tokens_channels=4, **lvl),
 }
+SIZE = (28, 28)
 LEVELS = {"fixed": {"sigma": 0.5}, "conditional": {"sigma_range": (0.05, 1.0)}}
 
 
@@ -101,7 +102,7 @@ def test_positional_encoding_equals_formula():
 
 
 def test_encoder_adds_positional_encoding_to_embedded_patches():
-    model = PatchTransformer(4, d_model=16, depth=1, heads=2, sigma=0.5)
+    model = PatchTransformer(patch_size=4, d_model=16, depth=1, heads=2, sigma=0.5)
     x = images(2)
     embedded = model.encoder.embed(patchify(x, 4))  # (2, 49, 16)
     captured = {}
@@ -111,9 +112,21 @@ def test_encoder_adds_positional_encoding_to_embedded_patches():
     torch.testing.assert_close(captured["tokens"], embedded + sinusoidal_encoding(49, 16))
 
 
+def test_the_positional_encoding_follows_the_patch_grid_of_the_input():
+    """A 56 x 56 input has a 14 x 14 grid: 196 positions, the first 49 those of a 28 x 28 input."""
+    model = PatchTransformer(patch_size=4, d_model=16, depth=1, heads=2, sigma=0.5)
+    captured = {}
+    hook = model.encoder.layers.register_forward_pre_hook(lambda m, args: captured.update(tokens=args[0]))
+    x = torch.rand(2, 1, 56, 56)
+    assert model(x).shape == x.shape
+    hook.remove()
+    embedded = model.encoder.embed(patchify(x, 4))  # (2, 196, 16)
+    torch.testing.assert_close(captured["tokens"], embedded + sinusoidal_encoding(196, 16))
+
+
 def head_of(head: str, patch_size: int):
     torch.manual_seed(0)
-    return PatchTransformer(patch_size, d_model=16, depth=1, heads=2, head=head, sigma=0.5).head
+    return PatchTransformer(patch_size=patch_size, d_model=16, depth=1, heads=2, head=head, sigma=0.5).head
 
 
 @pytest.mark.parametrize("patch_size", [4, 7])
@@ -123,7 +136,7 @@ def test_linear_head_maps_each_token_to_its_own_patch(patch_size):
     tokens = torch.randn(2, n, 16)
     changed = tokens.clone()
     changed[:, 5] += 1.0
-    diff = (head(changed) - head(tokens)).abs().sum(dim=(0, 1)) > 0  # (28, 28)
+    diff = (head(changed, SIZE) - head(tokens, SIZE)).abs().sum(dim=(0, 1)) > 0  # (28, 28)
     row, col = divmod(5, 28 // patch_size)
     expected = torch.zeros(28, 28, dtype=torch.bool)
     expected[row * patch_size : (row + 1) * patch_size, col * patch_size : (col + 1) * patch_size] = True
@@ -135,29 +148,29 @@ def test_conv_head_is_upsampling_plus_residual_projection(patch_size):
     head = head_of("conv", patch_size)
     tokens = torch.randn(2, (28 // patch_size) ** 2, 16)
     shortcut = unpatchify(head.project(tokens), patch_size, (28, 28))
-    assert not torch.allclose(head(tokens), shortcut)
+    assert not torch.allclose(head(tokens, SIZE), shortcut)
     with torch.no_grad():  # switch the upsampling path off: only the projection is left
         head.refine[-1].weight.zero_()
         head.refine[-1].bias.zero_()
-    torch.testing.assert_close(head(tokens), shortcut)
+    torch.testing.assert_close(head(tokens, SIZE), shortcut)
 
 
 @pytest.mark.parametrize("patch_size", [4, 7])
 def test_hybrid_head_refines_the_mlp_image_into_the_unit_interval(patch_size):
     head = head_of("hybrid", patch_size)
     tokens = 10 * torch.randn(2, (28 // patch_size) ** 2, 16)
-    out = head(tokens)
+    out = head(tokens, SIZE)
     assert out.shape == (2, 1, 28, 28) and bool(((out >= 0) & (out <= 1)).all())
     with torch.no_grad():  # switch the refinement off: sigmoid of the MLP head's image is left
         head.refine[-1].weight.zero_()
         head.refine[-1].bias.zero_()
-    torch.testing.assert_close(head(tokens), torch.sigmoid(head.mlp_head(tokens)))
+    torch.testing.assert_close(head(tokens, SIZE), torch.sigmoid(head.mlp_head(tokens, SIZE)))
 
 
 def test_in_channels_of_fixed_and_conditional_models():
     for level, c in (("fixed", 1), ("conditional", 2)):
         conv = build("conv", level)
-        assert conv.in_channels == c and conv.encoder[0].in_channels == c
+        assert conv.input_channels == c and conv.encoder[0].in_channels == c
         tf = build("transformer-linear", level)
         assert tf.encoder.embed.in_features == c * 16
         hyb = build("hybrid", level)
@@ -204,12 +217,14 @@ def test_sigmoid_outputs_start_at_the_mean_pixel():
 def test_bad_constructor_arguments_raise():
     with pytest.raises(ValueError, match="head"):
         PatchTransformer(head="mlp", sigma=0.5)
-    with pytest.raises(ValueError, match="patch_size"):
-        PatchTransformer(patch_size=5, sigma=0.5)
+    with pytest.raises(ValueError, match="patch_size: expected a positive integer"):
+        PatchTransformer(patch_size=0, sigma=0.5)
     with pytest.raises(ValueError, match="d_model"):
         PatchTransformer(d_model=30, heads=4, sigma=0.5)
-    with pytest.raises(ValueError, match="channels"):
-        ConvDAE(channels=(16, 32), sigma=0.5)
+    with pytest.raises(ValueError, match="widths"):
+        ConvDAE(widths=(16, 32), sigma=0.5)
+    with pytest.raises(ValueError, match="channels: expected a positive integer"):
+        ConvDAE(channels=0, sigma=0.5)
     with pytest.raises(ValueError, match="nc"):
         DRUNetDenoiser(nc=(8, 16, 32), sigma=0.5)
     with pytest.raises(ValueError, match="width"):
@@ -218,7 +233,7 @@ def test_bad_constructor_arguments_raise():
 
 def test_hybrid_loads_transformer_encoder_from_local_checkpoint(tmp_path):
     torch.manual_seed(0)
-    source = PatchTransformer(4, d_model=16, depth=1, heads=2, sigma=0.5)
+    source = PatchTransformer(patch_size=4, d_model=16, depth=1, heads=2, sigma=0.5)
     save_checkpoint(tmp_path / "tf", source, {"model": "PatchTransformer", "config": source.config})
     hybrid = HybridTransformerUNet(width=4, d_model=16, depth=1, heads=2, tokens_channels=4, sigma=0.5)
     hybrid.load_encoder(tmp_path / "tf.safetensors")
@@ -246,14 +261,14 @@ SHIPPED_FLOORS = {  # PSNR (dB) at sigma = 0.5 on the first 500 test images, ~0.
 @pytest.mark.parametrize("name", SHIPPED_FLOORS)
 def test_shipped_zoo_weights_meet_their_floor(name):
     meta = list_pretrained()[name]
-    assert meta["sigma"] == 0.5 and meta["data"]["dataset"] == "mnist"
+    assert meta["config"]["sigma"] == 0.5 and meta["data"]["dataset"] == "mnist"
     clean = load_mnist("test", download=False)[0][:500]
     assert evaluate_psnr(load_pretrained(name), clean, 0.5) >= SHIPPED_FLOORS[name]
 
 
 def test_hybrid_encoder_from_the_shipped_patch_transformer():
     source = load_pretrained("transformer_linear")
-    sizes = {k: source.config[k] for k in ("d_model", "depth", "heads")}
+    sizes = {k: getattr(source.config, k) for k in ("d_model", "depth", "heads")}
     hybrid = HybridTransformerUNet(**sizes, sigma=source.trained_sigma)
     hybrid.load_encoder(WEIGHTS_DIR / "transformer_linear.safetensors")
     for key, value in source.encoder.state_dict().items():

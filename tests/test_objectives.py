@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from scoredae import GaussianMixture, TweedieScore
-from scoredae.models.toy import ToyScoreNet
+from scoredae.nets.toy import ToyDenoiser
 from scoredae.objectives import (
     denoising_loss,
     dsm_loss,
@@ -21,7 +21,7 @@ from scoredae.objectives import (
     perturb,
     ssm_loss,
 )
-from scoredae.toy_training import train_toy
+from scoredae.train import train_toy
 
 F64 = torch.float64
 Z = 4.5
@@ -50,9 +50,9 @@ def gm():
 def models(gm):
     """Two parameter settings of one architecture: a random initialisation and a briefly trained one."""
     torch.manual_seed(0)
-    untrained = ToyScoreNet(2, hidden=32, depth=2).to(F64)
-    trained = train_toy(gm, model=ToyScoreNet(2, hidden=32, depth=2), steps=300, sigmas=(0.3, 1.0),
-                        generator=gen(1), progress=False).to(F64)
+    untrained = ToyDenoiser(2, hidden=32, depth=2).to(F64)
+    trained = train_toy(gm, model=ToyDenoiser(2, hidden=32, depth=2), steps=300, sigmas=(0.3, 1.0),
+                        generator=gen(1), progress=False).model.to(F64)
     return untrained, trained
 
 
@@ -66,7 +66,7 @@ def test_denoising_loss_is_dsm_of_the_tweedie_score(gm):
     exactly (same noise), for a fixed level, and = (2 / d) dsm_loss(s) with lambda = sigma^4 for
     levels drawn per sample from a range."""
     torch.manual_seed(3)
-    denoiser = ToyScoreNet(2, hidden=16, depth=1, parametrization="denoiser").to(F64)
+    denoiser = ToyDenoiser(2, hidden=16, depth=1, parametrization="denoiser").to(F64)
     x, d = gm.sample(500, generator=gen(4)), 2
     with torch.no_grad():
         mse = denoising_loss(denoiser, x, 0.7, generator=gen(5))

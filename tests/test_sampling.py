@@ -12,10 +12,10 @@ import torch
 from scipy import stats
 
 from scoredae import GaussianMixture, MixtureDenoiser, TweedieScore
-from scoredae.diagnostics import effective_sample_size
 from scoredae.sampling import (
     SamplerDivergedError,
     annealed_langevin,
+    effective_sample_size,
     geometric_sigmas,
     mala,
     posterior_langevin,

@@ -67,7 +67,7 @@ def test_tweedie_warns_away_from_trained_sigma():
 
 def test_bad_input_is_refused(gm):
     score, x = TweedieScore(MixtureDenoiser(gm)), torch.zeros(2, 4, dtype=F64)
-    with pytest.raises(ValueError, match="sigma must be finite and > 0"):
+    with pytest.raises(ValueError, match="sigma: expected a finite number > 0"):
         score(x, 0.0)
     with pytest.raises(ValueError, match=r"shape \(2,\)"):
         score(x, torch.ones(3, dtype=F64))

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import scoredae.scratch as S
-from scoredae import data
+from scoredae.data import mnist as data
 
 SIGMA = 0.5
 

@@ -1,14 +1,16 @@
-"""ToyScoreNet, train_toy and the Bayes metrics: learned scores on toy mixtures against the exact
+"""ToyDenoiser, train_toy and the Bayes metrics: learned scores on toy mixtures against the exact
 Bayes optimum, and the L1 loss learning the posterior median (so Tweedie's formula fails)."""
+
+import dataclasses
 
 import deepinv
 import pytest
 import torch
 
 from scoredae import GaussianMixture, MixtureDenoiser
-from scoredae.metrics import bayes_gap, score_error
-from scoredae.models.toy import ToyScoreNet
-from scoredae.toy_training import train_toy
+from scoredae.eval import bayes_gap, score_error
+from scoredae.nets.toy import ToyDenoiser
+from scoredae.train import train_toy
 
 F64 = torch.float64
 
@@ -29,7 +31,7 @@ def four_modes():
 @pytest.mark.parametrize("parametrization", ["score", "denoiser"])
 def test_toy_net_is_a_denoiser_and_a_score(parametrization):
     torch.manual_seed(0)
-    model = ToyScoreNet(2, hidden=16, depth=2, parametrization=parametrization)
+    model = ToyDenoiser(2, hidden=16, depth=2, parametrization=parametrization)
     assert isinstance(model, deepinv.models.Denoiser)
     x = torch.randn(5, 2, dtype=F64, generator=gen(1))
     sigma = torch.tensor([0.1, 0.5, 1.0, 2.0, 0.3], dtype=F64)
@@ -39,7 +41,7 @@ def test_toy_net_is_a_denoiser_and_a_score(parametrization):
         torch.testing.assert_close(denoised, x + sigma[:, None] ** 2 * score)
         # a (B,) level is the same as one call per sample
         torch.testing.assert_close(model.score(x[2:3], 1.0), score[2:3])
-        rebuilt = ToyScoreNet(**model.config)
+        rebuilt = ToyDenoiser(**dataclasses.asdict(model.config))
         rebuilt.load_state_dict(model.state_dict())
         torch.testing.assert_close(rebuilt(x, sigma), denoised)
         assert model(x.reshape(5, 1, 2), 0.5).shape == (5, 1, 2)
@@ -50,11 +52,11 @@ def test_toy_net_is_a_denoiser_and_a_score(parametrization):
 
 def test_toy_net_refuses_bad_arguments():
     with pytest.raises(ValueError, match="parametrization"):
-        ToyScoreNet(2, parametrization="energy")
+        ToyDenoiser(2, parametrization="energy")
     with pytest.raises(ValueError, match="dim"):
-        ToyScoreNet(0)
+        ToyDenoiser(0)
     with pytest.raises(ValueError, match=r"x: expected shape \(B, \*S\) with prod\(S\) = 2"):
-        ToyScoreNet(2)(torch.zeros(4, 3), 0.5)
+        ToyDenoiser(2)(torch.zeros(4, 3), 0.5)
 
 
 def test_metrics_are_exact_on_exact_answers(four_modes):
@@ -79,11 +81,12 @@ def test_bayes_gap_of_the_identity_on_a_gaussian():
 
 @pytest.mark.parametrize("parametrization", ["score", "denoiser"])
 def test_dsm_training_reaches_the_bayes_optimum(four_modes, parametrization):
-    """ToyScoreNet trained by DSM (2000 steps of 512) on a 4-mode 2D mixture: MSE within 3% of the
+    """ToyDenoiser trained by DSM (2000 steps of 512) on a 4-mode 2D mixture: MSE within 3% of the
     exact Bayes error and score within 10% relative L2 of the exact one at sigma = 0.5 and 1.0."""
-    model = train_toy(four_modes, steps=2000, sigmas=(0.2, 2.0), parametrization=parametrization,
-                      device="cpu", generator=gen(5), progress=False)
-    assert model.train_losses.shape == (2000,)
+    result = train_toy(four_modes, steps=2000, sigmas=(0.2, 2.0), parametrization=parametrization,
+                       device="cpu", generator=gen(5), progress=False)
+    model = result.model
+    assert result.losses.shape == (2000,)
     for sigma in (0.5, 1.0):
         assert bayes_gap(model, four_modes, sigma, generator=gen(6)) <= 1.03
         assert score_error(model.score, four_modes, sigma, generator=gen(7)) <= 0.10
@@ -95,7 +98,7 @@ def test_implicit_and_sliced_objectives_learn_the_score(four_modes, objective):
     error from about 1.0 (untrained) to 0.12 (ISM) and 0.17 (SSM, noisier) over seeds."""
     points = four_modes.sample(5000, generator=gen(8))
     model = train_toy(points, objective=objective, steps=600, batch_size=256, sigmas=(0.4, 1.2),
-                      device="cpu", generator=gen(9), progress=False)
+                      device="cpu", generator=gen(9), progress=False).model
     assert score_error(model.score, four_modes, 0.7, n=20_000, generator=gen(10)) <= 0.25
 
 
@@ -123,7 +126,7 @@ def test_l1_denoiser_learns_the_posterior_median_not_the_mean():
                             torch.tensor([0.3, 0.3], dtype=F64))
     sigma = 1.0
     model = train_toy(prior, objective="l1", sigmas=sigma, steps=1500, parametrization="denoiser",
-                      device="cpu", generator=gen(11), progress=False)
+                      device="cpu", generator=gen(11), progress=False).model
     y = torch.linspace(-3, 3, 121, dtype=F64)[:, None]
     post = prior.posterior(y, sigma)
     median, mean = posterior_median_1d(post), post.mean()[:, 0]
@@ -148,12 +151,12 @@ def test_l1_denoiser_learns_the_posterior_median_not_the_mean():
 
 
 def test_training_is_reproducible_and_checks_its_arguments(four_modes):
-    first, second = (train_toy(four_modes, steps=3, generator=gen(12), device="cpu", progress=False)
+    first, second = (train_toy(four_modes, steps=3, generator=gen(12), device="cpu", progress=False).model
                      for _ in range(2))
     for a, b in zip(first.parameters(), second.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     bf16 = train_toy(four_modes, steps=3, amp="bf16", device="cpu", generator=gen(12), progress=False)
-    assert torch.isfinite(bf16.train_losses).all()
+    assert torch.isfinite(bf16.losses).all()
     with pytest.raises(ValueError, match="fp16"):
         train_toy(four_modes, steps=3, amp="fp16", device="cpu", progress=False)
     with pytest.raises(ValueError, match="objective"):
@@ -165,7 +168,7 @@ def test_training_is_reproducible_and_checks_its_arguments(four_modes):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("amp", [None, "bf16", "fp16"])
 def test_training_on_cuda(four_modes, amp):
-    model = train_toy(four_modes, steps=2000, sigmas=(0.2, 2.0), amp=amp, generator=gen(5), progress=False)
+    model = train_toy(four_modes, steps=2000, sigmas=(0.2, 2.0), amp=amp, generator=gen(5), progress=False).model
     assert next(model.parameters()).device.type == "cuda"
     cpu = model.cpu()
     assert bayes_gap(cpu, four_modes, 0.5, generator=gen(6)) <= 1.03

@@ -1,15 +1,16 @@
 """The figures draw what their docstrings say."""
 
 import matplotlib
+import matplotlib.quiver
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import pytest
+import torch
 
-from scoredae import GaussianMixture  # noqa: E402
-from scoredae.viz import (  # noqa: E402
+from scoredae import GaussianMixture
+from scoredae.viz import (
     plot_estimators_1d,
     plot_noised_densities,
     plot_posterior_1d,
@@ -36,7 +37,11 @@ def test_posterior_1d_marks_the_mmse_and_the_map():
 
 def test_2d_figures_and_dimension_checks():
     gm = GaussianMixture(torch.tensor([0.5, 0.5], dtype=F64), torch.tensor([[-1.0, 0.0], [1.0, 0.0]], dtype=F64), 0.3)
-    assert len(plot_score_field(gm, 0.5, n_grid=30).collections) > 0
+    ax = plot_score_field(gm, 0.5, n_grid=30, n_arrows=7)
+    arrows = next(c for c in ax.collections if isinstance(c, matplotlib.quiver.Quiver))
+    points = torch.as_tensor(arrows.XY, dtype=F64)  # (49, 2) arrow tails
+    field = torch.stack([torch.as_tensor(arrows.U), torch.as_tensor(arrows.V)], dim=1).to(F64)
+    torch.testing.assert_close(field, gm.score(points, 0.5), rtol=1e-6, atol=1e-9)  # the arrows are the score
     assert len(plot_noised_densities(gm, [0.0, 1.0], n_grid=30).axes) == 2
     ax = plot_tweedie(gm, 0.5, n=10, generator=torch.Generator().manual_seed(0))
     assert ax.get_title() == "Tweedie's formula"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import deepinv
 import torch
 
-from ..utils import expand_sigma
+from .._checks import expand_sigma
 from .module import Module
 
 

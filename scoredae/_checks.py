@@ -1,0 +1,94 @@
+"""The argument checks every stage shares, the one noise-level broadcast, and atomic file writes.
+
+Checks of Python numbers run on the host. Nothing here inspects the *values* of a tensor, so no
+check forces a device-to-host synchronisation in a hot path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+SigmaLike = float | torch.Tensor
+
+
+def positive(name: str, value) -> float:
+    """``value`` as a float, refused unless it is a finite real number > 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def positive_int(name: str, value) -> int:
+    """``value``, refused unless it is an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return value
+
+
+def positive_ints(**values) -> None:
+    """Refuse the first keyword whose value is not an int >= 1, naming it."""
+    for name, value in values.items():
+        positive_int(name, value)
+
+
+def positive_int_tuple(name: str, values, length: int | None = None) -> tuple[int, ...]:
+    """``values`` as a tuple of ints >= 1 (of ``length`` entries, when given; at least one otherwise)."""
+    values = tuple(values)
+    if (len(values) != length) if length is not None else not values:
+        expected = f"{length} positive integers" if length is not None else "one or more positive integers"
+        raise ValueError(f"{name}: expected {expected}, got {values}")
+    for i, v in enumerate(values):
+        positive_int(f"{name}[{i}]", v)
+    return values
+
+
+def expand_sigma(sigma: SigmaLike, x: torch.Tensor, *, name: str = "sigma") -> torch.Tensor:
+    r"""``sigma`` as a tensor that broadcasts against ``x`` of shape ``(B, *S)``.
+
+    A float or 0-d tensor becomes a 0-d tensor; a tensor of shape ``(B,)`` (or ``(1,)``) becomes
+    ``(B, 1, ..., 1)`` with ``x.ndim`` dimensions. The result has the dtype and device of ``x``.
+    A Python number must be finite and > 0 (checked on the host); a tensor's shape is checked,
+    its values are not (that would synchronise the device on every call).
+    """
+    if not isinstance(sigma, torch.Tensor):
+        positive(name, sigma)
+    s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+    if s.ndim == 1 and s.shape[0] == 1:
+        s = s.reshape(())
+    if s.ndim == 1:
+        if s.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"{name}: expected a float or a tensor of shape ({x.shape[0]},) for a batch of "
+                f"{x.shape[0]}, got shape {tuple(s.shape)}"
+            )
+        s = s.reshape(-1, *([1] * (x.ndim - 1)))  # (B, 1, ..., 1)
+    elif s.ndim != 0:
+        raise ValueError(f"{name}: expected a float or a 1-d tensor, got shape {tuple(s.shape)}")
+    return s
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"`` (or None) picks CUDA when available, else the CPU; anything else is passed on."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """``write(tmp_path)`` then rename over ``path``, so a reader never sees a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

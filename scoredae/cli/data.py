@@ -1,0 +1,22 @@
+"""``scoredae data fetch``: fill the local data cache."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "fetch a data set into the local cache"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["fetch"], help="fetch: fill the local cache")
+    p.add_argument("dataset", choices=["mnist"])
+    p.add_argument("--root", default=None, help="cache folder (default: $SCOREDAE_DATA or ~/.cache/scoredae)")
+    p.add_argument("--force", action="store_true", help="refetch even when the cache is valid")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.mnist import fetch_mnist
+
+    folder = fetch_mnist(args.root, force=args.force)
+    print(f"MNIST cached and verified in {folder}")
+    return 0

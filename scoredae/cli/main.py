@@ -1,0 +1,50 @@
+"""The ``scoredae`` command: one module per subcommand, listed once in ``COMMANDS``.
+
+Parsing imports no more than the standard library: each subcommand imports torch and the rest
+of scoredae when it runs, so ``scoredae --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import data, demo, evaluate, sample, train, train_classifier
+
+# (name, module): each module has HELP, add_arguments(parser) and run(args)
+COMMANDS = [
+    ("demo", demo),
+    ("data", data),
+    ("train", train),
+    ("eval", evaluate),
+    ("sample", sample),
+    ("train-classifier", train_classifier),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="scoredae",
+        description="Denoisers as MMSE estimators, Tweedie scores and Langevin samplers.",
+    )
+    parser.add_argument("--version", action="version", version=f"scoredae {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module in COMMANDS:
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

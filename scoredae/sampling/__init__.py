@@ -1,0 +1,21 @@
+"""Samplers driven by a score: the Langevin family, posterior sampling, and chain diagnostics.
+
+Each sampler is a step function on the one shared loop of :mod:`scoredae.sampling.loop`.
+"""
+
+from .diagnostics import effective_sample_size, split_rhat
+from .langevin import annealed_langevin, geometric_sigmas, mala, ula
+from .loop import SamplerDivergedError, SamplerResult
+from .posterior import posterior_langevin
+
+__all__ = [
+    "SamplerDivergedError",
+    "SamplerResult",
+    "annealed_langevin",
+    "effective_sample_size",
+    "geometric_sigmas",
+    "mala",
+    "posterior_langevin",
+    "split_rhat",
+    "ula",
+]

@@ -1,0 +1,143 @@
+r"""The loop every sampler shares, the Langevin move, and what a sampler returns.
+
+Every sampler of :mod:`scoredae.sampling` is a step function ``step(x, aux, t) -> (x, aux)`` built on the Langevin move
+
+.. math::
+    x \leftarrow x + \eta\, g(x) + \sqrt{2\eta}\, z, \qquad z \sim \mathcal N(0, I),
+
+with the drift :math:`g` a score, plus the shared loop :func:`run_chain`, which owns burn-in, thinning,
+the streaming (Welford) mean and variance, the recorded trajectory, the callback, the progress bar
+and the divergence checks. Chains are the leading dimension of ``x0``; any trailing shape works
+(points ``(B, d)`` or images ``(B, C, H, W)``). All work stays on the device of ``x0``.
+
+Common keyword arguments of every sampler:
+
+* ``generator``: the :class:`torch.Generator` of all draws (on the device of ``x0``);
+* ``burn_in``: steps discarded before the statistics start (default 0);
+* ``thinning``: after burn-in, every ``thinning``-th state enters the statistics (default 1);
+* ``record_every``: keep the state every ``k`` steps in ``trajectory`` (None: no trajectory);
+* ``callback``: ``callback(step, x)`` after every step;
+* ``progress``: show a tqdm progress bar (off by default);
+* ``max_norm``: divergence bound on the per-chain root-mean-square of the state (default
+  :math:`10^6 (1 + \max_b \operatorname{rms}(x_{0,b}))`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from .._checks import positive_int
+from .._random import randn
+
+_CHECK_EVERY = 10  # steps between divergence checks (each costs one device-to-host sync)
+_NORM_FACTOR = 1e6  # default max_norm, relative to 1 + the initial root-mean-square
+
+
+class SamplerDivergedError(RuntimeError):
+    """A chain left the finite range or its norm exceeded ``max_norm``."""
+
+
+@dataclass
+class SamplerResult:
+    """What a sampler returns.
+
+    :ivar samples: final states, the shape of ``x0``.
+    :ivar mean: per-chain mean over the kept steps (after burn-in, thinned), the shape of ``x0``.
+    :ivar var: per-chain variance (divisor ``n_kept``) over the kept steps, the shape of ``x0``.
+    :ivar n_kept: number of kept steps per chain.
+    :ivar acceptance_rate: MALA's fraction of accepted proposals over chains and steps; None otherwise.
+    :ivar trajectory: ``(B, n_steps // record_every + 1, *S)``: ``x0``, then the state every
+        ``record_every`` steps; None when not recorded.
+    :ivar n_steps: number of steps run.
+    """
+
+    samples: torch.Tensor
+    mean: torch.Tensor
+    var: torch.Tensor
+    n_kept: int
+    acceptance_rate: float | None
+    trajectory: torch.Tensor | None
+    n_steps: int
+
+    @classmethod
+    def from_run(cls, x, stats, trajectory, n_steps, acceptance_rate=None) -> SamplerResult:
+        """The result of :func:`run_chain`'s ``(x, stats, trajectory)``."""
+        mean, var, n_kept = stats
+        return cls(x, mean, var, n_kept, acceptance_rate, trajectory, n_steps)
+
+    @property
+    def pooled_mean(self) -> torch.Tensor:
+        """Mean over chains and kept steps, shape ``x0.shape[1:]``."""
+        return self.mean.mean(0)
+
+    @property
+    def pooled_var(self) -> torch.Tensor:
+        """Variance over chains and kept steps (divisor ``B * n_kept``), shape ``x0.shape[1:]``:
+        the mean within-chain variance plus the variance of the chain means."""
+        return self.var.mean(0) + self.mean.var(0, correction=0)
+
+
+def langevin_move(x: torch.Tensor, drift: torch.Tensor, eta: float, generator) -> torch.Tensor:
+    r""":math:`x + \eta\, g + \sqrt{2\eta}\, z`, the Euler-Maruyama step of :math:`dX = g\,dt + \sqrt 2\, dW`."""
+    noise = randn(x.shape, generator, dtype=x.dtype, device=x.device)
+    return torch.add(x, drift, alpha=eta).add_(noise, alpha=math.sqrt(2 * eta))
+
+
+def check_chain_inputs(x0, generator) -> None:
+    if not isinstance(x0, torch.Tensor) or x0.ndim < 2 or not x0.is_floating_point():
+        raise ValueError(f"x0: expected a floating tensor (chains, *shape), got {getattr(x0, 'shape', x0)!r}")
+    if generator is not None and generator.device.type != x0.device.type:
+        raise ValueError(f"generator: expected a torch.Generator on the device of x0 ({x0.device}), "
+                         f"got one on {generator.device}")
+
+
+def _rms_max(x: torch.Tensor) -> torch.Tensor:
+    """The largest per-chain root-mean-square of x (B, *S), a 0-d tensor (NaN if any entry is NaN)."""
+    return x.reshape(x.shape[0], -1).square().mean(1).sqrt().max()
+
+
+def run_chain(step, x, aux, n_steps, *, burn_in=0, thinning=1, record_every=None, callback=None,
+         progress=False, max_norm=None, hint=""):
+    """The shared loop: ``step(x, aux, t)`` for t = 1..n_steps; returns (x, aux, stats, trajectory)."""
+    positive_int("n_steps", n_steps)
+    positive_int("thinning", thinning)
+    if record_every is not None:
+        positive_int("record_every", record_every)
+    if not (isinstance(burn_in, int) and 0 <= burn_in < n_steps):
+        raise ValueError(f"burn_in: expected an integer in [0, n_steps={n_steps}), got {burn_in!r}")
+    if thinning > n_steps - burn_in:
+        raise ValueError(f"thinning: expected at most n_steps - burn_in = {n_steps - burn_in} so that "
+                         f"a step is kept, got {thinning}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback: expected a callable callback(step, x), got {type(callback).__name__}")
+    bound = _NORM_FACTOR * (1 + float(_rms_max(x))) if max_norm is None else float(max_norm)
+    if not bound > 0:
+        raise ValueError(f"max_norm: expected a number > 0, got {max_norm!r}")
+    trajectory = None
+    if record_every is not None:
+        trajectory = x.new_empty((x.shape[0], n_steps // record_every + 1, *x.shape[1:]))  # (B, R, *S)
+        trajectory[:, 0] = x
+    mean, m2, n_kept = torch.zeros_like(x), torch.zeros_like(x), 0
+    for t in tqdm(range(1, n_steps + 1), disable=not progress, desc="Langevin"):
+        x, aux = step(x, aux, t)
+        if t > burn_in and (t - burn_in) % thinning == 0:  # Welford's update
+            n_kept += 1
+            delta = x - mean
+            mean.add_(delta, alpha=1.0 / n_kept)
+            m2.addcmul_(delta, x - mean)
+        if trajectory is not None and t % record_every == 0:
+            trajectory[:, t // record_every] = x
+        if t % _CHECK_EVERY == 0 or t == n_steps:
+            size = float(_rms_max(x))
+            if not size <= bound:  # also catches NaN and inf
+                raise SamplerDivergedError(
+                    f"the chain diverged by step {t} (checked every {_CHECK_EVERY} steps): state "
+                    f"root-mean-square {size:.3g} > max_norm={bound:.3g}; try a smaller step size{hint}"
+                )
+        if callback is not None:
+            callback(t, x)
+    return x, aux, (mean, m2 / n_kept, n_kept), trajectory

@@ -1,0 +1,273 @@
+r"""The one training loop: every denoiser, toy score network and classifier of scoredae trains here.
+
+A recipe (:mod:`scoredae.train.recipes`) gives the loop a model, a source of batches and a loss
+``loss_fn(net, batch, generator) -> (B,)`` returning one value per sample (as NVlabs/edm's
+``training/loss.py``); the loop minimises their mean with Adam and owns everything else:
+
+* the cosine learning rate :math:`\eta_t = \eta \frac12 (1 + \cos \pi p_t)`, :math:`p_t` the
+  fraction of the step or time budget used;
+* gradient-norm clipping, mixed precision (bf16, or fp16 with a GradScaler, on CUDA),
+  ``torch.compile``, DistributedDataParallel under ``torchrun``;
+* an exponential moving average (EMA) of the weights;
+* evaluation every ``eval_every`` steps, checkpoints every ``save_every`` steps, resume;
+* a finiteness check of the loss every ``check_every`` steps (one device-to-host sync each).
+
+Randomness is a function of ``(seed, step, rank)`` only (each step's generator, and each epoch's
+data order, are seeded from them), so with the optimizer and EMA states a checkpoint holds
+everything needed: a resumed run reaches the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from .._checks import positive, positive_int
+from .._random import seeded
+from ..nets.checkpoints import as_json, load_into, load_weights, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Options of :func:`train`. Training stops after ``steps`` or ``minutes``, whichever first."""
+
+    steps: int | None = 1000
+    minutes: float | None = None
+    batch_size: int = 128
+    lr: float = 2e-3
+    grad_clip: float | None = 1.0
+    ema: float | None = 0.999
+    eval_every: int | None = None
+    save_every: int = 500
+    check_every: int = 50
+    seed: int = 0
+    amp: str | None = None
+    compile: bool = False
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.steps is None and self.minutes is None:
+            raise ValueError("give steps or minutes (the training budget)")
+        for name in ("steps", "eval_every"):
+            if getattr(self, name) is not None:
+                positive_int(name, getattr(self, name))
+        for name in ("batch_size", "save_every", "check_every"):
+            positive_int(name, getattr(self, name))
+        for name in ("minutes", "grad_clip"):
+            if getattr(self, name) is not None:
+                positive(name, getattr(self, name))
+        positive("lr", self.lr)
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise ValueError(f"ema: expected a decay in (0, 1) or None, got {self.ema}")
+        if self.amp not in (None, "bf16", "fp16"):
+            raise ValueError(f"amp: expected None, 'bf16' or 'fp16', got {self.amp!r}")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    :ivar model: the weights to use: the EMA model when enabled, else the trained model (eval mode).
+    :ivar metadata: the checkpoint metadata (``step``, ``elapsed_s``, ``metrics``, ``history``, ...).
+    :ivar losses: the mean loss of every step run in this call, a CPU tensor.
+    """
+
+    model: torch.nn.Module
+    metadata: dict
+    losses: torch.Tensor
+
+
+class EMA:
+    r"""Exponential moving average :math:`\bar\theta \leftarrow \beta_t \bar\theta + (1 - \beta_t)\theta`
+    with the warm-up :math:`\beta_t = \min(\beta, (1 + t) / (10 + t))` at update :math:`t`, so the
+    initial weights are forgotten early (as in TensorFlow's ExponentialMovingAverage ``num_updates``)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay = decay
+        pairs = list(zip(self.model.state_dict().values(), model.state_dict().values()))
+        self._float = ([a for a, _ in pairs if a.is_floating_point()], [p for a, p in pairs if a.is_floating_point()])
+        self._other = [(a, p) for a, p in pairs if not a.is_floating_point()]
+
+    @torch.no_grad()
+    def update(self, t: int) -> None:
+        beta = min(self.decay, (1 + t) / (10 + t))
+        torch._foreach_lerp_(*self._float, 1 - beta)
+        for avg, p in self._other:
+            avg.copy_(p)
+
+
+def distributed_world() -> tuple[int, int]:
+    """(rank, world size) under torchrun (initialising the process group once), else (0, 1)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _autocast(device: torch.device, amp: str | None):
+    """The autocast context and the GradScaler (fp16 only) for ``amp`` in (None, 'bf16', 'fp16')."""
+    if amp is None:
+        return contextlib.nullcontext(), None
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError(f"amp='fp16' needs a CUDA device, got {device}")
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
+    return torch.autocast(device.type, dtype=dtype), scaler
+
+
+def _optimizer_step(loss, model, optimizer, scaler, grad_clip: float | None) -> None:
+    """Backward pass (loss-scaled for fp16), gradient-norm clipping, one optimizer step."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+    else:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip, foreach=True)
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
+
+
+def _train_state(optimizer, ema: EMA | None) -> dict[str, torch.Tensor]:
+    """Optimizer moments and EMA weights as flat named tensors for the checkpoint."""
+    out = {}
+    for idx, state in optimizer.state_dict()["state"].items():
+        for k, v in state.items():
+            out[f"optim/{idx}/{k}"] = torch.as_tensor(v)
+    if ema is not None:
+        out.update({f"ema/{k}": v for k, v in ema.model.state_dict().items()})
+    return out
+
+
+def _restore_state(extra: dict[str, torch.Tensor], optimizer, ema: EMA | None, source: str) -> None:
+    state: dict[int, dict] = {}
+    for key, v in extra.items():
+        if key.startswith("optim/"):
+            _, idx, k = key.split("/")
+            state.setdefault(int(idx), {})[k] = v
+    optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
+    if ema is not None:
+        load_weights(ema.model, {k[4:]: v for k, v in extra.items() if k.startswith("ema/")}, source)
+
+
+def train(
+    model: torch.nn.Module,
+    loss_fn: Callable,
+    batches: Callable,
+    config: TrainConfig,
+    *,
+    evaluate: Callable | None = None,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    metadata: dict | None = None,
+    desc: str = "train",
+) -> TrainResult:
+    """Train ``model`` on the device of its parameters.
+
+    :param loss_fn: ``loss_fn(net, batch, generator) -> (B,)`` per-sample losses.
+    :param batches: ``batches(step, generator, rank, world) -> batch`` on the model's device (see
+        :mod:`scoredae.data.batches`); its ``steps_per_epoch`` (if any) is the default ``eval_every``.
+    :param evaluate: ``evaluate(model) -> dict`` of JSON metrics, run on the EMA model every
+        ``eval_every`` steps (into ``history``) and at every checkpoint (as ``metrics``).
+    :param out: folder for checkpoints: ``last`` (weights, optimizer and EMA state, for ``resume``)
+        and ``model`` (the weights to use), every ``save_every`` steps and at the end; rank 0 writes.
+    :param resume: continue from ``out/last`` when it exists.
+    :param metadata: extra JSON metadata to store (data, training command, ...).
+    """
+    rank, world = distributed_world()
+    device = next(model.parameters()).device
+    eval_every = config.eval_every or getattr(batches, "steps_per_epoch", None)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, foreach=True)
+    ema = EMA(model, config.ema) if config.ema else None
+    step, elapsed, history = 0, 0.0, []
+    last = Path(out) / "last" if out is not None else None
+    if resume and last is not None and last.with_suffix(".json").exists():
+        extra, meta = load_into(model, last)
+        _restore_state(extra, optimizer, ema, str(last))
+        step, elapsed, history = meta["step"], meta["elapsed_s"], meta["history"]
+        log.info("resumed from %s at step %d", last, step)
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile:
+        net = torch.compile(net)
+    autocast, scaler = _autocast(device, config.amp)
+    evaluated = ema.model if ema else model
+
+    def progress_fraction() -> float:
+        parts = [step / config.steps] if config.steps else []
+        if config.minutes:
+            parts.append(elapsed / (60 * config.minutes))
+        return min(1.0, max(parts))
+
+    def save() -> dict:
+        meta = {**(metadata or {}), "model": type(model).__name__, "config": as_json(model.config),
+                "train_config": dataclasses.asdict(config), "step": step, "elapsed_s": elapsed, "history": history,
+                "metrics": evaluate(evaluated) if evaluate else {}, "version": _version()}
+        if out is not None and rank == 0:
+            save_checkpoint(last, model, meta, _train_state(optimizer, ema))
+            save_checkpoint(Path(out) / "model", evaluated, meta)
+        return meta
+
+    losses, unchecked = [], []
+    bar = tqdm(total=config.steps, initial=step, disable=not config.progress or rank != 0, desc=desc)
+    model.train()
+    while progress_fraction() < 1:
+        start = time.perf_counter()
+        gen = seeded(config.seed, step, rank, device=device)
+        batch = batches(step, gen, rank, world)
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * progress_fraction()))
+        with autocast:
+            loss = loss_fn(net, batch, gen).float().mean()
+        _optimizer_step(loss, model, optimizer, scaler, config.grad_clip)
+        if ema:
+            ema.update(step)
+        step += 1
+        losses.append(loss.detach())
+        unchecked.append(losses[-1])
+        if len(unchecked) == config.check_every or progress_fraction() >= 1:
+            if not bool(torch.stack(unchecked).isfinite().all()):  # one sync for check_every steps
+                raise RuntimeError(f"training diverged by step {step} (non-finite loss); try a smaller lr")
+            unchecked = []
+        elapsed += time.perf_counter() - start
+        bar.update(1)
+        if eval_every and step % eval_every == 0:
+            model.eval()
+            metrics = evaluate(evaluated) if evaluate else {}
+            model.train()
+            history.append({"step": step, "loss": round(loss.item(), 6), **metrics, "elapsed_s": round(elapsed, 1)})
+            log.info("step %d: loss %.5g %s", step, loss.item(), metrics)
+            bar.set_postfix(loss=f"{loss.item():.4g}", **{k: str(v) for k, v in metrics.items()})
+        if out is not None and step % config.save_every == 0:
+            model.eval()
+            save()
+            model.train()
+    bar.close()
+    model.eval()
+    return TrainResult(evaluated, save(), torch.stack(losses).cpu() if losses else torch.empty(0))
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__

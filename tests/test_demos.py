@@ -1,0 +1,35 @@
+"""Demos run one after another in one process (as sphinx-gallery and `scoredae demo` run them), so
+none may change global state: torch's default dtype and matplotlib's settings stay as they were."""
+
+import runpy
+from pathlib import Path
+
+import matplotlib
+import pytest
+import torch
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+DEMOS = Path(__file__).resolve().parents[1] / "demos"
+FAST = ["plot_posterior_1d", "plot_score_field_2d", "plot_tweedie_2d"]  # the exact toy world, seconds each
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_a_demo_leaves_global_state_as_it_found_it(name):
+    dtype, rc = torch.get_default_dtype(), dict(matplotlib.rcParams)
+    try:
+        runpy.run_path(str(DEMOS / f"{name}.py"), run_name="__main__")
+        assert plt.get_fignums(), "the demo drew no figure"
+    finally:
+        plt.close("all")
+    assert torch.get_default_dtype() == dtype
+    assert dict(matplotlib.rcParams) == rc
+
+
+@pytest.mark.parametrize("script", sorted(DEMOS.glob("plot_*.py")), ids=lambda p: p.stem)
+def test_no_demo_sets_a_global_default(script):
+    text = script.read_text()
+    for call in ("set_default_dtype", "set_default_device", "set_default_tensor_type", "rcParams.update",
+                 "plt.rc("):
+        assert call not in text, f"{script.name} calls {call}"
