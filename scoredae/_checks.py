@@ -23,6 +23,25 @@ def positive(name: str, value) -> float:
     return float(value)
 
 
+def finite_number(name: str, value, *, allow_zero: bool = False) -> float:
+    """One number (a noise level, a weight) as a float: a Python number or a one-element tensor
+    (read on the host), finite and > 0 (>= 0 with ``allow_zero``)."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{name}: expected one number (a float), got a tensor of shape {tuple(value.shape)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or not (value >= 0 if allow_zero else value > 0):
+        raise ValueError(f"{name}: expected a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return float(value)
+
+
+def finite(name: str, tensor: torch.Tensor) -> None:
+    """Refuse a tensor holding NaN or inf (reads it back: for arguments, never in a hot path)."""
+    if not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"{name}: expected finite values, got NaN or inf")
+
+
 def positive_int(name: str, value) -> int:
     """``value``, refused unless it is an int >= 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -73,10 +92,16 @@ def expand_sigma(sigma: SigmaLike, x: torch.Tensor, *, name: str = "sigma") -> t
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"`` (or None) picks CUDA when available, else the CPU; anything else is passed on."""
+    """``"auto"`` (or None) picks CUDA when available, else the CPU; any other device must exist."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} was asked for, but torch sees no CUDA device here; use 'cpu' or 'auto'")
+    return resolved
 
 
 def atomic_write(path: str | os.PathLike, write) -> None:

@@ -24,7 +24,7 @@ import math
 import deepinv
 import torch
 
-from ._checks import expand_sigma
+from ._checks import expand_sigma, finite, finite_number
 
 
 class _Components:
@@ -82,6 +82,7 @@ def _as_covariances(covs, k: int, d: int, like: torch.Tensor) -> torch.Tensor:
             f"covs: expected a float, or shape ({k},), ({k}, {d}) or ({k}, {d}, {d}), "
             f"got {tuple(c.shape)}"
         )
+    finite("covs", c)
     if not torch.allclose(c, c.transpose(-1, -2), rtol=1e-6, atol=1e-10):
         raise ValueError("covs: covariance matrices must be symmetric")
     return c
@@ -108,10 +109,12 @@ class GaussianMixture:
             means = means.to(torch.get_default_dtype())
         if means.ndim != 2:
             raise ValueError(f"means: expected shape (K, d), got {tuple(means.shape)}")
+        finite("means", means)
         k, d = means.shape
         weights = torch.as_tensor(weights, dtype=means.dtype, device=means.device)
         if weights.shape != (k,):
             raise ValueError(f"weights: expected shape ({k},) to match means, got {tuple(weights.shape)}")
+        finite("weights", weights)
         if bool((weights < 0).any()):
             raise ValueError(f"weights must be non-negative, got {weights.tolist()}")
         total = float(weights.sum())
@@ -134,9 +137,7 @@ class GaussianMixture:
         return torch.eye(self.dim, dtype=self.means.dtype, device=self.means.device)
 
     def _components(self, sigma: float) -> _Components:
-        sigma = float(sigma)
-        if not sigma >= 0:
-            raise ValueError(f"sigma must be >= 0, got {sigma}")
+        sigma = finite_number("sigma", sigma, allow_zero=True)
         noised_covs = lambda: self.covs + sigma**2 * self._eye()
         return self._cached(sigma, lambda: _Components(self.weights.log(), self.means, noised_covs()))
 
@@ -175,8 +176,7 @@ class GaussianMixture:
 
     def noised(self, sigma: float) -> GaussianMixture:
         r"""The law of :math:`x + \sigma n`: covariances :math:`\Sigma_k + \sigma^2 I`."""
-        if not sigma >= 0:
-            raise ValueError(f"sigma must be >= 0, got {sigma}")
+        sigma = finite_number("sigma", sigma, allow_zero=True)
         return GaussianMixture(self.weights, self.means, self.covs + sigma**2 * self._eye())
 
     def posterior(self, y: torch.Tensor, sigma: float, A: torch.Tensor | None = None) -> MixturePosterior:
@@ -193,15 +193,14 @@ class GaussianMixture:
         :param sigma: noise level, > 0.
         :param A: (m, d) forward matrix; the identity when None.
         """
-        if not sigma > 0:
-            raise ValueError(f"sigma must be > 0 for a posterior, got {sigma}")
+        sigma = finite_number("sigma", sigma)
         if A is not None:
             A = torch.as_tensor(A, dtype=self.means.dtype, device=self.means.device)
             if A.ndim != 2 or A.shape[1] != self.dim:
                 raise ValueError(f"A: expected shape (m, {self.dim}), got {tuple(A.shape)}")
         _check_points(y, self.dim if A is None else A.shape[0], "y")
         if A is None:  # denoising: the terms depend on sigma only, so they are kept per sigma
-            terms = self._cached(("posterior", float(sigma)), lambda: self._conditioning(sigma, self._eye()))
+            terms = self._cached(("posterior", sigma), lambda: self._conditioning(sigma, self._eye()))
         else:
             terms = self._conditioning(sigma, A)
         evidence, gain, covs, projected_means = terms

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import positive_int
+from ._checks import positive, positive_int
 from ._random import Generator, rand
 from .data.mnist import IMAGE_SHAPE
 from .sampling import SamplerResult, annealed_langevin, geometric_sigmas, posterior_langevin, ula
@@ -145,6 +145,9 @@ def posterior_sampling(
     if tuple(mask.shape) != IMAGE_SHAPE:
         raise ValueError(f"mask: expected shape (1, 28, 28), got {tuple(mask.shape)}")
     positive_int("n_chains", n_chains)
+    positive("noise_sigma", noise_sigma)
+    if step_size is not None:
+        positive("step_size", step_size)
     if prior_sigma is None:
         prior_sigma = trained_sigma(denoiser) or 0.05
     mask = mask.to(y)
@@ -152,7 +155,7 @@ def posterior_sampling(
     observations = y.expand(n_chains, *IMAGE_SHAPE)
 
     def run(x0: torch.Tensor, level: float, steps: int, burn_in: int) -> SamplerResult:
-        step = step_size or 1 / (3 * (1 / noise_sigma**2 + 1 / level**2))
+        step = step_size if step_size is not None else 1 / (3 * (1 / noise_sigma**2 + 1 / level**2))
         return posterior_langevin(TweedieScore(denoiser), observations, forward, noise_sigma, x0, step, steps,
                                   prior_sigma=level, clip=(-0.5, 1.5), burn_in=burn_in, generator=generator,
                                   progress=progress)

@@ -57,8 +57,17 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
         load_checkpoint(tmp_path / "unet", constructors())
 
 
-@pytest.mark.parametrize("damage", ["truncated", "pickle", "bad-json", "missing"])
-def test_corrupt_or_missing_files_give_a_clear_error(tmp_path, damage):
+@pytest.mark.parametrize("damage, match", [
+    ("truncated", r"weights .*mlp\.safetensors are corrupt"),
+    ("pickle", r"weights .*mlp\.safetensors are corrupt"),
+    ("bad-json", r"metadata .*mlp\.json is not valid JSON"),
+    ("missing", r"its weights file .*mlp\.safetensors does not exist"),
+    ("no-json", r"its metadata file .*mlp\.json does not exist"),
+    ("other-class", r"config does not build a UNet"),
+    ("extra-key", r"config does not build a MLPDAE: .*unexpected keyword argument 'depth'"),
+    ("null-sigma", r"config does not build a MLPDAE: give exactly one of sigma"),
+])
+def test_corrupt_or_missing_files_give_a_clear_error(tmp_path, damage, match):
     model = MLPDAE(sigma=0.5)
     weights = save_checkpoint(tmp_path / "mlp", model, with_model_metadata(model))
     if damage == "truncated":
@@ -67,7 +76,18 @@ def test_corrupt_or_missing_files_give_a_clear_error(tmp_path, damage):
         torch.save(model.state_dict(), weights)
     elif damage == "bad-json":
         (tmp_path / "mlp.json").write_text("{not json")
-    else:
+    elif damage == "missing":
         weights.unlink()
-    with pytest.raises(CheckpointError, match="corrupt|does not exist"):
+    elif damage == "no-json":
+        (tmp_path / "mlp.json").unlink()
+    else:
+        meta = json.loads((tmp_path / "mlp.json").read_text())
+        if damage == "other-class":
+            meta["model"] = "UNet"
+        elif damage == "extra-key":
+            meta["config"]["depth"] = 3
+        else:
+            meta["config"]["sigma"] = None
+        (tmp_path / "mlp.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=match):
         load_checkpoint(tmp_path / "mlp", constructors())

@@ -1,7 +1,9 @@
 """The training loop on tiny synthetic images: it learns, resumes exactly, and runs under DDP."""
 
 import dataclasses
+import json
 import os
+import signal
 import socket
 
 import pytest
@@ -11,7 +13,9 @@ from safetensors.torch import load_file, save_file
 
 from scoredae.eval import evaluate_psnr
 from scoredae.nets import MLPDAE, UNet
+from scoredae.data import TensorBatches
 from scoredae.train import TrainConfig, loop
+from scoredae.train.loop import TrainingInterrupted
 from scoredae.train import train_denoiser as train_denoiser_result
 
 
@@ -149,7 +153,6 @@ def test_resuming_another_model_is_refused(tmp_path):
 def test_train_command_starts_from_the_weights_given_by_init(tmp_path, monkeypatch):
     from scoredae.cli import main
     from scoredae.data import mnist as data
-    from scoredae.nets.checkpoints import CheckpointError
 
     monkeypatch.setattr(data, "load_mnist", lambda split: (blobs(32 if split == "train" else 8), None))
     common = ["--sigma-range", "0.01", "1", "--batch-size", "8", "--eval-images", "8", "--ema", "0", "--no-progress"]
@@ -166,5 +169,35 @@ def test_train_command_starts_from_the_weights_given_by_init(tmp_path, monkeypat
         torch.testing.assert_close(started[key], value, rtol=0, atol=1e-9)
     assert not torch.allclose(fresh["enc1.0.weight"], source["enc1.0.weight"])
     mlp = ["train", "--model", "mlp", *common, "--steps", "1", "--out", str(tmp_path / "c")]
-    with pytest.raises(CheckpointError, match="holds a UNet, expected a MLPDAE"):
+    with pytest.raises(SystemExit, match="scoredae train: checkpoint .* holds a UNet, expected a MLPDAE"):
         main([*mlp, "--init", str(tmp_path / "a" / "model")])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_run_saves_and_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path, monkeypatch, sig):
+    """The signal arrives while step 2 runs: the loop ends that step, writes `last` at step 3 (not at
+    a save_every multiple) and stops; resumed, the run ends with the uninterrupted run's weights."""
+    data, test = blobs(32), blobs(8, seed=2)
+
+    def fresh():
+        torch.manual_seed(0)
+        return UNet(width=4, sigma_range=(0.01, 1.0))
+
+    full = fresh()
+    train(full, data, test, config(save_every=100), out=tmp_path / "full")
+    real_batch = TensorBatches.__call__
+
+    def signalling(self, step, *args):
+        if step == 2:
+            os.kill(os.getpid(), sig)
+        return real_batch(self, step, *args)
+
+    monkeypatch.setattr(TensorBatches, "__call__", signalling)
+    with pytest.raises(TrainingInterrupted, match=f"stopped by {sig.name} at step 3; checkpoint .* written"):
+        train(fresh(), data, test, config(save_every=100), out=tmp_path / "cut")
+    monkeypatch.undo()
+    assert json.loads((tmp_path / "cut" / "last.json").read_text())["step"] == 3
+    resumed = fresh()
+    train(resumed, data, test, config(save_every=100), out=tmp_path / "cut", resume=True)
+    for key, value in full.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0)

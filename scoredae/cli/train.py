@@ -7,6 +7,8 @@ import json
 import shlex
 import sys
 
+from .args import positive_float, positive_int
+
 HELP = "train an MNIST denoiser"
 # the command-line names of scoredae.nets.registry.MODELS, listed here so that --help imports nothing
 ARCHITECTURES = ("conv", "drunet", "hybrid", "mlp", "transformer", "unet")
@@ -27,22 +29,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--option", type=_model_option, action="append", default=[], metavar="KEY=VALUE",
                    help="model constructor option, JSON value (e.g. width=32, widths=[128,64])")
     level = p.add_mutually_exclusive_group(required=True)
-    level.add_argument("--sigma", type=float, help="fixed noise level")
-    level.add_argument("--sigma-range", type=float, nargs=2, metavar=("MIN", "MAX"),
+    level.add_argument("--sigma", type=positive_float, help="fixed noise level")
+    level.add_argument("--sigma-range", type=positive_float, nargs=2, metavar=("MIN", "MAX"),
                        help="noise-conditional over [MIN, MAX] (log-uniform levels)")
-    p.add_argument("--steps", type=int, default=None, help="step budget")
-    p.add_argument("--minutes", type=float, default=None, help="wall-clock budget of the training steps")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--steps", type=positive_int, default=None, help="step budget")
+    p.add_argument("--minutes", type=positive_float, default=None, help="wall-clock budget of the training steps")
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--lr", type=positive_float, default=2e-3)
     p.add_argument("--ema", type=float, default=0.999, help="EMA decay (0 disables)")
-    p.add_argument("--eval-images", type=int, default=500)
-    p.add_argument("--save-every", type=int, default=500)
-    p.add_argument("--train-images", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--eval-images", type=positive_int, default=500)
+    p.add_argument("--save-every", type=positive_int, default=500)
+    p.add_argument("--train-images", type=positive_int, default=None, help="use only the first N training images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="mixed precision (CUDA)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument("--out", required=True, help="checkpoint folder")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
     p.add_argument("--init", default=None, metavar="STEM",

@@ -6,13 +6,15 @@ import argparse
 import shlex
 import sys
 
+from .args import positive_float, positive_int
+
 HELP = "train the MNIST classifier used by the sample-quality metric"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--epochs", type=int, default=8, help="passes over the 60,000 training images (default: 8)")
-    p.add_argument("--batch-size", type=int, default=128, help="default: 128")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    p.add_argument("--epochs", type=positive_int, default=8, help="passes over the 60,000 training images (default: 8)")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="default: 128")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     p.add_argument("--seed", type=int, default=0, help="seeds the initial weights and the batch order")
     p.add_argument("--out", default="runs/classifier", help="checkpoint stem (default: runs/classifier)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")

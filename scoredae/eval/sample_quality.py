@@ -45,6 +45,9 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     symmetric :math:`\Sigma_a^{1/2} \Sigma_b \Sigma_a^{1/2}`, which has the same spectrum as
     :math:`\Sigma_a \Sigma_b` and stays well defined for singular covariances.
     """
+    for name, feats in (("a", a), ("b", b)):
+        if feats.ndim != 2 or feats.shape[0] < 2:
+            raise ValueError(f"{name}: a covariance needs at least 2 feature vectors (N, k), got shape {tuple(feats.shape)}")
     a, b = a.double(), b.double()
     cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
     w, v = torch.linalg.eigh(cov_a)

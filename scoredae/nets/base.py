@@ -17,6 +17,7 @@ down-sampling factor or patch size (``size_multiple``), or the one configured si
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import ClassVar
 
 import deepinv
@@ -71,6 +72,7 @@ class ImageDenoiser(deepinv.models.Denoiser):
     def __init__(self, **options):
         super().__init__()
         self.config = self.Config(**options)
+        self._warned_range = False  # the out-of-range warning is given once per model
 
     @property
     def trained_sigma(self) -> float | None:
@@ -99,20 +101,37 @@ class ImageDenoiser(deepinv.models.Denoiser):
                              f"of {m}, got {height} x {width}")
 
     def forward(self, x: torch.Tensor, sigma=None, **kwargs) -> torch.Tensor:
-        """Denoise ``x`` (B, C, H, W) observed at noise level ``sigma`` (float or (B,))."""
+        """Denoise ``x`` (B, C, H, W) observed at noise level ``sigma`` (float or (B,)).
+
+        A noise-conditional model called with a float ``sigma`` outside its ``sigma_range`` warns
+        once (a tensor ``sigma`` is not read back: that would synchronise the device)."""
         c = self.config.channels
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise TypeError(f"x: expected a floating-point tensor in [0, 1], got {getattr(x, 'dtype', type(x))}")
         if x.ndim != 4 or x.shape[1] != c:
             raise ValueError(f"x: expected shape (B, {c}, H, W), got {tuple(x.shape)}")
+        weight_dtype = next(self.parameters()).dtype
+        if x.dtype != weight_dtype:
+            raise TypeError(f"x: expected the dtype of the model's weights, {weight_dtype}, got {x.dtype}; "
+                            f"convert the input (x.to({weight_dtype})) or the model (model.to({x.dtype}))")
         self.check_size(*x.shape[2:])
         if self.noise_conditional:
             if sigma is None:
                 raise ValueError("sigma is required by a noise-conditional denoiser")
             s = expand_sigma(sigma, x).expand(x.shape[0], 1, 1, 1)  # (B, 1, 1, 1)
+            self._warn_outside_range(sigma)
         else:
             if sigma is not None:
                 expand_sigma(sigma, x)  # validated; a fixed-sigma model runs at trained_sigma
             s = x.new_full((x.shape[0], 1, 1, 1), self.trained_sigma)
         return self.denoise(self.condition(x, s), s.reshape(-1))
+
+    def _warn_outside_range(self, sigma) -> None:
+        lo, hi = self.sigma_range
+        if isinstance(sigma, int | float) and not lo <= sigma <= hi and not self._warned_range:
+            self._warned_range = True
+            warnings.warn(f"sigma={sigma:g} is outside the range [{lo:g}, {hi:g}] this {type(self).__name__} "
+                          f"was trained on: its output there is an extrapolation", stacklevel=2)
 
     def condition(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """Append the noise-level map channel (B, 1, H, W) = sigma when noise-conditional."""

@@ -68,14 +68,18 @@ def save_checkpoint(
 def read_checkpoint(stem: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict, dict]:
     """``(model_tensors, extra_tensors, metadata)``; a missing or corrupt file raises CheckpointError."""
     weights_path, meta_path = _paths(stem)
-    for p in (weights_path, meta_path):
+    for p, what in ((weights_path, "weights"), (meta_path, "metadata")):
         if not p.exists():
-            raise CheckpointError(f"checkpoint file {p} does not exist")
+            raise CheckpointError(f"checkpoint {Path(stem)}: its {what} file {p} does not exist "
+                                  f"(a checkpoint is the pair STEM.safetensors and STEM.json)")
     try:
         metadata = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as err:
+        raise CheckpointError(f"checkpoint metadata {meta_path} is not valid JSON: {err}") from err
+    try:
         tensors = load_file(str(weights_path))
-    except (json.JSONDecodeError, SafetensorError, OSError) as err:
-        raise CheckpointError(f"checkpoint {weights_path} is corrupt or unreadable: {err}") from err
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"checkpoint weights {weights_path} are corrupt or unreadable: {err}") from err
     if not isinstance(metadata, dict) or "model" not in metadata or "config" not in metadata:
         raise CheckpointError(f"{meta_path}: expected JSON metadata with 'model' and 'config' keys")
     extra = {k[len(EXTRA_PREFIX) :]: v for k, v in tensors.items() if k.startswith(EXTRA_PREFIX)}
@@ -131,7 +135,10 @@ def load_checkpoint(
     config = metadata["config"]
     if not isinstance(config, dict):
         raise CheckpointError(f"{stem}: expected the model's config as a JSON object, got {config!r}")
-    model = constructors[name](**config)
+    try:
+        model = constructors[name](**config)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {stem}: its config does not build a {name}: {err}") from err
     load_weights(model, weights, str(stem))
     model.eval()
     return model.to(device) if device is not None else model, metadata

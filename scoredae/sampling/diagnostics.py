@@ -28,6 +28,8 @@ def _as_draws(chains: torch.Tensor, min_draws: int) -> tuple[np.ndarray, tuple[i
     if chains.shape[1] < min_draws:
         raise ValueError(f"chains: expected at least {min_draws} draws per chain, got {chains.shape[1]}")
     draws = chains.detach().to("cpu", torch.float64).numpy()
+    if not np.isfinite(draws).all():
+        raise ValueError("chains: expected finite draws, got NaN or inf (did a chain diverge?)")
     return draws.reshape(*draws.shape[:2], -1), tuple(chains.shape[2:])  # (M, N, P)
 
 

@@ -77,6 +77,8 @@ def mala(log_prob: Callable, score: Callable, x0: torch.Tensor, step_size: float
     if log_p0.shape != x0.shape[:1]:
         raise ValueError(f"log_prob: expected one value per chain, shape {tuple(x0.shape[:1])}, "
                          f"got {tuple(log_p0.shape)}")
+    if not bool(torch.isfinite(log_p0).all()):  # every proposal would be rejected: the chain would freeze
+        raise ValueError("log_prob: expected finite values at x0, got NaN or inf")
 
     def step(x, aux, t):
         log_p, grad, accepted = aux
@@ -100,6 +102,7 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, n: int) -> torch.Tensor
     :math:`i = 1..n` (Song & Ermon 2019), float64 of shape ``(n,)``."""
     positive_int("n", n)
     positive("sigma_min", sigma_min)
+    positive("sigma_max", sigma_max)
     if not (isinstance(sigma_max, (int, float)) and sigma_max > sigma_min and n >= 2):
         raise ValueError(f"expected sigma_max > sigma_min and n >= 2, got sigma_max={sigma_max!r}, "
                          f"sigma_min={sigma_min!r}, n={n!r}")
@@ -126,7 +129,7 @@ def annealed_langevin(score: Callable, x0: torch.Tensor, sigmas: Sequence[float]
     :param score: noise-conditional ``score(x, sigma) -> grad log p_sigma(x)``, sigma a float.
     """
     levels = [float(s) for s in torch.as_tensor(sigmas, dtype=torch.float64).reshape(-1)]
-    if not levels or not all(s > 0 for s in levels) or any(a <= b for a, b in itertools.pairwise(levels)):
+    if not levels or not all(0 < s < math.inf for s in levels) or any(a <= b for a, b in itertools.pairwise(levels)):
         raise ValueError(f"sigmas: expected a strictly decreasing sequence of positive levels, got {levels}")
     positive_int("n_steps_each", n_steps_each)
     positive("eps", eps)
@@ -138,6 +141,7 @@ def annealed_langevin(score: Callable, x0: torch.Tensor, sigmas: Sequence[float]
         return langevin_move(x, score(x, levels[i]), etas[i], generator), aux
 
     n_steps = len(levels) * n_steps_each
-    x, _, stats, traj = run_chain(step, x0, None, n_steps, hint=f" (eps={eps:g})", **common)
+    x, _, stats, traj = run_chain(step, x0, None, n_steps, hint=f" (eps={eps:g})", desc="annealed Langevin",
+                                  level_of=lambda t: levels[(t - 1) // n_steps_each], **common)
     samples = x + levels[-1] ** 2 * score(x, levels[-1]) if final_denoise else x
     return SamplerResult.from_run(samples, stats, traj, n_steps)

@@ -20,6 +20,12 @@ Common keyword arguments of every sampler:
 * ``progress``: show a tqdm progress bar (off by default);
 * ``max_norm``: divergence bound on the per-chain root-mean-square of the state (default
   :math:`10^6 (1 + \max_b \operatorname{rms}(x_{0,b}))`).
+
+Every ``10`` steps and at the last step the loop reads the largest per-chain root-mean-square of
+the state back to the host (its only synchronisation) and stops with a
+:class:`SamplerDivergedError` naming the step when it is NaN or inf, above ``max_norm``, or more
+than ``100`` times (1 + its value at the previous check): an exploding chain is reported by the end
+of the run at the latest.
 """
 
 from __future__ import annotations
@@ -30,11 +36,12 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from .._checks import positive_int
+from .._checks import finite, positive, positive_int
 from .._random import randn
 
 _CHECK_EVERY = 10  # steps between divergence checks (each costs one device-to-host sync)
 _NORM_FACTOR = 1e6  # default max_norm, relative to 1 + the initial root-mean-square
+_GROWTH = 100.0  # largest growth of the root-mean-square between two checks, relative to 1 + the earlier
 
 
 class SamplerDivergedError(RuntimeError):
@@ -83,26 +90,37 @@ class SamplerResult:
 
 def langevin_move(x: torch.Tensor, drift: torch.Tensor, eta: float, generator) -> torch.Tensor:
     r""":math:`x + \eta\, g + \sqrt{2\eta}\, z`, the Euler-Maruyama step of :math:`dX = g\,dt + \sqrt 2\, dW`."""
+    if drift.shape != x.shape:  # a score of another shape would broadcast silently
+        raise ValueError(f"score: expected an output of the shape of x, {tuple(x.shape)}, got {tuple(drift.shape)}")
     noise = randn(x.shape, generator, dtype=x.dtype, device=x.device)
     return torch.add(x, drift, alpha=eta).add_(noise, alpha=math.sqrt(2 * eta))
 
 
 def check_chain_inputs(x0, generator) -> None:
+    """Refuse initial states that are not a finite floating tensor with at least one chain, and a
+    generator on another device."""
     if not isinstance(x0, torch.Tensor) or x0.ndim < 2 or not x0.is_floating_point():
         raise ValueError(f"x0: expected a floating tensor (chains, *shape), got {getattr(x0, 'shape', x0)!r}")
+    if x0.shape[0] == 0 or x0[0].numel() == 0:
+        raise ValueError(f"x0: expected at least one chain of at least one entry, got shape {tuple(x0.shape)}")
+    finite("x0", x0)
     if generator is not None and generator.device.type != x0.device.type:
         raise ValueError(f"generator: expected a torch.Generator on the device of x0 ({x0.device}), "
                          f"got one on {generator.device}")
 
 
-def _rms_max(x: torch.Tensor) -> torch.Tensor:
+def rms_max(x: torch.Tensor) -> torch.Tensor:
     """The largest per-chain root-mean-square of x (B, *S), a 0-d tensor (NaN if any entry is NaN)."""
     return x.reshape(x.shape[0], -1).square().mean(1).sqrt().max()
 
 
 def run_chain(step, x, aux, n_steps, *, burn_in=0, thinning=1, record_every=None, callback=None,
-         progress=False, max_norm=None, hint=""):
-    """The shared loop: ``step(x, aux, t)`` for t = 1..n_steps; returns (x, aux, stats, trajectory)."""
+              progress=False, max_norm=None, hint="", size_of=None, desc="Langevin", level_of=None):
+    """The shared loop: ``step(x, aux, t)`` for t = 1..n_steps; returns (x, aux, stats, trajectory).
+
+    ``size_of(x, aux)`` is the 0-d size the divergence checks read (default: the largest per-chain
+    root-mean-square of ``x``); ``level_of(t)``, when given, is shown on the progress bar.
+    """
     positive_int("n_steps", n_steps)
     positive_int("thinning", thinning)
     if record_every is not None:
@@ -114,15 +132,18 @@ def run_chain(step, x, aux, n_steps, *, burn_in=0, thinning=1, record_every=None
                          f"a step is kept, got {thinning}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a callable callback(step, x), got {type(callback).__name__}")
-    bound = _NORM_FACTOR * (1 + float(_rms_max(x))) if max_norm is None else float(max_norm)
-    if not bound > 0:
-        raise ValueError(f"max_norm: expected a number > 0, got {max_norm!r}")
+    previous = float(rms_max(x))
+    bound = _NORM_FACTOR * (1 + previous) if max_norm is None else positive("max_norm", max_norm)
+    size_of = size_of or (lambda x, aux: rms_max(x))
     trajectory = None
     if record_every is not None:
         trajectory = x.new_empty((x.shape[0], n_steps // record_every + 1, *x.shape[1:]))  # (B, R, *S)
         trajectory[:, 0] = x
     mean, m2, n_kept = torch.zeros_like(x), torch.zeros_like(x), 0
-    for t in tqdm(range(1, n_steps + 1), disable=not progress, desc="Langevin"):
+    bar = tqdm(range(1, n_steps + 1), disable=not progress, desc=desc)
+    for t in bar:
+        if level_of is not None and progress:
+            bar.set_postfix(sigma=f"{level_of(t):.3g}", refresh=False)
         x, aux = step(x, aux, t)
         if t > burn_in and (t - burn_in) % thinning == 0:  # Welford's update
             n_kept += 1
@@ -132,12 +153,18 @@ def run_chain(step, x, aux, n_steps, *, burn_in=0, thinning=1, record_every=None
         if trajectory is not None and t % record_every == 0:
             trajectory[:, t // record_every] = x
         if t % _CHECK_EVERY == 0 or t == n_steps:
-            size = float(_rms_max(x))
-            if not size <= bound:  # also catches NaN and inf
-                raise SamplerDivergedError(
-                    f"the chain diverged by step {t} (checked every {_CHECK_EVERY} steps): state "
-                    f"root-mean-square {size:.3g} > max_norm={bound:.3g}; try a smaller step size{hint}"
-                )
+            size = float(size_of(x, aux))
+            if not math.isfinite(size):
+                why = "the state became NaN or inf"
+            elif size > bound:
+                why = f"state root-mean-square {size:.3g} > max_norm={bound:.3g}"
+            elif size > _GROWTH * (1 + previous):
+                why = f"state root-mean-square grew from {previous:.3g} to {size:.3g} in {_CHECK_EVERY} steps or fewer"
+            else:
+                why, previous = None, size
+            if why:
+                raise SamplerDivergedError(f"the chain diverged by step {t} (checked every {_CHECK_EVERY} "
+                                           f"steps): {why}; try a smaller step size{hint}")
         if callback is not None:
             callback(t, x)
     return x, aux, (mean, m2 / n_kept, n_kept), trajectory

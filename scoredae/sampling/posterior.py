@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import torch
 
-from .._checks import positive
-from .loop import SamplerResult, check_chain_inputs, langevin_move, run_chain
+from .._checks import finite, finite_number, positive
+from .loop import SamplerResult, check_chain_inputs, langevin_move, rms_max, run_chain
 
 
 def linear_operator(forward, x0: torch.Tensor) -> tuple[Callable, Callable]:
@@ -50,9 +50,16 @@ def posterior_langevin(prior_score: Callable, y: torch.Tensor, forward, noise_si
     :param forward: an ``(m, d)`` matrix (``x`` flattened to ``(B, d)``), a
         :class:`deepinv.physics.LinearPhysics`, or a pair ``(A, A_adjoint)`` of callables.
     :param noise_sigma: :math:`\sigma_y > 0`.
+    :param alpha: the prior's weight :math:`\alpha \ge 0`.
+
+    With ``clip``, the divergence checks read the size of the move *before* it is clamped, so a
+    chain that explodes is reported instead of sitting at the bounds.
     """
     positive("step_size", step_size)
     positive("noise_sigma", noise_sigma)
+    finite_number("alpha", alpha, allow_zero=True)
+    if prior_sigma is not None:
+        positive("prior_sigma", prior_sigma)
     check_chain_inputs(x0, generator)
     A, A_adjoint = linear_operator(forward, x0)
     ax0 = A(x0)
@@ -65,13 +72,18 @@ def posterior_langevin(prior_score: Callable, y: torch.Tensor, forward, noise_si
                          f"to it), got {tuple(y.shape)}")
     if clip is not None and not clip[0] < clip[1]:
         raise ValueError(f"clip: expected (a, b) with a < b, got {clip!r}")
+    finite("y", y)
     prior = (lambda x: prior_score(x)) if prior_sigma is None else (lambda x: prior_score(x, prior_sigma))
     y = y.to(x0)
 
-    def step(x, aux, t):
+    def step(x, unclipped, t):
         drift = A_adjoint(y - A(x)) / noise_sigma**2 + alpha * prior(x)
         x = langevin_move(x, drift, step_size, generator)
-        return (x if clip is None else x.clamp_(*clip)), aux
+        if clip is None:
+            return x, unclipped
+        return x.clamp(*clip), torch.maximum(unclipped, rms_max(x))  # the largest unclamped size so far
 
-    x, _, stats, traj = run_chain(step, x0, None, n_steps, hint=f" (step_size={step_size:g})", **common)
+    size = None if clip is None else (lambda x, unclipped: unclipped)
+    x, _, stats, traj = run_chain(step, x0, rms_max(x0), n_steps, hint=f" (step_size={step_size:g})",
+                                  size_of=size, **common)
     return SamplerResult.from_run(x, stats, traj, n_steps)

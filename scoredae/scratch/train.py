@@ -11,6 +11,7 @@ entry to the loss and variance to its gradient.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 
 import torch
@@ -51,13 +52,16 @@ def noise2clean_batches(data: torch.Tensor, sigma: float, batch_size: int, steps
 
 def train_step(net: Module, optimizer: Optimizer, inputs: torch.Tensor, targets: torch.Tensor,
                loss: MSE | None = None) -> float:
-    """One step: forward, MSE, backward through the network, optimiser update. Returns the loss."""
+    """One step: forward, MSE, backward through the network, optimiser update. Returns the loss;
+    a loss that is NaN or inf stops with an error (the step would poison every weight)."""
     loss = loss or MSE()
     optimizer.zero_grad()
-    value = loss(net(inputs), targets)
+    value = float(loss(net(inputs), targets))
+    if not math.isfinite(value):
+        raise RuntimeError(f"training diverged (loss {value}); try a smaller learning rate")
     net.backward(loss.backward())
     optimizer.step()
-    return float(value)
+    return value
 
 
 def fit(net: Module, optimizer: Optimizer, pairs: Iterable[tuple[torch.Tensor, torch.Tensor]],

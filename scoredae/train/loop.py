@@ -25,6 +25,8 @@ import dataclasses
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +37,7 @@ from tqdm.auto import tqdm
 
 from .._checks import positive, positive_int
 from .._random import seeded
-from ..nets.checkpoints import as_json, load_into, load_weights, save_checkpoint
+from ..nets.checkpoints import as_json, load_into, load_weights, read_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class TrainConfig:
     ema: float | None = 0.999
     eval_every: int | None = None
     save_every: int = 500
+    save_minutes: float | None = 5.0
     check_every: int = 50
     seed: int = 0
     amp: str | None = None
@@ -66,7 +69,7 @@ class TrainConfig:
                 positive_int(name, getattr(self, name))
         for name in ("batch_size", "save_every", "check_every"):
             positive_int(name, getattr(self, name))
-        for name in ("minutes", "grad_clip"):
+        for name in ("minutes", "grad_clip", "save_minutes"):
             if getattr(self, name) is not None:
                 positive(name, getattr(self, name))
         positive("lr", self.lr)
@@ -108,6 +111,61 @@ class EMA:
         torch._foreach_lerp_(*self._float, 1 - beta)
         for avg, p in self._other:
             avg.copy_(p)
+
+
+# what a resumed run must share with the run it continues (the budget may change)
+SAME_ON_RESUME = ("batch_size", "lr", "grad_clip", "ema", "seed", "amp")
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT or SIGTERM stopped the training after a checkpoint was written."""
+
+
+class _StopOnSignal:
+    """While active (in the main thread), SIGINT and SIGTERM ask the loop to stop after the current
+    step instead of killing it mid-step; a second signal stops at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.received: str | None = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
+def _resume(last: Path | None, model, optimizer, ema, config: TrainConfig) -> dict:
+    """Load ``last`` into the model, optimizer and EMA; refuse a missing checkpoint or other settings."""
+    if last is None:
+        raise ValueError("resume: expected out, the folder of the run to continue, got None")
+    if not last.with_suffix(".json").exists():
+        raise ValueError(f"resume: there is no checkpoint {last}.json to continue; train without resume to start afresh")
+    meta = read_checkpoint(last)[2]
+    if meta["model"] == type(model).__name__:  # (another class is refused by load_into below)
+        before = {**{f"model {k}": v for k, v in meta["config"].items()},
+                  **{k: meta["train_config"].get(k) for k in SAME_ON_RESUME}}
+        now = {**{f"model {k}": v for k, v in as_json(model.config).items()},
+               **{k: getattr(config, k) for k in SAME_ON_RESUME}}
+        changed = [f"{k} {before.get(k)!r} -> {v!r}" for k, v in now.items() if before.get(k) != v]
+        if changed:
+            raise ValueError(f"resume: {last} was trained with other settings ({', '.join(changed)}); resume "
+                             f"with the same ones, or train into another folder")
+    extra, meta = load_into(model, last)
+    _restore_state(extra, optimizer, ema, str(last))
+    log.info("resumed from %s at step %d", last, meta["step"])
+    return meta
 
 
 def distributed_world() -> tuple[int, int]:
@@ -190,8 +248,12 @@ def train(
         ``eval_every`` steps (into ``history``) and at every checkpoint (as ``metrics``).
     :param out: folder for checkpoints: ``last`` (weights, optimizer and EMA state, for ``resume``)
         and ``model`` (the weights to use), every ``save_every`` steps and at the end; rank 0 writes.
-    :param resume: continue from ``out/last`` when it exists.
+    :param resume: continue from ``out/last``, which must exist and hold a run with the same model
+        and the same :data:`SAME_ON_RESUME` settings.
     :param metadata: extra JSON metadata to store (data, training command, ...).
+
+    Checkpoints also go out every ``save_minutes`` of training time, and when SIGINT or SIGTERM
+    arrives: the loop finishes its step, writes ``last`` and raises :class:`TrainingInterrupted`.
     """
     rank, world = distributed_world()
     device = next(model.parameters()).device
@@ -200,11 +262,9 @@ def train(
     ema = EMA(model, config.ema) if config.ema else None
     step, elapsed, history = 0, 0.0, []
     last = Path(out) / "last" if out is not None else None
-    if resume and last is not None and last.with_suffix(".json").exists():
-        extra, meta = load_into(model, last)
-        _restore_state(extra, optimizer, ema, str(last))
+    if resume:
+        meta = _resume(last, model, optimizer, ema, config)
         step, elapsed, history = meta["step"], meta["elapsed_s"], meta["history"]
-        log.info("resumed from %s at step %d", last, step)
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -228,40 +288,49 @@ def train(
             save_checkpoint(Path(out) / "model", evaluated, meta)
         return meta
 
-    losses, unchecked = [], []
-    bar = tqdm(total=config.steps, initial=step, disable=not config.progress or rank != 0, desc=desc)
+    losses, unchecked, saved_at = [], [], elapsed
+    by_time = config.steps is None  # a time budget alone: the bar counts seconds
+    bar = tqdm(total=config.steps or round(60 * config.minutes), initial=step if not by_time else round(elapsed),
+               unit="s" if by_time else "step", disable=not config.progress or rank != 0, desc=desc)
     model.train()
-    while progress_fraction() < 1:
-        start = time.perf_counter()
-        gen = seeded(config.seed, step, rank, device=device)
-        batch = batches(step, gen, rank, world)
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * progress_fraction()))
-        with autocast:
-            loss = loss_fn(net, batch, gen).float().mean()
-        _optimizer_step(loss, model, optimizer, scaler, config.grad_clip)
-        if ema:
-            ema.update(step)
-        step += 1
-        losses.append(loss.detach())
-        unchecked.append(losses[-1])
-        if len(unchecked) == config.check_every or progress_fraction() >= 1:
-            if not bool(torch.stack(unchecked).isfinite().all()):  # one sync for check_every steps
-                raise RuntimeError(f"training diverged by step {step} (non-finite loss); try a smaller lr")
-            unchecked = []
-        elapsed += time.perf_counter() - start
-        bar.update(1)
-        if eval_every and step % eval_every == 0:
-            model.eval()
-            metrics = evaluate(evaluated) if evaluate else {}
-            model.train()
-            history.append({"step": step, "loss": round(loss.item(), 6), **metrics, "elapsed_s": round(elapsed, 1)})
-            log.info("step %d: loss %.5g %s", step, loss.item(), metrics)
-            bar.set_postfix(loss=f"{loss.item():.4g}", **{k: str(v) for k, v in metrics.items()})
-        if out is not None and step % config.save_every == 0:
-            model.eval()
-            save()
-            model.train()
+    with _StopOnSignal() as stop:
+        while progress_fraction() < 1:
+            start = time.perf_counter()
+            gen = seeded(config.seed, step, rank, device=device)
+            batch = batches(step, gen, rank, world)
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * progress_fraction()))
+            with autocast:
+                loss = loss_fn(net, batch, gen).float().mean()
+            _optimizer_step(loss, model, optimizer, scaler, config.grad_clip)
+            if ema:
+                ema.update(step)
+            step += 1
+            losses.append(loss.detach())
+            unchecked.append(losses[-1])
+            if len(unchecked) == config.check_every or progress_fraction() >= 1:
+                if not bool(torch.stack(unchecked).isfinite().all()):  # one sync for check_every steps
+                    raise RuntimeError(f"training diverged by step {step} (non-finite loss); try a smaller lr")
+                unchecked = []
+            took = time.perf_counter() - start
+            elapsed += took
+            bar.update(took if by_time else 1)
+            if eval_every and step % eval_every == 0:
+                model.eval()
+                metrics = evaluate(evaluated) if evaluate else {}
+                model.train()
+                history.append({"step": step, "loss": round(loss.item(), 6), **metrics, "elapsed_s": round(elapsed, 1)})
+                log.info("step %d: loss %.5g %s", step, loss.item(), metrics)
+                bar.set_postfix(step=step, loss=f"{loss.item():.4g}", **{k: str(v) for k, v in metrics.items()})
+            due = step % config.save_every == 0 or (config.save_minutes and elapsed - saved_at >= 60 * config.save_minutes)
+            if out is not None and (due or stop.received):
+                model.eval()
+                save()
+                model.train()
+                saved_at = elapsed
+            if stop.received:
+                where = f"; checkpoint {last} written, continue with resume" if out is not None else ""
+                raise TrainingInterrupted(f"training stopped by {stop.received} at step {step}{where}")
     bar.close()
     model.eval()
     return TrainResult(evaluated, save(), torch.stack(losses).cpu() if losses else torch.empty(0))
