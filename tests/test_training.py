@@ -11,12 +11,12 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
+from scoredae.data import TensorBatches
 from scoredae.eval import evaluate_psnr
 from scoredae.nets import MLPDAE, UNet
-from scoredae.data import TensorBatches
 from scoredae.train import TrainConfig, loop
-from scoredae.train.loop import TrainingInterrupted
 from scoredae.train import train_denoiser as train_denoiser_result
+from scoredae.train.loop import TrainingInterrupted
 
 
 def blobs(n, seed=0):
