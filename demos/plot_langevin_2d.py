@@ -78,14 +78,15 @@ fig, axes = plt.subplots(1, 4, figsize=(17, 4.3))
 for ax, (name, points) in zip(axes, [("exact samples", exact), ("plain Langevin", plain), ("annealed Langevin", annealed)]):
     weights[name] = float((points.sum(1) > 0).double().mean())  # fraction near (5, 5)
     ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.4)
-    ax.set(xlim=(-9, 9), ylim=(-9, 9), aspect="equal", title=f"{name}: {1 - weights[name]:.2f} / {weights[name]:.2f}")
+    ax.set(xlim=(-12, 12), ylim=(-12, 12), aspect="equal", xlabel="$x_1$", ylabel="$x_2$",
+           title=f"{name}: {1 - weights[name]:.2f} / {weights[name]:.2f}")
 names = list(weights)
 axes[3].bar(names, [1 - weights[n] for n in names], label="mode (-5, -5)")
 axes[3].bar(names, [weights[n] for n in names], bottom=[1 - weights[n] for n in names], label="mode (5, 5)")
 axes[3].axhline(0.2, color="k", ls="--", lw=0.8)
 axes[3].set(ylabel="mode weight", title="mode weights (true: 0.2 / 0.8)")
 axes[3].tick_params(axis="x", labelsize=8)
-axes[3].legend(fontsize=8)
+axes[3].legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
 fig.tight_layout()
 
 print(f"{'sampler':<20}{'weight (-5,-5)':>16}{'weight (5,5)':>14}")

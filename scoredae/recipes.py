@@ -158,7 +158,7 @@ def posterior_sampling(
         step = step_size if step_size is not None else 1 / (3 * (1 / noise_sigma**2 + 1 / level**2))
         return posterior_langevin(TweedieScore(denoiser), observations, forward, noise_sigma, x0, step, steps,
                                   prior_sigma=level, clip=(-0.5, 1.5), burn_in=burn_in, generator=generator,
-                                  progress=progress)
+                                  progress=progress, desc=f"posterior, prior sigma {level:.3g}")
 
     x = observations.clone()
     if warm_start_sigma is not None:

@@ -76,9 +76,13 @@ def plot_score_field(mixture: GaussianMixture, sigma: float = 0.0, *, ax=None, e
                linewidths=0.4, alpha=0.5)
     ax_, ay_, arrows = _grid(extent, n_arrows, mixture.means)
     score = mixture.score(arrows, sigma)
-    ax.quiver(ax_, ay_, score[:, 0].reshape(ax_.shape), score[:, 1].reshape(ax_.shape), color="C3",
-              angles="xy", width=0.003)
-    ax.set(xlim=extent[:2], ylim=extent[2:], aspect="equal", title=f"$\\sigma = {sigma:g}$")
+    q = ax.quiver(ax_, ay_, score[:, 0].reshape(ax_.shape), score[:, 1].reshape(ax_.shape), color="C3",
+                  angles="xy", width=0.003)
+    reference = float(f"{float(score.norm(dim=1).median()):.1g}")  # a round arrow length for the key
+    ax.quiverkey(q, 0.98, 1.03, reference, f"score norm {reference:g}", labelpos="W", coordinates="axes",
+                 fontproperties={"size": 7})
+    ax.set(xlim=extent[:2], ylim=extent[2:], aspect="equal", xlabel="$x_1$", ylabel="$x_2$")
+    ax.set_title(f"$\\sigma = {sigma:g}$", loc="left")
     return ax
 
 
@@ -109,13 +113,16 @@ def plot_tweedie(mixture: GaussianMixture, sigma: float, n: int = 60, *, ax=None
     ax.scatter(y[:, 0], y[:, 1], s=10, color="C1", label=f"noisy $y$ ($\\sigma={sigma:g}$)")
     ax.quiver(y[:, 0], y[:, 1], step[:, 0], step[:, 1], angles="xy", scale_units="xy", scale=1,
               color="C3", width=0.004, label=r"$y \to \mathbb{E}[x\mid y]$")
-    ax.set(xlim=extent[:2], ylim=extent[2:], aspect="equal", title="Tweedie's formula")
+    ax.set(xlim=extent[:2], ylim=extent[2:], aspect="equal", xlabel="$x_1$", ylabel="$x_2$",
+           title="Tweedie's formula")
     ax.legend(fontsize=8, loc="upper left")
     return ax
 
 
-def image_grid(images: torch.Tensor, *, nrow: int | None = None, title: str | None = None):
-    """A grid of grayscale images (N, 1, H, W) in [0, 1] as one Figure, ``nrow`` images a row."""
+def image_grid(images: torch.Tensor, *, nrow: int | None = None, title: str | None = None,
+               labels: list[str] | None = None):
+    """A grid of grayscale images (N, 1, H, W) in [0, 1] as one Figure, ``nrow`` images a row;
+    ``labels`` name the first panels, one label above each."""
     if images.ndim != 4 or images.shape[1] != 1:
         raise ValueError(f"images: expected shape (N, 1, H, W), got {tuple(images.shape)}")
     n, _, h, w = images.shape
@@ -125,8 +132,13 @@ def image_grid(images: torch.Tensor, *, nrow: int | None = None, title: str | No
     for i, img in enumerate(images.detach().float().cpu().clamp(0, 1)):
         r, c = divmod(i, nrow)
         canvas[r * (h + 2) + 1 : r * (h + 2) + 1 + h, c * (w + 2) + 1 : c * (w + 2) + 1 + w] = img[0]
-    fig, ax = plt.subplots(figsize=(0.6 * nrow + 0.4, 0.6 * rows + (0.5 if title else 0.2)))
+    scale = 1.0 if labels else 0.6  # room for the labels
+    fig, ax = plt.subplots(figsize=(scale * nrow + 0.4, scale * rows + (0.5 if title else 0.2)))
     ax.imshow(canvas.numpy(), cmap="gray", vmin=0, vmax=1)
+    for i, label in enumerate(labels or []):
+        r, c = divmod(i, nrow)
+        ax.text(c * (w + 2) + 1 + w / 2, r * (h + 2) + 1, label, ha="center", va="top", fontsize=7,
+                color="yellow")
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)

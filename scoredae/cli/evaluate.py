@@ -20,6 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", action="append", default=[], help="also evaluate this checkpoint stem")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--write-metadata", metavar="DIR", default=None,
                    help="write each shipped model's metadata, with the PSNR/SSIM measured here, to DIR/NAME.json "
                         "(in a source checkout, DIR = scoredae/weights updates the shipped files)")
@@ -32,6 +33,7 @@ def _cell(metrics: dict | None) -> str:
 def run(args: argparse.Namespace) -> int:
     """Print PSNR / SSIM per sigma for the noisy input, every shipped model and the empirical MMSE."""
     import torch
+    from tqdm.auto import tqdm
 
     from .._checks import atomic_write, resolve_device
     from ..data.mnist import load_mnist
@@ -50,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--models: expected names of shipped models {sorted(shipped)}, got {unknown}")
     stems = {n: WEIGHTS_DIR / n for n in names} | {str(c): c for c in args.checkpoint}
     rows = {"noisy input": {s: denoising_metrics(None, clean, s) for s in args.sigmas}}
-    for name, stem in stems.items():
+    for name, stem in tqdm(stems.items(), desc=f"eval on {len(clean)} images", unit="model",
+                           disable=args.no_progress):
         model, meta = load_checkpoint(stem, constructors(), device=device)
         sigmas = args.sigmas if model.noise_conditional else [s for s in args.sigmas if s == model.trained_sigma]
         rows[name] = {s: denoising_metrics(model, clean, s) for s in sigmas}

@@ -73,7 +73,7 @@ def _load_denoiser(name: str, device):
     return load_checkpoint(stem, constructors(), device=device)[0]  # names the file that is missing
 
 
-def _save(images, out: Path, title: str) -> None:
+def _save(images, out: Path, title: str, labels: list[str] | None = None) -> None:
     import numpy as np
     import torch
 
@@ -81,7 +81,8 @@ def _save(images, out: Path, title: str) -> None:
 
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".png":
-        image_grid(images, title=title).savefig(out, dpi=120, bbox_inches="tight")
+        nrow = 4 if labels else None  # the labelled summary fills the first row
+        image_grid(images, title=title, labels=labels, nrow=nrow).savefig(out, dpi=120, bbox_inches="tight")
     elif out.suffix == ".pt":
         torch.save(images.cpu(), out)
     else:
@@ -143,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
                 std = result.pooled_var.sqrt()[None]
                 images = torch.cat([x, y, result.pooled_mean[None], std / std.max(), images])
             what = f"posterior {args.task}: truth, y, mean, std (scaled to its max), then {args.n} chains"
-    _save(images.float().clamp(0, 1) if out.suffix == ".png" else images, out, what)
+    labels = ["truth", "observation y", "posterior mean", "posterior std"] if args.method == "posterior" else None
+    _save(images.float().clamp(0, 1) if out.suffix == ".png" else images, out, what, labels)
     print(f"{what} from {args.model} ({args.method}, seed {args.seed}) -> {out}")
     if args.quality:
         _print_quality(result.samples, args.seed)

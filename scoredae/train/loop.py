@@ -20,13 +20,10 @@ everything needed: a resumed run reaches the same weights as an uninterrupted on
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import logging
 import math
 import os
-import signal
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +34,8 @@ from tqdm.auto import tqdm
 
 from .._checks import positive, positive_int
 from .._random import seeded
-from ..nets.checkpoints import as_json, load_into, load_weights, read_checkpoint, save_checkpoint
+from ..nets.checkpoints import as_json, load_into, read_checkpoint, save_checkpoint
+from .state import EMA, StopOnSignal, restore_state, train_state
 
 log = logging.getLogger(__name__)
 
@@ -93,57 +91,12 @@ class TrainResult:
     losses: torch.Tensor
 
 
-class EMA:
-    r"""Exponential moving average :math:`\bar\theta \leftarrow \beta_t \bar\theta + (1 - \beta_t)\theta`
-    with the warm-up :math:`\beta_t = \min(\beta, (1 + t) / (10 + t))` at update :math:`t`, so the
-    initial weights are forgotten early (as in TensorFlow's ExponentialMovingAverage ``num_updates``)."""
-
-    def __init__(self, model: torch.nn.Module, decay: float):
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay = decay
-        pairs = list(zip(self.model.state_dict().values(), model.state_dict().values()))
-        self._float = ([a for a, _ in pairs if a.is_floating_point()], [p for a, p in pairs if a.is_floating_point()])
-        self._other = [(a, p) for a, p in pairs if not a.is_floating_point()]
-
-    @torch.no_grad()
-    def update(self, t: int) -> None:
-        beta = min(self.decay, (1 + t) / (10 + t))
-        torch._foreach_lerp_(*self._float, 1 - beta)
-        for avg, p in self._other:
-            avg.copy_(p)
-
-
 # what a resumed run must share with the run it continues (the budget may change)
 SAME_ON_RESUME = ("batch_size", "lr", "grad_clip", "ema", "seed", "amp")
 
 
 class TrainingInterrupted(Exception):
     """SIGINT or SIGTERM stopped the training after a checkpoint was written."""
-
-
-class _StopOnSignal:
-    """While active (in the main thread), SIGINT and SIGTERM ask the loop to stop after the current
-    step instead of killing it mid-step; a second signal stops at once."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.received: str | None = None
-        self._previous = {}
-
-    def _handle(self, signum, frame):
-        if self.received is not None:
-            raise KeyboardInterrupt
-        self.received = signal.Signals(signum).name
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc):
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
 
 
 def _resume(last: Path | None, model, optimizer, ema, config: TrainConfig) -> dict:
@@ -163,7 +116,7 @@ def _resume(last: Path | None, model, optimizer, ema, config: TrainConfig) -> di
             raise ValueError(f"resume: {last} was trained with other settings ({', '.join(changed)}); resume "
                              f"with the same ones, or train into another folder")
     extra, meta = load_into(model, last)
-    _restore_state(extra, optimizer, ema, str(last))
+    restore_state(extra, optimizer, ema, str(last))
     log.info("resumed from %s at step %d", last, meta["step"])
     return meta
 
@@ -203,28 +156,6 @@ def _optimizer_step(loss, model, optimizer, scaler, grad_clip: float | None) -> 
     else:
         scaler.step(optimizer)
         scaler.update()
-
-
-def _train_state(optimizer, ema: EMA | None) -> dict[str, torch.Tensor]:
-    """Optimizer moments and EMA weights as flat named tensors for the checkpoint."""
-    out = {}
-    for idx, state in optimizer.state_dict()["state"].items():
-        for k, v in state.items():
-            out[f"optim/{idx}/{k}"] = torch.as_tensor(v)
-    if ema is not None:
-        out.update({f"ema/{k}": v for k, v in ema.model.state_dict().items()})
-    return out
-
-
-def _restore_state(extra: dict[str, torch.Tensor], optimizer, ema: EMA | None, source: str) -> None:
-    state: dict[int, dict] = {}
-    for key, v in extra.items():
-        if key.startswith("optim/"):
-            _, idx, k = key.split("/")
-            state.setdefault(int(idx), {})[k] = v
-    optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
-    if ema is not None:
-        load_weights(ema.model, {k[4:]: v for k, v in extra.items() if k.startswith("ema/")}, source)
 
 
 def train(
@@ -284,7 +215,7 @@ def train(
                 "train_config": dataclasses.asdict(config), "step": step, "elapsed_s": elapsed, "history": history,
                 "metrics": evaluate(evaluated) if evaluate else {}, "version": _version()}
         if out is not None and rank == 0:
-            save_checkpoint(last, model, meta, _train_state(optimizer, ema))
+            save_checkpoint(last, model, meta, train_state(optimizer, ema))
             save_checkpoint(Path(out) / "model", evaluated, meta)
         return meta
 
@@ -293,7 +224,7 @@ def train(
     bar = tqdm(total=config.steps or round(60 * config.minutes), initial=step if not by_time else round(elapsed),
                unit="s" if by_time else "step", disable=not config.progress or rank != 0, desc=desc)
     model.train()
-    with _StopOnSignal() as stop:
+    with StopOnSignal() as stop:
         while progress_fraction() < 1:
             start = time.perf_counter()
             gen = seeded(config.seed, step, rank, device=device)
