@@ -23,6 +23,7 @@ how close each learned model gets to the optimum.
 import math
 
 import matplotlib.pyplot as plt
+import matplotlib.quiver
 import torch
 
 from scoredae import GaussianMixture
@@ -63,14 +64,16 @@ ax_, ay_, arrows = grid(20)
 fig, axes = plt.subplots(1, 4, figsize=(18, 4.5))
 plot_score_field(mixture, sigma, ax=axes[0], n_arrows=20)
 axes[0].set_title(f"exact score, $\\sigma = {sigma}$")
+exact_arrows = next(c for c in axes[0].collections if isinstance(c, matplotlib.quiver.Quiver))
+fig.canvas.draw()  # fixes the exact arrows' scale; the learned fields are drawn at the same one
 density = mixture.log_prob(fine, sigma).exp().reshape(fx.shape)
 for ax, (name, model) in zip(axes[1:], models.items()):
     with torch.no_grad():
         field = model.score(arrows, sigma)  # (400, 2)
     ax.contourf(fx, fy, density, levels=30, cmap="Blues")
     ax.quiver(ax_, ay_, field[:, 0].reshape(ax_.shape), field[:, 1].reshape(ax_.shape), color="C3",
-              angles="xy", width=0.003)
-    ax.set(xlim=(-4, 4), ylim=(-4, 4), aspect="equal", title=f"learned by {name.upper()}")
+              angles="xy", width=0.003, scale=exact_arrows.scale)
+    ax.set(xlim=(-4, 4), ylim=(-4, 4), aspect="equal", xlabel="$x_1$", title=f"learned by {name.upper()}")
 fig.tight_layout()
 
 # %%

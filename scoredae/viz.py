@@ -79,10 +79,10 @@ def plot_score_field(mixture: GaussianMixture, sigma: float = 0.0, *, ax=None, e
     q = ax.quiver(ax_, ay_, score[:, 0].reshape(ax_.shape), score[:, 1].reshape(ax_.shape), color="C3",
                   angles="xy", width=0.003)
     reference = float(f"{float(score.norm(dim=1).median()):.1g}")  # a round arrow length for the key
-    ax.quiverkey(q, 0.98, 1.03, reference, f"score norm {reference:g}", labelpos="W", coordinates="axes",
-                 fontproperties={"size": 7})
-    ax.set(xlim=extent[:2], ylim=extent[2:], aspect="equal", xlabel="$x_1$", ylabel="$x_2$")
-    ax.set_title(f"$\\sigma = {sigma:g}$", loc="left")
+    ax.quiverkey(q, 0.97, 0.03, reference, f"score norm {reference:g}", labelpos="W", coordinates="axes",
+                 fontproperties={"size": 7}, labelcolor="0.2")
+    ax.set(xlim=extent[:2], ylim=extent[2:], aspect="equal", xlabel="$x_1$", ylabel="$x_2$",
+           title=f"$\\sigma = {sigma:g}$")
     return ax
 
 

@@ -223,6 +223,9 @@ def train(
     by_time = config.steps is None  # a time budget alone: the bar counts seconds
     bar = tqdm(total=config.steps or round(60 * config.minutes), initial=step if not by_time else round(elapsed),
                unit="s" if by_time else "step", disable=not config.progress or rank != 0, desc=desc)
+    if evaluate is not None and not bar.disable:  # where the run starts, before the first epoch ends
+        model.eval()
+        bar.set_postfix(step=step, **{k: str(v) for k, v in evaluate(evaluated).items()})
     model.train()
     with StopOnSignal() as stop:
         while progress_fraction() < 1:
