@@ -110,7 +110,8 @@ def check_chain_inputs(x0, generator) -> None:
 
 
 def rms_max(x: torch.Tensor) -> torch.Tensor:
-    """The largest per-chain root-mean-square of x (B, *S), a 0-d tensor (NaN if any entry is NaN)."""
+    """The largest per-chain root-mean-square of ``x`` of shape ``(B, *S)``, a 0-d tensor (NaN if
+    any entry is NaN)."""
     return x.reshape(x.shape[0], -1).square().mean(1).sqrt().max()
 
 
