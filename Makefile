@@ -26,7 +26,7 @@ bench: $(STAMP)
 
 docs: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[docs]'
-	MPLBACKEND=Agg $(PY) -m sphinx -b html docs docs/_build/html
+	MPLBACKEND=Agg $(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check scoredae tests demos benchmarks

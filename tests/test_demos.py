@@ -19,7 +19,7 @@ FAST = ["plot_posterior_1d", "plot_score_field_2d", "plot_tweedie_2d"]  # the ex
 def test_a_demo_leaves_global_state_as_it_found_it(name):
     dtype, rc = torch.get_default_dtype(), dict(matplotlib.rcParams)
     try:
-        runpy.run_path(str(DEMOS / f"{name}.py"), run_name="__main__")
+        runpy.run_path(str(next(DEMOS.rglob(f"{name}.py"))), run_name="__main__")
         assert plt.get_fignums(), "the demo drew no figure"
     finally:
         plt.close("all")
@@ -27,7 +27,7 @@ def test_a_demo_leaves_global_state_as_it_found_it(name):
     assert dict(matplotlib.rcParams) == rc
 
 
-@pytest.mark.parametrize("script", sorted(DEMOS.glob("plot_*.py")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("script", sorted(DEMOS.rglob("plot_*.py")), ids=lambda p: p.stem)
 def test_no_demo_sets_a_global_default(script):
     text = script.read_text()
     for call in ("set_default_dtype", "set_default_device", "set_default_tensor_type", "rcParams.update",

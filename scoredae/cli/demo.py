@@ -14,7 +14,8 @@ CHECKOUT_DEMOS = Path(__file__).resolve().parents[2] / "demos"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="outputs", help="folder for the PNG figures (default: outputs)")
     p.add_argument("--demos", default=str(CHECKOUT_DEMOS),
-                   help="folder of plot_*.py scripts (default: demos/ of the source checkout)")
+                   help="folder of plot_*.py scripts, searched with its subfolders (default: demos/ of the "
+                        "source checkout)")
     p.add_argument("names", nargs="*", help="demo names such as plot_posterior_1d (default: all)")
 
 
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    scripts = sorted(Path(args.demos).glob("plot_*.py"))
+    scripts = sorted(Path(args.demos).rglob("plot_*.py"))  # section folders in the learner's order
     if not scripts:
         raise SystemExit(f"scoredae demo: no plot_*.py scripts in {args.demos}. The demos ship with the "
                          f"source checkout, not the installed package: run this command from a clone of the "
