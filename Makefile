@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all bench docs lint clean
+.PHONY: demo test test-all bench docs test-docs lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ bench: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[docs]'
 	MPLBACKEND=Agg $(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+# the built site in headless Chromium (Debian's chromium, installed when missing)
+test-docs: docs
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(PY) docs/check_site.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check scoredae tests demos benchmarks

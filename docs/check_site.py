@@ -1,0 +1,148 @@
+"""Check the built docs site as a reader's browser shows it (``make test-docs``).
+
+Serves ``docs/_build/html`` on 127.0.0.1, opens pages in headless Chromium (the DOM after MathJax
+and the theme's scripts ran, and a screenshot of each under ``docs/_build/screenshots/``) and
+asserts: every image loads (a readable file of positive width), no "BROKEN" thumbnail, no
+traceback text, math rendered (MathJax output present, no raw ``\\(`` left in the visible text),
+and no broken internal link or anchor.
+"""
+
+from __future__ import annotations
+
+import functools
+import html.parser
+import http.server
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import unquote, urldefrag, urljoin, urlparse
+
+import matplotlib.image
+
+SITE = Path(__file__).resolve().parent / "_build" / "html"
+SHOTS = SITE.parent / "screenshots"
+MATH_PAGES = ["index.html", "theory/estimators.html", "theory/langevin.html", "theory/score_matching.html"]
+PAGES = [*MATH_PAGES, "auto_examples/index.html", "auto_examples/01_toy_world/plot_posterior_1d.html",
+         "auto_examples/02_samplers/plot_langevin_2d.html", "models.html", "api.html"]
+
+
+class Page(html.parser.HTMLParser):
+    """The images, links, ids and visible text of one HTML document."""
+
+    def __init__(self):
+        super().__init__()
+        self.images, self.links, self.ids, self.text, self._skip = [], [], set(), [], 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "img" and attrs.get("src"):
+            self.images.append(attrs["src"])
+        if tag == "a" and attrs.get("href"):
+            self.links.append(attrs["href"])
+        if tag in ("script", "style", "mjx-assistive-mml"):
+            self._skip += 1
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style", "mjx-assistive-mml"):
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.text.append(data)
+
+
+def parse(markup: str) -> Page:
+    page = Page()
+    page.feed(markup)
+    return page
+
+
+def chromium(*args: str) -> str:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise SystemExit("check_site: Chromium is not installed (make test-docs installs Debian's chromium)")
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+           "--virtual-time-budget=10000", *args]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120).stdout
+
+
+def check_page(base: str, name: str) -> list[str]:
+    """The problems of one page, as a reader's browser shows it."""
+    problems = []
+    url = urljoin(base, name)
+    dom = chromium("--dump-dom", url)
+    rendered = parse(dom)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    chromium("--window-size=1280,1600", f"--screenshot={SHOTS / name.replace('/', '_')}.png", url)
+    text = " ".join(rendered.text)
+    if "Traceback" in text:
+        problems.append(f"{name}: traceback text on the page")
+    if "BROKEN" in text or any("broken_example" in src for src in rendered.images):
+        problems.append(f"{name}: a BROKEN gallery thumbnail")
+    if name in MATH_PAGES and ("\\(" in text or "\\[" in text or "<mjx-container" not in dom):
+        problems.append(f"{name}: math not rendered (raw TeX in the text, or no MathJax output)")
+    for src in rendered.images:
+        path = SITE / Path(name).parent / unquote(urlparse(src).path)
+        if urlparse(src).scheme in ("", "file") and not src.startswith("data:"):
+            try:
+                ok = matplotlib.image.imread(path).shape[1] > 0 if path.suffix == ".png" else path.stat().st_size > 0
+            except (OSError, ValueError, SyntaxError):
+                ok = False
+            if not ok:
+                problems.append(f"{name}: image {src} does not load")
+    return problems
+
+
+def check_links() -> list[str]:
+    """Every internal link of every page points to an existing page and anchor."""
+    problems, ids = [], {}
+    pages = {p.relative_to(SITE).as_posix(): parse(p.read_text(errors="replace")) for p in SITE.rglob("*.html")}
+    for name, page in pages.items():
+        ids[name] = page.ids
+    for name, page in pages.items():
+        if name.startswith(("_modules/", "_sources/")):
+            continue
+        for href in page.links:
+            if urlparse(href).scheme or href == "#":  # another site, or the top of this page
+                continue
+            target, anchor = urldefrag(href)
+            target_name = (Path(name).parent / unquote(target)).as_posix() if target else name
+            target_name = str(Path(target_name)).replace("\\", "/")
+            resolved = Path(SITE, target_name).resolve()
+            if not resolved.exists():
+                problems.append(f"{name}: link to a missing {href}")
+            elif anchor and resolved.suffix == ".html":
+                key = resolved.relative_to(SITE).as_posix()
+                if anchor not in ids.get(key, set()):
+                    problems.append(f"{name}: link to a missing anchor {href}")
+    return problems
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # no line per request
+        pass
+
+
+def main() -> int:
+    if not (SITE / "index.html").exists():
+        raise SystemExit(f"check_site: no site at {SITE}; run `make docs` first")
+    handler = functools.partial(QuietHandler, directory=str(SITE))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        problems = [p for name in PAGES for p in check_page(base, name)] + check_links()
+    finally:
+        server.shutdown()
+    for problem in problems:
+        print(problem)
+    print(f"{len(PAGES)} pages opened, screenshots in {SHOTS}: {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
