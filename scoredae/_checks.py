@@ -16,13 +16,6 @@ import torch
 SigmaLike = float | torch.Tensor
 
 
-def positive(name: str, value) -> float:
-    """``value`` as a float, refused unless it is a finite real number > 0."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
-    return float(value)
-
-
 def finite_number(name: str, value, *, allow_zero: bool = False) -> float:
     """One number (a noise level, a weight) as a float: a Python number or a one-element tensor
     (read on the host), finite and > 0 (>= 0 with ``allow_zero``)."""
@@ -34,6 +27,11 @@ def finite_number(name: str, value, *, allow_zero: bool = False) -> float:
             or not (value >= 0 if allow_zero else value > 0):
         raise ValueError(f"{name}: expected a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
     return float(value)
+
+
+def positive(name: str, value) -> float:
+    """``value`` as a float, refused unless it is a finite number > 0 (see :func:`finite_number`)."""
+    return finite_number(name, value)
 
 
 def finite(name: str, tensor: torch.Tensor) -> None:

@@ -106,11 +106,14 @@ def _check_model(stem, held: str, expected: str) -> None:
         raise CheckpointError(f"checkpoint {stem} holds a {held}, expected a {expected}")
 
 
-def load_into(model: torch.nn.Module, stem: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+def load_into(model: torch.nn.Module, stem: str | os.PathLike, check=None) -> tuple[dict[str, torch.Tensor], dict]:
     """Load the weights of checkpoint ``stem`` into ``model``, which must be of the class it holds;
-    return ``(extra_tensors, metadata)``."""
+    return ``(extra_tensors, metadata)``. ``check(metadata)``, when given, runs before the weights
+    are loaded (e.g. to refuse other settings with a better message than a shape mismatch)."""
     weights, extra, metadata = read_checkpoint(stem)
     _check_model(stem, metadata["model"], type(model).__name__)
+    if check is not None:
+        check(metadata)
     load_weights(model, weights, str(stem))
     return extra, metadata
 

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from .._checks import positive, positive_int
 from .._random import seeded
-from ..nets.checkpoints import as_json, load_into, read_checkpoint, save_checkpoint
+from ..nets.checkpoints import as_json, load_into, save_checkpoint
 from .state import EMA, StopOnSignal, restore_state, train_state
 
 log = logging.getLogger(__name__)
@@ -105,8 +105,8 @@ def _resume(last: Path | None, model, optimizer, ema, config: TrainConfig) -> di
         raise ValueError("resume: expected out, the folder of the run to continue, got None")
     if not last.with_suffix(".json").exists():
         raise ValueError(f"resume: there is no checkpoint {last}.json to continue; train without resume to start afresh")
-    meta = read_checkpoint(last)[2]
-    if meta["model"] == type(model).__name__:  # (another class is refused by load_into below)
+
+    def same_settings(meta: dict) -> None:
         before = {**{f"model {k}": v for k, v in meta["config"].items()},
                   **{k: meta["train_config"].get(k) for k in SAME_ON_RESUME}}
         now = {**{f"model {k}": v for k, v in as_json(model.config).items()},
@@ -115,7 +115,8 @@ def _resume(last: Path | None, model, optimizer, ema, config: TrainConfig) -> di
         if changed:
             raise ValueError(f"resume: {last} was trained with other settings ({', '.join(changed)}); resume "
                              f"with the same ones, or train into another folder")
-    extra, meta = load_into(model, last)
+
+    extra, meta = load_into(model, last, check=same_settings)
     restore_state(extra, optimizer, ema, str(last))
     log.info("resumed from %s at step %d", last, meta["step"])
     return meta
@@ -210,10 +211,21 @@ def train(
             parts.append(elapsed / (60 * config.minutes))
         return min(1.0, max(parts))
 
+    measured: dict[int, dict] = {}  # step -> metrics, so an evaluation and a checkpoint share one pass
+
+    def metrics_now() -> dict:
+        if step not in measured:
+            training = model.training
+            model.eval()
+            measured.clear()
+            measured[step] = evaluate(evaluated) if evaluate else {}
+            model.train(training)
+        return measured[step]
+
     def save() -> dict:
         meta = {**(metadata or {}), "model": type(model).__name__, "config": as_json(model.config),
                 "train_config": dataclasses.asdict(config), "step": step, "elapsed_s": elapsed, "history": history,
-                "metrics": evaluate(evaluated) if evaluate else {}, "version": _version()}
+                "metrics": metrics_now(), "version": _version()}
         if out is not None and rank == 0:
             save_checkpoint(last, model, meta, train_state(optimizer, ema))
             save_checkpoint(Path(out) / "model", evaluated, meta)
@@ -224,9 +236,9 @@ def train(
     bar = tqdm(total=config.steps or round(60 * config.minutes), initial=step if not by_time else round(elapsed),
                unit="s" if by_time else "step", disable=not config.progress or rank != 0, desc=desc)
     if evaluate is not None and not bar.disable:  # where the run starts, before the first epoch ends
-        model.eval()
-        bar.set_postfix(step=step, **{k: str(v) for k, v in evaluate(evaluated).items()})
+        bar.set_postfix(step=step, **{k: str(v) for k, v in metrics_now().items()})
     model.train()
+    saved = None  # the metadata of the last checkpoint
     with StopOnSignal() as stop:
         while progress_fraction() < 1:
             start = time.perf_counter()
@@ -250,24 +262,20 @@ def train(
             elapsed += took
             bar.update(took if by_time else 1)
             if eval_every and step % eval_every == 0:
-                model.eval()
-                metrics = evaluate(evaluated) if evaluate else {}
-                model.train()
+                metrics = metrics_now()
                 history.append({"step": step, "loss": round(loss.item(), 6), **metrics, "elapsed_s": round(elapsed, 1)})
                 log.info("step %d: loss %.5g %s", step, loss.item(), metrics)
                 bar.set_postfix(step=step, loss=f"{loss.item():.4g}", **{k: str(v) for k, v in metrics.items()})
             due = step % config.save_every == 0 or (config.save_minutes and elapsed - saved_at >= 60 * config.save_minutes)
             if out is not None and (due or stop.received):
-                model.eval()
-                save()
-                model.train()
-                saved_at = elapsed
+                saved, saved_at = save(), elapsed
             if stop.received:
                 where = f"; checkpoint {last} written, continue with resume" if out is not None else ""
                 raise TrainingInterrupted(f"training stopped by {stop.received} at step {step}{where}")
     bar.close()
     model.eval()
-    return TrainResult(evaluated, save(), torch.stack(losses).cpu() if losses else torch.empty(0))
+    meta = saved if saved is not None and saved["step"] == step else save()  # not written twice
+    return TrainResult(evaluated, meta, torch.stack(losses).cpu() if losses else torch.empty(0))
 
 
 def _version() -> str:
