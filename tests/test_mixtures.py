@@ -87,7 +87,7 @@ def test_posterior_1d_matches_quadrature():
     post = gm.posterior(y, sigma)
     for i, yi in enumerate(y[:, 0].tolist()):
 
-        def joint(x, power=0):
+        def joint(x, power=0, yi=yi):
             prior = 0.4 * stats.norm(-2, 0.3**0.5).pdf(x) + 0.6 * stats.norm(2, 0.5**0.5).pdf(x)
             return x**power * prior * stats.norm(x, sigma).pdf(yi)
 

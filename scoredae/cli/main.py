@@ -42,11 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _said_to_the_user(err: Exception) -> bool:
     """Errors that are the user's to fix (bad input, missing data, a diverged chain): one line, no traceback."""
+    from ..data.images import ImagesUnavailableError
     from ..data.mnist import MNISTUnavailableError
     from ..sampling import SamplerDivergedError
     from ..train.loop import TrainingInterrupted
 
-    return isinstance(err, ValueError | OSError | MNISTUnavailableError | SamplerDivergedError | TrainingInterrupted)
+    return isinstance(err, ValueError | OSError | MNISTUnavailableError | ImagesUnavailableError | SamplerDivergedError | TrainingInterrupted)
 
 
 def main(argv: list[str] | None = None) -> int:

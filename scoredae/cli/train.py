@@ -1,4 +1,4 @@
-"""``scoredae train``: train an image denoiser of the registry on MNIST."""
+"""``scoredae train``: train an image denoiser of the registry on MNIST or on photographs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 from .args import positive_float, positive_int
 
-HELP = "train an MNIST denoiser"
+HELP = "train an image denoiser (MNIST, the image collection, or a folder of images)"
 # the command-line names of scoredae.nets.registry.MODELS, listed here so that --help imports nothing
 ARCHITECTURES = ("conv", "drunet", "hybrid", "mlp", "transformer", "unet")
 
@@ -32,14 +32,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     level.add_argument("--sigma", type=positive_float, help="fixed noise level")
     level.add_argument("--sigma-range", type=positive_float, nargs=2, metavar=("MIN", "MAX"),
                        help="noise-conditional over [MIN, MAX] (log-uniform levels)")
+    p.add_argument("--data", default="mnist", metavar="mnist|images|FOLDER",
+                   help="MNIST digits, the photographs and textures of `scoredae data fetch images`, or a "
+                        "folder of PNG/JPEG files (default: mnist)")
+    p.add_argument("--crop-size", type=positive_int, default=64,
+                   help="side of the random training crops of photographs (default: 64)")
+    p.add_argument("--channels", type=positive_int, choices=[1, 3], default=None,
+                   help="image channels (default: 1 for mnist, 3 for photographs)")
+    p.add_argument("--eval-sigmas", type=positive_float, nargs="+", default=None, metavar="S",
+                   help="noise levels of the evaluation during training (default: 0.1 0.25 0.5 for "
+                        "mnist, 0.05 0.1 0.2 for photographs)")
     p.add_argument("--steps", type=positive_int, default=None, help="step budget")
     p.add_argument("--minutes", type=positive_float, default=None, help="wall-clock budget of the training steps")
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--lr", type=positive_float, default=2e-3)
     p.add_argument("--ema", type=float, default=0.999, help="EMA decay (0 disables)")
     p.add_argument("--eval-images", type=positive_int, default=500)
+    p.add_argument("--eval-every", type=positive_int, default=None,
+                   help="steps between evaluations (default: every epoch of MNIST, 500 steps of crops)")
     p.add_argument("--save-every", type=positive_int, default=500)
-    p.add_argument("--train-images", type=positive_int, default=None, help="use only the first N training images")
+    p.add_argument("--train-images", type=positive_int, default=None, help="use only the first N MNIST training images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="mixed precision (CUDA)")
@@ -56,7 +68,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from .._checks import resolve_device
-    from ..data.mnist import load_mnist
     from ..nets.checkpoints import load_into
     from ..nets.registry import model_class
     from ..train.loop import TrainConfig, distributed_world
@@ -72,22 +83,46 @@ def run(args: argparse.Namespace) -> int:
         device = torch.device("cuda", rank % torch.cuda.device_count())
     level = {"sigma": args.sigma} if args.sigma is not None else {"sigma_range": tuple(args.sigma_range)}
     torch.manual_seed(args.seed)  # same initial weights on every rank
-    model = model_class(args.model)(**dict(args.option), **level).to(device)
+    channels = args.channels or (1 if args.data == "mnist" else 3)
+    if args.data == "mnist" and channels != 1:
+        raise SystemExit("--channels: MNIST digits have 1 channel")
+    if "channels" in dict(args.option):
+        raise SystemExit("give the number of channels with --channels, not --option")
+    model = model_class(args.model)(**dict(args.option), channels=channels, **level).to(device)
     if args.init:
         load_into(model, args.init)  # same architecture; the optimizer and schedule start afresh
-    x_train, _ = load_mnist("train")
-    x_test, _ = load_mnist("test")
-    if args.train_images:
-        x_train = x_train[: args.train_images]
+    train_data, x_test, data = _training_data(args, channels, model.size_multiple, device)
     config = TrainConfig(
         steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, lr=args.lr,
-        ema=args.ema or None, save_every=args.save_every, seed=args.seed,
+        ema=args.ema or None, save_every=args.save_every,
+        eval_every=args.eval_every or (None if args.data == "mnist" else 500), seed=args.seed,
         amp=args.amp, compile=args.compile, progress=not args.no_progress,
     )
     command = shlex.join(["scoredae", *sys.argv[1:]])
-    data = {"dataset": "mnist", "split": "train", "images": len(x_train)}
-    result = train_denoiser(model, x_train, x_test, config, eval_images=args.eval_images, out=args.out,
-                            resume=args.resume, metadata={"name": args.model, "command": command, "data": data})
+    result = train_denoiser(model, train_data, x_test, config, eval_images=args.eval_images, out=args.out,
+                            resume=args.resume, metadata={"name": args.model, "command": command, "data": data},
+                            **({"eval_sigmas": tuple(args.eval_sigmas)} if args.eval_sigmas else {}))
     if rank == 0:
         print(json.dumps({"step": result.metadata["step"], "metrics": result.metadata["metrics"]}, indent=1))
     return 0
+
+
+def _training_data(args: argparse.Namespace, channels: int, multiple: int, device):
+    """The training data (images or a crop source), the evaluation images, and their description."""
+    if args.data == "mnist":
+        from ..data.mnist import load_mnist
+
+        x_train, _ = load_mnist("train")
+        x_train = x_train[: args.train_images] if args.train_images else x_train
+        x_test, _ = load_mnist("test")
+        return x_train, x_test, {"dataset": "mnist", "split": "train", "images": len(x_train)}
+    from ..data.images import RandomCrops, center_crops, load_images
+
+    train, train_names = load_images(args.data, "train", channels)
+    test, test_names = load_images(args.data, "test", channels)
+    if args.eval_sigmas is None:
+        args.eval_sigmas = [0.05, 0.1, 0.2]
+    side = min(256, *(min(x.shape[-2:]) for x in test)) // multiple * multiple  # central evaluation crops
+    data = {"dataset": str(args.data), "crop_size": args.crop_size, "train_files": train_names,
+            "test_files": test_names, "eval": f"central {side} x {side} crops of the test files"}
+    return RandomCrops(train, args.crop_size, args.batch_size, device), center_crops(test, side), data

