@@ -2,9 +2,11 @@
 
 Serves ``docs/_build/html`` on 127.0.0.1, opens pages in headless Chromium (the DOM after MathJax
 and the theme's scripts ran, and a screenshot of each under ``docs/_build/screenshots/``) and
-asserts: every image loads (a readable file of positive width), no "BROKEN" thumbnail, no
-traceback text, math rendered (MathJax output present, no raw ``\\(`` left in the visible text),
-and no broken internal link or anchor.
+asserts: every image loads (``naturalWidth > 0`` in the browser, and a readable file), no "BROKEN"
+thumbnail, no traceback text, math rendered (MathJax output present, no raw ``\\(`` left in the
+visible text), figures legible at the column width (shrunk by at most :data:`MAX_SHRINK`), the
+animations present, the API pages linking to the examples that use them, and no broken internal
+link or anchor.
 """
 
 from __future__ import annotations
@@ -24,8 +26,17 @@ import matplotlib.image
 SITE = Path(__file__).resolve().parent / "_build" / "html"
 SHOTS = SITE.parent / "screenshots"
 MATH_PAGES = ["index.html", "theory/estimators.html", "theory/langevin.html", "theory/score_matching.html"]
+ANIMATED = ["auto_examples/02_samplers/plot_langevin_2d.html",
+            "auto_examples/05_sampling_trained_models/plot_mnist_langevin.html"]
+BACKREFERENCED = ["generated/scoredae.sampling.langevin.ula.html", "generated/scoredae.mixtures.GaussianMixture.html"]
 PAGES = [*MATH_PAGES, "auto_examples/index.html", "auto_examples/01_toy_world/plot_posterior_1d.html",
-         "auto_examples/02_samplers/plot_langevin_2d.html", "models.html", "api.html"]
+         "auto_examples/04_mnist_denoisers/plot_mnist_denoisers.html", *ANIMATED, "models.html", "api.html",
+         "generated/scoredae.sampling.langevin.html", *BACKREFERENCED]
+# A figure shown at less than 1/MAX_SHRINK of its pixel width has labels under ~8 px: unreadable.
+MAX_SHRINK = 1.75
+# Run in each page once it has loaded: every image's shown and natural width, as attributes.
+MEASURE = (b"<script>window.addEventListener('load', () => document.querySelectorAll('img').forEach("
+           b"i => i.setAttribute('data-widths', i.clientWidth + ' ' + i.naturalWidth)));</script>")
 
 
 class Page(html.parser.HTMLParser):
@@ -34,6 +45,7 @@ class Page(html.parser.HTMLParser):
     def __init__(self):
         super().__init__()
         self.images, self.links, self.ids, self.text, self._skip = [], [], set(), [], 0
+        self.figures = []  # (src, shown width, natural width) of the gallery's figures
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -41,6 +53,10 @@ class Page(html.parser.HTMLParser):
             self.ids.add(attrs["id"])
         if tag == "img" and attrs.get("src"):
             self.images.append(attrs["src"])
+            if "data-widths" in attrs:
+                shown, natural = (int(v) for v in attrs["data-widths"].split())
+                self.figures.append((attrs["src"][:80], shown, natural, "sphx-glr-single-img" in
+                                     attrs.get("class", "") or "sphx-glr-multi-img" in attrs.get("class", "")))
         if tag == "a" and attrs.get("href"):
             self.links.append(attrs["href"])
         if tag in ("script", "style", "mjx-assistive-mml"):
@@ -83,6 +99,17 @@ def check_page(base: str, name: str) -> list[str]:
         problems.append(f"{name}: traceback text on the page")
     if "BROKEN" in text or any("broken_example" in src for src in rendered.images):
         problems.append(f"{name}: a BROKEN gallery thumbnail")
+    for src, shown, natural, figure in rendered.figures:
+        if natural == 0:
+            problems.append(f"{name}: image {src} does not load (naturalWidth 0)")
+        elif figure and shown > 0 and natural / shown > MAX_SHRINK:
+            problems.append(f"{name}: figure {src} shown at 1/{natural / shown:.1f} of its width: labels unreadable")
+    if not rendered.figures and rendered.images:
+        problems.append(f"{name}: the image widths were not measured")
+    if name in ANIMATED and 'class="animation"' not in dom:
+        problems.append(f"{name}: no animation")
+    if name in BACKREFERENCED and not any("auto_examples/" in href for href in rendered.links):
+        problems.append(f"{name}: no link to the examples that use it")
     if name in MATH_PAGES and ("\\(" in text or "\\[" in text or "<mjx-container" not in dom):
         problems.append(f"{name}: math not rendered (raw TeX in the text, or no MathJax output)")
     for src in rendered.images:
@@ -122,15 +149,29 @@ def check_links() -> list[str]:
     return problems
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:  # no line per request
+class Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves the site, adding :data:`MEASURE` to every HTML page; logs nothing."""
+
+    def do_GET(self) -> None:
+        path = Path(self.translate_path(self.path))
+        if path.suffix != ".html" or not path.is_file():
+            return super().do_GET()
+        body = path.read_bytes().replace(b"</body>", MEASURE + b"</body>")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        return None
+
+    def log_message(self, *args) -> None:
         pass
 
 
 def main() -> int:
     if not (SITE / "index.html").exists():
         raise SystemExit(f"check_site: no site at {SITE}; run `make docs` first")
-    handler = functools.partial(QuietHandler, directory=str(SITE))
+    handler = functools.partial(Handler, directory=str(SITE))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}/"

@@ -2,6 +2,7 @@
 the shipped-models page generated from the weights' metadata, and API pages from docstrings.
 Math is rendered by a MathJax copy served with the site, so it works offline."""
 
+import importlib
 import json
 from pathlib import Path
 
@@ -13,6 +14,8 @@ author = "the scoredae authors"
 release = scoredae.__version__
 extensions = [
     "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.intersphinx",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
     "sphinx-mathjax-offline",
@@ -24,9 +27,32 @@ sphinx_gallery_conf = {
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"plot_",
     "within_subsection_order": "FileNameSortKey",
+    "matplotlib_animations": True,
+    "doc_module": ("scoredae",),
+    "backreferences_dir": "generated/backreferences",
+    "reference_url": {"scoredae": None},
 }
+autosummary_generate = True
 autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_inherit_docstrings = False  # torch's own docstrings are torch's documentation's
+nitpicky = True  # every cross-reference must resolve (the build runs with -W)
+templates_path = ["_templates"]
+# type hints link to torch, numpy, deepinv and Python through inventories kept in docs/inventories
+# (written by docs/inventories/write_inventories.py), so the build needs no network
+intersphinx_mapping = {
+    name: (url, f"inventories/{name}.inv")
+    for name, url in {
+        "python": "https://docs.python.org/3/",
+        "numpy": "https://numpy.org/doc/stable/",
+        "torch": "https://docs.pytorch.org/docs/stable/",
+        "deepinv": "https://deepinv.github.io/deepinv/",
+        "matplotlib": "https://matplotlib.org/stable/",
+    }.items()
+}
 html_theme = "pydata_sphinx_theme"
+html_static_path = ["_static"]
+html_css_files = ["scoredae.css"]
 exclude_patterns = ["_build"]
 
 
@@ -50,6 +76,24 @@ def write_models_page(app) -> None:
     Path(app.srcdir, "models.rst").write_text("\n".join(lines))
 
 
+def resolve_reexport(app, env, node, contnode):
+    """A reference to a name a package re-exports (``scoredae.sampling.ula``) goes to the page of the
+    module that defines it (``scoredae.sampling.langevin.ula``)."""
+    target = node.get("reftarget", "")
+    if node.get("refdomain") != "py" or not target.startswith("scoredae."):
+        return None
+    package, _, name = target.rpartition(".")
+    try:
+        home = getattr(getattr(importlib.import_module(package), name), "__module__", None)
+    except (ImportError, AttributeError):
+        return None
+    if home is None or home == package:
+        return None
+    return env.get_domain("py").resolve_xref(env, node["refdoc"], app.builder, node["reftype"],
+                                             f"{home}.{name}", node, contnode)
+
+
 def setup(app):
     app.connect("builder-inited", write_models_page)
+    app.connect("missing-reference", resolve_reexport)
     return {"parallel_read_safe": True}

@@ -38,7 +38,7 @@ _EXPORTS = {
     "posterior_langevin": "sampling",
     "split_rhat": "sampling",
     "ula": "sampling",
-    "RowGenerators": "_random",
+    "RowGenerators": "rng",
     "ToyDenoiser": "nets",
     "load_pretrained": "nets",
     "train_toy": "train",

@@ -19,12 +19,12 @@ from __future__ import annotations
 import torch
 
 from ._checks import positive, positive_int
-from ._random import Generator, rand
 from .data.mnist import IMAGE_SHAPE
+from .rng import Generator, rand
 from .sampling import SamplerResult, annealed_langevin, geometric_sigmas, posterior_langevin, ula
 from .score import TweedieScore, trained_sigma
 
-# NCSN's MNIST setting (Song & Ermon 2019, Sec. 5 and App. B.1), on a 1 -> 0.01 geometric ladder
+#: NCSN's MNIST setting (Song & Ermon 2019, Sec. 5 and App. B.1), on a 1 -> 0.01 geometric ladder
 ANNEALED_DEFAULTS = {"sigma_max": 1.0, "sigma_min": 0.01, "n_levels": 10, "n_steps_each": 100, "eps": 2e-5}
 
 
@@ -75,15 +75,17 @@ def annealed_generation(
     shape: tuple[int, ...] = IMAGE_SHAPE,
     device: torch.device | str = "cpu",
     generator: Generator = None,
+    record_every: int | None = None,
     progress: bool = False,
 ) -> SamplerResult:
     r"""``n`` images of ``shape`` by annealed Langevin from uniform noise, with a final Tweedie
     denoising step, on ``device`` (where ``generator`` draws: a :class:`torch.Generator`, or
-    :class:`~scoredae._random.RowGenerators` so that sample ``i`` depends on ``(seed, i)`` alone).
+    :class:`~scoredae.rng.RowGenerators` so that sample ``i`` depends on ``(seed, i)`` alone).
 
     Step sizes :math:`\alpha_i = \epsilon\, \sigma_i^2 / \sigma_L^2` on the geometric ladder
     :math:`\sigma_1 = ` ``sigma_max`` :math:`> \dots > \sigma_L = ` ``sigma_min``; the defaults are
     NCSN's MNIST setting (10 levels, 100 steps each, :math:`\epsilon = 2 \times 10^{-5}`).
+    ``record_every`` keeps the chains' states every that many steps in ``trajectory``.
     """
     positive_int("n", n)
     _require_every_level(denoiser, "annealed sampling")
@@ -96,6 +98,7 @@ def annealed_generation(
         eps,
         final_denoise=True,
         generator=generator,
+        record_every=record_every,
         progress=progress,
     )
 

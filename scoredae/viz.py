@@ -119,10 +119,8 @@ def plot_tweedie(mixture: GaussianMixture, sigma: float, n: int = 60, *, ax=None
     return ax
 
 
-def image_grid(images: torch.Tensor, *, nrow: int | None = None, title: str | None = None,
-               labels: list[str] | None = None):
-    """A grid of grayscale images (N, 1, H, W) in [0, 1] as one Figure, ``nrow`` images a row;
-    ``labels`` name the first panels, one label above each."""
+def _canvas(images: torch.Tensor, nrow: int | None) -> tuple[torch.Tensor, int, int]:
+    """Grayscale images (N, 1, H, W) tiled ``nrow`` a row with 1-pixel white borders; (canvas, nrow, rows)."""
     if images.ndim != 4 or images.shape[1] != 1:
         raise ValueError(f"images: expected shape (N, 1, H, W), got {tuple(images.shape)}")
     n, _, h, w = images.shape
@@ -132,6 +130,15 @@ def image_grid(images: torch.Tensor, *, nrow: int | None = None, title: str | No
     for i, img in enumerate(images.detach().float().cpu().clamp(0, 1)):
         r, c = divmod(i, nrow)
         canvas[r * (h + 2) + 1 : r * (h + 2) + 1 + h, c * (w + 2) + 1 : c * (w + 2) + 1 + w] = img[0]
+    return canvas, nrow, rows
+
+
+def image_grid(images: torch.Tensor, *, nrow: int | None = None, title: str | None = None,
+               labels: list[str] | None = None):
+    """A grid of grayscale images (N, 1, H, W) in [0, 1] as one Figure, ``nrow`` images a row;
+    ``labels`` name the first panels, one label above each."""
+    canvas, nrow, rows = _canvas(images, nrow)
+    h, w = images.shape[-2:]
     scale = 1.0 if labels else 0.6  # room for the labels
     fig, ax = plt.subplots(figsize=(scale * nrow + 0.4, scale * rows + (0.5 if title else 0.2)))
     ax.imshow(canvas.numpy(), cmap="gray", vmin=0, vmax=1)
@@ -143,3 +150,57 @@ def image_grid(images: torch.Tensor, *, nrow: int | None = None, title: str | No
     if title:
         ax.set_title(title, fontsize=9)
     return fig
+
+
+def animate_chains(mixture: GaussianMixture, trajectory: torch.Tensor, *, record_every: int = 1, every: int = 1,
+                   sigma: float = 0.0, extent=(-4, 4, -4, 4), interval: int = 100):
+    r"""An animation of 2D chains ``trajectory`` (B, R, 2), as recorded by the samplers (state 0,
+    then every ``record_every`` steps), over :func:`plot_score_field` of ``mixture`` at ``sigma``;
+    one frame per ``every`` recorded states, ``interval`` ms apart.
+
+    :returns: a :class:`matplotlib.animation.FuncAnimation` (``.save(path)``, or shown by Jupyter
+        and sphinx-gallery).
+    """
+    from matplotlib.animation import FuncAnimation
+
+    if trajectory.ndim != 3 or trajectory.shape[-1] != 2:
+        raise ValueError(f"trajectory: expected shape (B, R, 2), got {tuple(trajectory.shape)}")
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    plot_score_field(mixture, sigma, ax=ax, extent=extent)
+    points = trajectory.detach().cpu().numpy()
+    cloud = ax.scatter(points[:, 0, 0], points[:, 0, 1], s=8, color="C1", zorder=3)
+    n_steps = (points.shape[1] - 1) * record_every
+
+    def show(k: int):
+        cloud.set_offsets(points[:, k])
+        ax.set_title(f"step {k * record_every} of {n_steps}")
+        return (cloud,)
+
+    return FuncAnimation(fig, show, frames=range(0, points.shape[1], every), interval=interval)
+
+
+def animate_images(frames: torch.Tensor, titles: list[str], *, nrow: int | None = None, interval: int = 150):
+    """An animation of image grids: ``frames`` (T, N, 1, H, W) in [0, 1], frame ``t`` the grid of its
+    N images (as :func:`image_grid`) titled ``titles[t]``, ``interval`` ms apart.
+
+    :returns: a :class:`matplotlib.animation.FuncAnimation`.
+    """
+    from matplotlib.animation import FuncAnimation
+
+    if frames.ndim != 5 or len(titles) != len(frames):
+        raise ValueError(f"frames: expected shape (T, N, 1, H, W) and T titles, got {tuple(frames.shape)} "
+                         f"and {len(titles)} titles")
+    canvases = [_canvas(f, nrow)[0].numpy() for f in frames]
+    height, width = canvases[0].shape
+    inches = min(8.0, width / 30)
+    fig, ax = plt.subplots(figsize=(inches, inches * height / width + 0.35))
+    fig.subplots_adjust(left=0, right=1, bottom=0, top=1 - 0.35 / (inches * height / width + 0.35))
+    shown = ax.imshow(canvases[0], cmap="gray", vmin=0, vmax=1)
+    ax.set_axis_off()
+
+    def show(t: int):
+        shown.set_data(canvases[t])
+        ax.set_title(titles[t], fontsize=9)
+        return (shown,)
+
+    return FuncAnimation(fig, show, frames=len(frames), interval=interval)

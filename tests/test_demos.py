@@ -33,3 +33,22 @@ def test_no_demo_sets_a_global_default(script):
     for call in ("set_default_dtype", "set_default_device", "set_default_tensor_type", "rcParams.update",
                  "plt.rc("):
         assert call not in text, f"{script.name} calls {call}"
+
+
+def test_demo_command_writes_figures_as_png_and_animations_as_gif(tmp_path):
+    from PIL import Image
+
+    from scoredae.cli import main
+
+    (tmp_path / "demos").mkdir()
+    (tmp_path / "demos" / "plot_tiny.py").write_text(
+        "import matplotlib.pyplot as plt\n"
+        "from matplotlib.animation import FuncAnimation\n"
+        "plt.subplots()\n"
+        "fig, ax = plt.subplots()\n"
+        "animation = FuncAnimation(fig, lambda k: ax.set_title(str(k)), frames=3)\n"
+    )
+    assert main(["demo", "--demos", str(tmp_path / "demos"), "--out", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["plot_tiny_1.png", "plot_tiny_2.gif"]
+    with Image.open(tmp_path / "out" / "plot_tiny_2.gif") as gif:
+        assert gif.n_frames == 3

@@ -11,6 +11,8 @@ import torch
 
 from scoredae import GaussianMixture
 from scoredae.viz import (
+    animate_chains,
+    animate_images,
     plot_estimators_1d,
     plot_noised_densities,
     plot_posterior_1d,
@@ -47,4 +49,40 @@ def test_2d_figures_and_dimension_checks():
     assert ax.get_title() == "Tweedie's formula"
     with pytest.raises(ValueError, match="expected a 1D GaussianMixture"):
         plot_posterior_1d(gm, y=0.0, sigma=1.0)
+    plt.close("all")
+
+
+def _saved_frames(animation, path) -> int:
+    from PIL import Image
+
+    animation.save(path, writer="pillow", dpi=20)
+    with Image.open(path) as gif:
+        return gif.n_frames
+
+
+def test_animate_chains_shows_each_recorded_state(tmp_path):
+    mixture = GaussianMixture(torch.tensor([1.0], dtype=F64), torch.zeros(1, 2, dtype=F64), 1.0)
+    trajectory = torch.randn(5, 7, 2, generator=torch.Generator().manual_seed(0), dtype=F64)  # (B, R, 2)
+    animation = animate_chains(mixture, trajectory, record_every=4, every=2)
+    assert _saved_frames(animation, tmp_path / "chains.gif") == 4  # recorded states 0, 2, 4, 6
+    ax = plt.gcf().axes[0]
+    assert ax.get_title() == "step 24 of 24"  # the last frame drawn
+    cloud = next(c for c in ax.collections if c.get_offsets().shape == (5, 2))
+    assert cloud.get_offsets() == pytest.approx(trajectory[:, 6].numpy())
+    with pytest.raises(ValueError, match=r"\(B, R, 2\)"):
+        animate_chains(mixture, trajectory[0])
+    plt.close("all")
+
+
+def test_animate_images_shows_one_grid_per_frame(tmp_path):
+    frames = torch.zeros(3, 4, 1, 5, 5)
+    frames[2, 1] = 1.0  # the second image of the last frame is white
+    animation = animate_images(frames, ["a", "b", "c"], nrow=2)
+    assert _saved_frames(animation, tmp_path / "grid.gif") == 3
+    ax = plt.gcf().axes[0]
+    assert ax.get_title() == "c"
+    shown = ax.get_images()[0].get_array()
+    assert shown[1:6, 8:13].min() == 1.0 and shown[1:6, 1:6].max() == 0.0  # grid cell (0, 1) is white
+    with pytest.raises(ValueError, match="T titles"):
+        animate_images(frames, ["a"])
     plt.close("all")

@@ -25,7 +25,7 @@ import torch
 
 from scoredae import GaussianMixture
 from scoredae.sampling import annealed_langevin, geometric_sigmas, ula
-from scoredae.viz import plot_score_field
+from scoredae.viz import animate_chains, plot_score_field
 
 F64 = torch.float64  # the exact math in double precision, asked for explicitly
 generator = torch.Generator().manual_seed(0)
@@ -57,6 +57,11 @@ for ax, paths, title in [(axes[0], ascent, "gradient ascent: collapse onto the m
 fig.tight_layout()
 
 # %%
+# The ULA chains in motion: the 300 points of the right panel, every 8th step of the 400. From
+# the uniform start they drift up the score towards the modes while the noise spreads them out.
+animation = animate_chains(mixture, langevin.trajectory, record_every=4, every=2)
+
+# %%
 # How diverse are the end points? Distinct end points (rounded to 0.01) and the spread.
 for name, end in [("gradient ascent", ascent[:, -1]), ("ULA", langevin.samples)]:
     distinct = len(torch.unique((end * 100).round(), dim=0))
@@ -74,7 +79,8 @@ annealed = annealed_langevin(toy.score, start, geometric_sigmas(20, 1, 10), 100,
 exact = toy.sample(2000, generator=generator)
 
 weights = {}
-fig, axes = plt.subplots(1, 4, figsize=(17, 4.3))
+fig, axes = plt.subplots(2, 2, figsize=(10, 9.5))
+axes = axes.ravel()
 for ax, (name, points) in zip(axes, [("exact samples", exact), ("plain Langevin", plain), ("annealed Langevin", annealed)]):
     weights[name] = float((points.sum(1) > 0).double().mean())  # fraction near (5, 5)
     ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.4)

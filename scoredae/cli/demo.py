@@ -1,4 +1,5 @@
-"""``scoredae demo``: run the demo scripts of a source checkout and save their figures as PNGs."""
+"""``scoredae demo``: run the demo scripts of a source checkout and save their figures as PNGs
+and their animations as GIFs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import runpy
 import time
 from pathlib import Path
 
-HELP = "run the demos of a source checkout and write their figures as PNGs"
+HELP = "run the demos of a source checkout and write their figures as PNGs, their animations as GIFs"
 CHECKOUT_DEMOS = Path(__file__).resolve().parents[2] / "demos"
 
 
@@ -20,11 +21,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run each plot_*.py script and save every figure it leaves open as a PNG."""
+    """Run each plot_*.py script; save every figure it leaves open as a PNG, or as a GIF when the
+    script holds a matplotlib animation of that figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.animation import Animation
 
     scripts = sorted(Path(args.demos).rglob("plot_*.py"))  # section folders in the learner's order
     if not scripts:
@@ -42,10 +45,16 @@ def run(args: argparse.Namespace) -> int:
     for script in scripts:
         start = time.perf_counter()
         print(f"running {script.name} ...", flush=True)
-        runpy.run_path(str(script), run_name="__main__")
+        names = runpy.run_path(str(script), run_name="__main__")
+        animations = {a._fig: a for a in names.values() if isinstance(a, Animation)}  # figure -> animation
         for i, num in enumerate(plt.get_fignums(), start=1):
-            path = out / f"{script.stem}_{i}.png"
-            plt.figure(num).savefig(path, dpi=110, bbox_inches="tight")
+            figure = plt.figure(num)
+            if figure in animations:
+                path = out / f"{script.stem}_{i}.gif"
+                animations[figure].save(path, writer="pillow", dpi=80)
+            else:
+                path = out / f"{script.stem}_{i}.png"
+                figure.savefig(path, dpi=110, bbox_inches="tight")
             print(f"  wrote {path}")
         plt.close("all")
         print(f"  done in {time.perf_counter() - start:.1f} s", flush=True)

@@ -95,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import recipes
     from .._checks import resolve_device
-    from .._random import RowGenerators, rand, randn, seeded
     from ..data.mnist import load_mnist
+    from ..rng import RowGenerators, rand, randn, seeded
     from ..score import trained_sigma
 
     out = Path(args.out)

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import torch
 
 from .._checks import positive_int
-from .._random import seeded
 from ..mixtures import GaussianMixture
+from ..rng import seeded
 
 
 class TensorBatches:

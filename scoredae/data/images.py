@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 SKIMAGE = "scikit-image==0.26.0"
 SUFFIXES = (".png", ".jpg", ".jpeg")
-# file of skimage/data -> SHA-256 of its bytes
+#: file of skimage/data -> SHA-256 of its bytes
 COLLECTION = {
     "astronaut.png": "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5",
     "chelsea.png": "596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb",
@@ -57,7 +57,8 @@ COLLECTION = {
     "coins.png": "f8d773fc9cfa6f4d8e5942dc34d0a0788fcaed2a4fefbbed0aef5398d7ef4cba",
     "page.png": "341a6f0a61557662b02734a9b6e56ec33a915b2c41886b97509dedf2a43b47a3",
 }
-TEST_FILES = ("chelsea.png", "coffee.png", "gravel.png")  # held out of the default collection
+#: the test split of the default collection, two colour pictures and a texture
+TEST_FILES = ("chelsea.png", "coffee.png", "gravel.png")
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 
 

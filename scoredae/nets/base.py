@@ -59,7 +59,7 @@ class DenoiserConfig:
 
 
 class ImageDenoiser(deepinv.models.Denoiser):
-    """Shared input checks and noise conditioning; subclasses implement :meth:`denoise`.
+    """Shared input checks and noise conditioning; subclasses implement ``denoise(x, sigma)``.
 
     Subclasses set ``Config`` (their :class:`DenoiserConfig` dataclass) and ``size_multiple``, and
     are built from its fields as keywords, ``UNet(width=32, sigma=0.5)``; ``self.config`` is the
@@ -90,7 +90,7 @@ class ImageDenoiser(deepinv.models.Denoiser):
 
     @property
     def input_channels(self) -> int:
-        """The channels the network reads: the image's, plus the noise-level map when conditional."""
+        """The number of channels the network reads (the image's, plus the noise-level map when conditional)."""
         return self.config.channels + int(self.noise_conditional)
 
     def check_size(self, height: int, width: int) -> None:

@@ -14,7 +14,7 @@ convolution gives the image,
 :math:`D(y) = \mathrm{dec}\big([\mathrm{enc}_{\rm U}(y), P\, \mathrm{enc}_{\rm T}(y)], \text{skips}\big)`.
 
 The model is trained from scratch. :meth:`HybridTransformerUNet.load_encoder` initialises the
-transformer branch from a local file (e.g. a trained :class:`PatchTransformer` checkpoint with the
+transformer branch from a local file (e.g. a trained :class:`~scoredae.nets.transformer.PatchTransformer` checkpoint with the
 same encoder configuration); nothing is downloaded.
 """
 
@@ -78,8 +78,8 @@ class HybridTransformerUNet(ImageDenoiser):
     def load_encoder(self, path: str | os.PathLike, prefix: str = "encoder.") -> None:
         """Initialise the transformer branch from the local safetensors file ``path``.
 
-        The tensors named ``prefix + name`` must match this model's :class:`PatchEncoder` exactly
-        (the default prefix reads a :class:`PatchTransformer` checkpoint built with patch_size=4 and
+        The tensors named ``prefix + name`` must match this model's :class:`~scoredae.nets.transformer.PatchEncoder` exactly
+        (the default prefix reads a :class:`~scoredae.nets.transformer.PatchTransformer` checkpoint built with patch_size=4 and
         the same d_model, depth, heads and noise conditioning).
         """
         if not os.path.isfile(path):

@@ -22,7 +22,7 @@ from .unet import UNet
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 CLASSIFIER = WEIGHTS_DIR / "classifier" / "mnist_cnn"
 
-# command-line name -> model class
+#: command-line name -> model class
 MODELS: dict[str, type[ImageDenoiser]] = {
     "mlp": MLPDAE,
     "unet": UNet,

@@ -2,7 +2,7 @@ r"""The Langevin family: ULA, MALA and annealed Langevin, each a step on the sha
 
 Common keyword arguments (``burn_in``, ``thinning``, ``record_every``, ``callback``, ``progress``,
 ``max_norm``) are those of :func:`~scoredae.sampling.loop.run_chain`; ``generator`` is a
-:class:`torch.Generator` on the device of ``x0``, or :class:`~scoredae._random.RowGenerators`.
+:class:`torch.Generator` on the device of ``x0``, or :class:`~scoredae.rng.RowGenerators`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from .._checks import positive, positive_int
-from .._random import rand
+from ..rng import rand
 from .loop import SamplerResult, check_chain_inputs, langevin_move, run_chain
 
 

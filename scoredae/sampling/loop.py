@@ -37,7 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._checks import finite, positive, positive_int
-from .._random import randn
+from ..rng import randn
 
 _CHECK_EVERY = 10  # steps between divergence checks (each costs one device-to-host sync)
 _NORM_FACTOR = 1e6  # default max_norm, relative to 1 + the initial root-mean-square

@@ -3,7 +3,7 @@ r"""An autograd-free neural-network framework: every layer has a hand-written ba
 It shows what autograd does, by doing it by hand, and trains a denoising autoencoder with
 Noise2Noise. Nothing here records an autograd graph: every forward and backward pass runs under
 ``torch.no_grad()``, and each layer's results match a ``torch.nn`` twin (``module.to_torch()``),
-which :func:`fit_torch` trains with autograd on the same batches for comparison.
+which :func:`~scoredae.scratch.train.fit_torch` trains with autograd on the same batches for comparison.
 """
 
 from .activations import ReLU, Sigmoid

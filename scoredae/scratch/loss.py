@@ -7,7 +7,7 @@ import torch
 
 class MSE:
     r""":math:`L = \frac1N \sum_i (p_i - t_i)^2` over all :math:`N` entries, and
-    :math:`\partial L / \partial p = \frac2N (p - t)`, returned by :meth:`backward`."""
+    :math:`\partial L / \partial p = \frac2N (p - t)`, returned by ``backward()``."""
 
     def __init__(self):
         self._residual: torch.Tensor | None = None

@@ -7,7 +7,7 @@ A module maps an input :math:`x` to :math:`y = f(x; \theta)`. Its backward pass 
   (``grad_input``, the shape of :math:`x`), and
 * *adds* :math:`(\partial y / \partial \theta)^\top \, \partial L / \partial y` to the ``.grad`` of
   each parameter :math:`\theta`, so the gradients of several backward passes accumulate until
-  :meth:`Module.zero_grad`, as in PyTorch.
+  :meth:`~scoredae.scratch.module.Module.zero_grad`, as in PyTorch.
 
 This is reverse-mode differentiation written by hand, one layer at a time (Rumelhart, Hinton &
 Williams 1986). Every pass runs with autograd switched off, so no graph is ever recorded.
@@ -22,7 +22,7 @@ import torch
 class Module:
     """Base class: subclasses implement ``_forward(x)`` and ``_backward(grad_output)``.
 
-    :meth:`forward` (also ``module(x)``) and :meth:`backward` wrap them: they switch autograd
+    :meth:`~scoredae.scratch.module.Module.forward` (also ``module(x)``) and :meth:`~scoredae.scratch.module.Module.backward` wrap them: they switch autograd
     off, remember the input and output shapes, and refuse a backward pass before any forward
     pass or a ``grad_output`` whose shape is not the output's.
     """
@@ -31,6 +31,7 @@ class Module:
         self._shapes: tuple[torch.Size, torch.Size] | None = None  # (input, output) of the last forward
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The output of the layer on ``x``, computed without autograd; remembers the shapes for backward."""
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{self}: expected a torch.Tensor input, got {type(x).__name__}")
         with torch.no_grad():
@@ -66,6 +67,7 @@ class Module:
         return []
 
     def zero_grad(self) -> None:
+        """Set the ``.grad`` of every parameter to zero."""
         for p in self.params():
             p.grad.zero_()
 

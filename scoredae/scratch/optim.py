@@ -8,7 +8,7 @@ import torch
 
 
 class Optimizer:
-    """Holds the parameters (tensors with a ``.grad``); subclasses implement :meth:`step`."""
+    """Holds the parameters (tensors with a ``.grad``); subclasses implement ``step()``."""
 
     def __init__(self, params, lr: float):
         self.params = list(params)

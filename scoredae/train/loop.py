@@ -33,8 +33,8 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from .._checks import positive, positive_int
-from .._random import seeded
 from ..nets.checkpoints import as_json, load_into, save_checkpoint
+from ..rng import seeded
 from .state import EMA, StopOnSignal, restore_state, train_state
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class TrainResult:
     losses: torch.Tensor
 
 
-# what a resumed run must share with the run it continues (the budget may change)
+#: what a resumed run must share with the run it continues (the budget may change)
 SAME_ON_RESUME = ("batch_size", "lr", "grad_clip", "ema", "seed", "amp")
 
 

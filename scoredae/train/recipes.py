@@ -107,6 +107,7 @@ def _noisy_objective(loss_fn) -> Callable:
     return objective
 
 
+#: objective name -> ``loss(model, x, sigmas, generator) -> (B,)`` (the table of the module docstring)
 OBJECTIVES: dict[str, Callable] = {
     "dsm": lambda model, x, sigmas, g: dsm_loss(model.score, x, sigmas, generator=g),
     "mse": lambda model, x, sigmas, g: denoising_loss(model, x, sigmas, generator=g),

@@ -29,7 +29,8 @@ from scoredae.recipes import (
     langevin_at_trained_sigma,
     posterior_sampling,
 )
-from scoredae.viz import image_grid
+from scoredae.sampling import geometric_sigmas
+from scoredae.viz import animate_images, image_grid
 
 torch.manual_seed(0)
 generator = torch.Generator().manual_seed(0)
@@ -67,8 +68,25 @@ for name, x0 in starts.items():
 # NCSN's MNIST setting: 10 geometric levels from 1 to 0.01, 100 steps each,
 # :math:`\alpha_i = \epsilon\, \sigma_i^2 / \sigma_L^2` with :math:`\epsilon = 2 \times 10^{-5}`,
 # then one Tweedie denoising step.
-samples = annealed_generation(ncsn, 16, generator=generator).samples
-image_grid(samples.clamp(0, 1), nrow=8, title="annealed Langevin, 16 samples")
+annealed = annealed_generation(ncsn, 16, record_every=20, generator=generator)
+image_grid(annealed.samples.clamp(0, 1), nrow=8, title="annealed Langevin, 16 samples")
+
+# %%
+# Level by level: the first 8 chains every 20 steps. Top row, the Langevin states :math:`x_t`,
+# samples of :math:`p_{\sigma_i}`; bottom row, Tweedie's estimate of the clean digit
+# :math:`D(x_t, \sigma_i) = x_t + \sigma_i^2 \nabla \log p_{\sigma_i}(x_t)`. The large levels
+# settle the overall shape, the small ones the strokes.
+ladder = geometric_sigmas(1.0, 0.01, 10)
+frames, titles = [], []
+for k in range(annealed.trajectory.shape[1]):
+    step = 20 * k
+    level = max(step - 1, 0) // 100  # steps 1..100 run at level 0, 101..200 at level 1, ...
+    states = annealed.trajectory[:8, k]
+    with torch.no_grad():
+        denoised = ncsn(states, float(ladder[level]))
+    frames.append(torch.cat([states, denoised]).clamp(0, 1))
+    titles.append(f"step {step} of 1000, level {level + 1} of 10: sigma = {float(ladder[level]):.3f}")
+animation = animate_images(torch.stack(frames), titles, nrow=8)
 
 # %%
 # 4: posterior sampling for denoising and inpainting
