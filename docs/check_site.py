@@ -3,7 +3,7 @@
 Serves ``docs/_build/html`` on 127.0.0.1, opens pages in headless Chromium (the DOM after MathJax
 and the theme's scripts ran, and a screenshot of each under ``docs/_build/screenshots/``) and
 asserts: every image loads (``naturalWidth > 0`` in the browser, and a readable file), no "BROKEN"
-thumbnail, no traceback text, math rendered (MathJax output present, no raw ``\\(`` left in the
+thumbnail, no traceback text or stray ``<Figure size ...>`` repr, math rendered (MathJax output present, no raw ``\\(`` left in the
 visible text), figures legible at the column width (shrunk by at most :data:`MAX_SHRINK`), the
 animations present, the API pages linking to the examples that use them, and no broken internal
 link or anchor.
@@ -125,7 +125,8 @@ def check_page(base: str, name: str) -> list[str]:
 
 
 def check_links() -> list[str]:
-    """Every internal link of every page points to an existing page and anchor."""
+    """Every internal link of every page points to an existing page and anchor, and no page shows a
+    stray object repr such as ``<Figure size ...>``."""
     problems, ids = [], {}
     pages = {p.relative_to(SITE).as_posix(): parse(p.read_text(errors="replace")) for p in SITE.rglob("*.html")}
     for name, page in pages.items():
@@ -133,6 +134,8 @@ def check_links() -> list[str]:
     for name, page in pages.items():
         if name.startswith(("_modules/", "_sources/")):
             continue
+        if any("<Figure size" in t or "<matplotlib." in t for t in page.text):
+            problems.append(f"{name}: a stray object repr (e.g. <Figure size ...>) in the text")
         for href in page.links:
             if urlparse(href).scheme or href == "#":  # another site, or the top of this page
                 continue

@@ -28,6 +28,7 @@ sphinx_gallery_conf = {
     "filename_pattern": r"plot_",
     "within_subsection_order": "FileNameSortKey",
     "matplotlib_animations": True,
+    "capture_repr": (),  # as when a demo runs on its own: printed output only, no repr of a last expression
     "doc_module": ("scoredae",),
     "backreferences_dir": "generated/backreferences",
     "reference_url": {"scoredae": None},
