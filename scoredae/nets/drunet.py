@@ -17,7 +17,7 @@ from torch import nn
 
 from .._checks import positive_int, positive_int_tuple
 from .base import DenoiserConfig, ImageDenoiser
-from .precond import edm_scalings
+from .precond import preconditioned
 
 DOWNSAMPLING = 8  # 2 ** (number of stride-2 downsamplings in DRUNet)
 
@@ -44,9 +44,8 @@ def crop_center(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor
 class DRUNetConfig(DenoiserConfig):
     r""":param nc: channels of the four scales, e.g. ``(16, 32, 64, 64)``.
     :param nb: residual blocks per scale.
-    :param precondition: wrap the network :math:`F` in EDM's preconditioning (Karras et al. 2022,
-        eq. 7), :math:`D(y, \sigma) = c_{skip}(\sigma)\, y + c_{out}(\sigma)\, F(c_{in}(\sigma)\, y, \sigma)`
-        (:func:`~scoredae.nets.precond.edm_scalings`): at small :math:`\sigma` the output starts
+    :param precondition: wrap the network in EDM's preconditioning
+        (:func:`~scoredae.nets.precond.preconditioned`): at small :math:`\sigma` the output starts
         near the input, which matters for a model conditional over a wide range of levels."""
 
     nc: tuple[int, int, int, int] = (16, 32, 64, 64)
@@ -87,8 +86,7 @@ class DRUNetDenoiser(ImageDenoiser):
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         if not self.config.precondition:
             return self.network(x, sigma)
-        c_skip, c_out, c_in = edm_scalings(sigma.reshape(-1, 1, 1, 1), self.config.sigma_data)  # (B, 1, 1, 1)
-        return c_skip * x + c_out * self.network(c_in * x, sigma)
+        return preconditioned(lambda z: self.network(z, sigma), x, sigma, self.config.sigma_data, self.config.channels)
 
     def network(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """DRUNet itself on (B, C, H, W), padded to multiples of 8 and cropped back."""

@@ -17,7 +17,7 @@ from torch import nn
 
 from .._checks import positive_int
 from .base import DenoiserConfig, ImageDenoiser
-from .precond import edm_scalings
+from .precond import preconditioned
 
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -81,8 +81,5 @@ class UNet(ImageDenoiser):
         self.mid = conv_block(4 * width, 4 * width)
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        c_skip, c_out, c_in = edm_scalings(sigma.reshape(-1, 1, 1, 1), self.config.sigma_data)  # (B, 1, 1, 1)
-        c = self.config.channels
-        y = x[:, :c]  # the noisy image; x[:, c:] is the noise-level map when conditional
-        out = unet_pass(self, torch.cat([c_in * y, x[:, c:]], dim=1), self.mid)  # (B, C, H, W)
-        return c_skip * y + c_out * out
+        return preconditioned(lambda z: unet_pass(self, z, self.mid), x, sigma, self.config.sigma_data,
+                              self.config.channels)
