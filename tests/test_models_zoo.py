@@ -15,9 +15,10 @@ from scoredae.data import load_mnist, mnist_available
 from scoredae.eval import evaluate_psnr
 from scoredae.nets.checkpoints import save_checkpoint
 from scoredae.nets.conv import MNIST_PIXEL_MEAN, ConvDAE, init_logit_bias_
-from scoredae.nets.drunet import DRUNetDenoiser, crop_center, pad_to_multiple
+from scoredae.nets.drunet import DRUNetDenoiser
 from scoredae.nets.hybrid import HybridTransformerUNet
 from scoredae.nets.registry import WEIGHTS_DIR, list_pretrained, load_pretrained
+from scoredae.nets.tiling import crop_center, pad_to_multiple
 from scoredae.nets.transformer import (
     PatchTransformer,
     patchify,

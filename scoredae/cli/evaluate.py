@@ -1,4 +1,5 @@
-"""``scoredae eval``: the PSNR/SSIM table of the shipped denoisers (and of any checkpoint)."""
+"""``scoredae eval``: the PSNR/SSIM table of the shipped denoisers (and of any checkpoint), on MNIST
+or on held-out photographs."""
 
 from __future__ import annotations
 
@@ -8,15 +9,25 @@ from pathlib import Path
 
 from .args import non_negative_int, positive_float, positive_int
 
-HELP = "PSNR/SSIM table of the shipped MNIST denoisers"
+HELP = "PSNR/SSIM table of the shipped denoisers, on MNIST or on held-out photographs"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--images", type=positive_int, default=2000, help="first N test images for the models (default 2000)")
+    p.add_argument("--data", default="mnist", metavar="mnist|images|FOLDER",
+                   help="MNIST digits (default), the held-out pictures of the image collection, or the "
+                        "test files of a folder of PNG/JPEG files")
+    p.add_argument("--images", type=positive_int, default=2000,
+                   help="first N MNIST test images for the models (default 2000)")
     p.add_argument("--mmse-images", type=non_negative_int, default=200,
                    help="first N test images for the exact empirical-prior MMSE (default 200; 0 skips it)")
-    p.add_argument("--sigmas", type=positive_float, nargs="+", default=[0.1, 0.25, 0.5])
-    p.add_argument("--models", nargs="*", default=None, help="shipped model names (default: all)")
+    p.add_argument("--sigmas", type=positive_float, nargs="+", default=None,
+                   help="noise levels (default: 0.1 0.25 0.5 on MNIST, 0.05 0.1 0.2 on photographs)")
+    p.add_argument("--bm3d", action="store_true",
+                   help="photographs: add BM3D (deepinv.models.BM3D; needs the bm3d package, `pip install "
+                        "scoredae[bm3d]`) as the classical reference")
+    p.add_argument("--tile", type=positive_int, default=256, help="photographs: tile side of the networks (default 256)")
+    p.add_argument("--models", nargs="*", default=None,
+                   help="shipped model names (default: all those trained on the data evaluated)")
     p.add_argument("--checkpoint", action="append", default=[], help="also evaluate this checkpoint stem")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
@@ -35,22 +46,21 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from .._checks import atomic_write, resolve_device
+    from .._checks import resolve_device
     from ..data.mnist import load_mnist
     from ..eval.denoising import denoising_metrics, empirical_mmse
     from ..nets.checkpoints import load_checkpoint
-    from ..nets.registry import WEIGHTS_DIR, constructors, list_pretrained
+    from ..nets.registry import constructors, list_pretrained
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    stems = _stems(args)
+    if args.data != "mnist":
+        return _pictures(args, stems, device)
+    args.sigmas = args.sigmas or [0.1, 0.25, 0.5]
     clean = load_mnist("test")[0][: args.images].to(device)
     shipped = list_pretrained()
-    names = shipped if args.models is None else args.models
-    unknown = sorted(set(names) - set(shipped))
-    if unknown:
-        raise ValueError(f"--models: expected names of shipped models {sorted(shipped)}, got {unknown}")
-    stems = {n: WEIGHTS_DIR / n for n in names} | {str(c): c for c in args.checkpoint}
     rows = {"noisy input": {s: denoising_metrics(None, clean, s) for s in args.sigmas}}
     for name, stem in tqdm(stems.items(), desc=f"eval on {len(clean)} images", unit="model",
                            disable=args.no_progress):
@@ -58,11 +68,8 @@ def run(args: argparse.Namespace) -> int:
         sigmas = args.sigmas if model.noise_conditional else [s for s in args.sigmas if s == model.trained_sigma]
         rows[name] = {s: denoising_metrics(model, clean, s) for s in sigmas}
         if args.write_metadata and name in shipped:
-            meta["psnr"] = {str(s): round(m["psnr"], 3) for s, m in rows[name].items()}
-            meta["ssim"] = {str(s): round(m["ssim"], 4) for s, m in rows[name].items()}
-            meta["eval"] = f"first {len(clean)} MNIST test images, noise seed fixed (scoredae eval)"
-            text = json.dumps(meta, indent=2, sort_keys=True)
-            atomic_write(Path(args.write_metadata) / f"{name}.json", lambda p, t=text: Path(p).write_text(t))
+            _write_metadata(args.write_metadata, name, meta, rows[name],
+                            f"first {len(clean)} MNIST test images, noise seed fixed (scoredae eval)")
     if args.mmse_images:
         mmse = empirical_mmse(load_mnist("train")[0].to(device))
         label = f"empirical MMSE (deepinv; first {min(args.mmse_images, len(clean))} images)"
@@ -72,4 +79,84 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'model':<{width}}  " + "  ".join(f"{'sigma=' + str(s):>15}" for s in args.sigmas))
     for name, cells in rows.items():
         print(f"{name:<{width}}  " + "  ".join(f"{_cell(cells.get(s)):>15}" for s in args.sigmas))
+    return 0
+
+
+def _stems(args: argparse.Namespace) -> dict:
+    """Name -> checkpoint stem of every model to evaluate: the shipped ones trained on ``args.data``
+    (or ``--models``), then ``--checkpoint``."""
+    from ..nets.registry import WEIGHTS_DIR, list_pretrained
+
+    shipped = list_pretrained()
+    if args.models is None:
+        names = [n for n, meta in shipped.items() if meta.get("data", {}).get("dataset", "mnist") == str(args.data)]
+    else:
+        names = args.models
+    unknown = sorted(set(names) - set(shipped))
+    if unknown:
+        raise ValueError(f"--models: expected names of shipped models {sorted(shipped)}, got {unknown}")
+    return {n: WEIGHTS_DIR / n for n in names} | {str(c): c for c in args.checkpoint}
+
+
+def _write_metadata(folder: str, name: str, meta: dict, cells: dict, description: str) -> None:
+    """``folder/name.json``: ``meta`` with the mean PSNR and SSIM per sigma measured here."""
+    from .._checks import atomic_write
+
+    meta["psnr"] = {str(s): round(m["psnr"], 3) for s, m in cells.items()}
+    meta["ssim"] = {str(s): round(m["ssim"], 4) for s, m in cells.items()}
+    meta["eval"] = description
+    text = json.dumps(meta, indent=2, sort_keys=True)
+    atomic_write(Path(folder) / f"{name}.json", lambda p, t=text: Path(p).write_text(t))
+
+
+def _pictures(args: argparse.Namespace, stems: dict, device) -> int:
+    """The per-picture PSNR/SSIM table on the test pictures of ``args.data``."""
+    import deepinv
+    import torch
+    from tqdm.auto import tqdm
+
+    from ..data.images import load_images
+    from ..eval.denoising import picture_metrics
+    from ..nets.checkpoints import load_checkpoint
+    from ..nets.registry import constructors, list_pretrained
+
+    sigmas = args.sigmas or [0.05, 0.1, 0.2]
+    if not stems and not args.bm3d:
+        raise ValueError(f"no model to evaluate on {args.data}: give --models, --checkpoint or --bm3d")
+    loaded = {name: load_checkpoint(stem, constructors(), device=device) for name, stem in stems.items()}
+    channels = {model.config.channels for model, _ in loaded.values()} or {3}
+    if len(channels) > 1:
+        raise ValueError(f"the models read different numbers of channels {sorted(channels)}; evaluate them apart")
+    images, files = load_images(args.data, "test", channels.pop())
+    pictures = [x.to(device, torch.float32).div(255) for x in images]
+    denoisers = {"noisy input": (None, sigmas)}
+    for name, (model, _) in loaded.items():
+        denoisers[name] = (model, sigmas if model.noise_conditional else [s for s in sigmas if s == model.trained_sigma])
+    if args.bm3d:
+        try:
+            import bm3d  # noqa: F401 - deepinv's BM3D needs it
+        except ImportError as err:
+            raise ValueError("--bm3d needs the bm3d package: pip install 'scoredae[bm3d]'") from err
+        denoisers["BM3D"] = (deepinv.models.BM3D(), sigmas)
+    jobs = [(name, s) for name, (_, levels) in denoisers.items() for s in levels]
+    rows = {name: {} for name in denoisers}  # name -> sigma -> per-picture scores
+    for name, s in tqdm(jobs, desc=f"eval on {len(pictures)} pictures", unit="run", disable=args.no_progress):
+        rows[name][s] = picture_metrics(denoisers[name][0], pictures, s, tile=args.tile)
+    means = {name: {s: {k: sum(p[k] for p in cells) / len(cells) for k in ("psnr", "ssim")}
+                    for s, cells in by_sigma.items()} for name, by_sigma in rows.items()}
+    shipped = list_pretrained()
+    for name, (_, meta) in loaded.items():
+        if args.write_metadata and name in shipped:
+            _write_metadata(args.write_metadata, name, meta, means[name],
+                            f"test pictures {', '.join(files)} of {args.data}, noise seed fixed (scoredae eval "
+                            f"--data {args.data})")
+    width = max(len(r) for r in rows)
+    print(f"PSNR (dB) / SSIM on the test pictures of {args.data}, fixed noise seed")
+    for s in sigmas:
+        print(f"\nsigma = {s:g}")
+        print(f"{'model':<{width}}  " + "  ".join(f"{f[:15]:>15}" for f in [*files, "mean"]))
+        for name, by_sigma in rows.items():
+            if s in by_sigma:
+                cells = [*by_sigma[s], means[name][s]]
+                print(f"{name:<{width}}  " + "  ".join(f"{_cell(c):>15}" for c in cells))
     return 0

@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from . import data, demo, evaluate, sample, train, train_classifier
+from . import data, demo, denoise, evaluate, sample, train, train_classifier
 
 # (name, module): each module has HELP, add_arguments(parser) and run(args)
 COMMANDS = [
@@ -18,6 +18,7 @@ COMMANDS = [
     ("data", data),
     ("train", train),
     ("eval", evaluate),
+    ("denoise", denoise),
     ("sample", sample),
     ("train-classifier", train_classifier),
 ]

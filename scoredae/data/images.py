@@ -99,18 +99,42 @@ def fetch_images(root: str | os.PathLike | None = None, force: bool = False) -> 
 
 
 def read_image(path: str | os.PathLike) -> torch.Tensor:
-    """A PNG or JPEG file as uint8 ``(C, H, W)``: C = 1 for grayscale, 3 for colour (alpha dropped)."""
-    from PIL import Image
+    """A PNG or JPEG file as uint8 ``(C, H, W)``: C = 1 for grayscale, 3 for colour.
 
-    with Image.open(path) as image:
-        gray = image.mode in ("1", "L", "LA", "I", "I;16", "F")
-        if image.mode in ("I", "I;16", "F"):  # 16-bit or float grayscale, rescaled to 0..255
-            values = np.asarray(image, dtype=np.float64)
-            array = np.round(255 * values / max(values.max(), 1e-12)).astype(np.uint8)
-        else:
-            array = np.asarray(image.convert("L" if gray else "RGB"))
+    Conversions: an alpha channel is dropped; a palette image becomes RGB; 16 bits per channel
+    become 8 (value / 257, rounded); a 32-bit integer or float grayscale image is rescaled so its
+    maximum is 255.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except UnidentifiedImageError as err:
+        raise ValueError(f"{path}: not an image file that can be read (expected PNG or JPEG)") from err
+    if image.mode == "I;16" or image.mode.startswith("I;16"):
+        array = np.round(np.asarray(image, dtype=np.float64) / 257).astype(np.uint8)
+    elif image.mode in ("I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        array = np.round(255 * values / max(values.max(), 1e-12)).clip(0, 255).astype(np.uint8)
+    else:
+        gray = image.mode in ("1", "L", "LA")
+        array = np.asarray(image.convert("L" if gray else "RGB"))
     array = array[:, :, None] if array.ndim == 2 else array
     return torch.from_numpy(array.transpose(2, 0, 1).copy())
+
+
+def write_image(path: str | os.PathLike, image: torch.Tensor) -> None:
+    """Write ``image`` (C, H, W), float in [0, 1] or uint8, C = 1 or 3, as a PNG file (atomically)."""
+    from PIL import Image
+
+    if image.ndim != 3 or image.shape[0] not in (1, 3):
+        raise ValueError(f"image: expected shape (1 or 3, H, W), got {tuple(image.shape)}")
+    if image.is_floating_point():
+        image = (image.clamp(0, 1) * 255).round().to(torch.uint8)
+    array = image.permute(1, 2, 0).cpu().numpy()
+    picture = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+    atomic_write(Path(path), lambda p: picture.save(p, format="PNG"))
 
 
 def to_channels(image: torch.Tensor, channels: int) -> torch.Tensor:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import deepinv
 import torch
 
+from ..rng import seeded
+
 NOISE_SEED = 1234
 
 
@@ -43,6 +45,36 @@ def denoising_metrics(
         for k, metric in metrics.items():
             values[k].append(metric(out, x))
     return {k: float(torch.cat(v).mean()) for k, v in values.items()}
+
+
+@torch.no_grad()
+def picture_metrics(denoiser, pictures: list[torch.Tensor], sigma: float, *, seed: int = NOISE_SEED,
+                    tile: int | None = 256, progress: bool = False) -> list[dict[str, float]]:
+    """PSNR (dB) and SSIM of each picture (C, H, W) in [0, 1], of any size, denoised at ``sigma``.
+
+    Picture ``i`` is noised as ``x + sigma * n`` with ``n`` drawn on the CPU from ``(seed, i)``, so
+    every denoiser sees the same noise. ``denoiser=None`` scores the noisy input; a scoredae
+    network runs through :func:`~scoredae.nets.tiling.denoise_image` (padding, and tiles of
+    ``tile`` pixels); any other denoiser (e.g. :class:`deepinv.models.BM3D`) is called as
+    ``denoiser(y, sigma)`` on the whole picture. The output is clipped to [0, 1] before scoring.
+    """
+    from ..nets.base import ImageDenoiser
+    from ..nets.tiling import denoise_image
+
+    psnr, ssim = deepinv.metric.PSNR(), deepinv.metric.SSIM()
+    scores = []
+    for i, x in enumerate(pictures):
+        x = x[None]  # (1, C, H, W)
+        y = x + sigma * torch.randn(x.shape, generator=seeded(seed, i)).to(x.device, x.dtype)
+        if denoiser is None:
+            out = y
+        elif isinstance(denoiser, ImageDenoiser):
+            out = denoise_image(denoiser, y, sigma, tile=tile, progress=progress)
+        else:
+            out = denoiser(y, sigma)
+        out = out.float().clamp(0, 1)
+        scores.append({"psnr": float(psnr(out, x)), "ssim": float(ssim(out, x))})
+    return scores
 
 
 def evaluate_psnr(denoiser, clean: torch.Tensor, sigma: float, seed: int = NOISE_SEED) -> float:

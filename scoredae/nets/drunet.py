@@ -3,8 +3,8 @@ small widths, trained from scratch, for any image size.
 
 DRUNet is a residual U-Net with four scales (three stride-2 downsamplings) that builds its own
 noise-level-map input channel from ``sigma``. Its input sides must be multiples of 8, so the image
-is reflection-padded (:func:`pad_to_multiple`, e.g. 28 -> 32) and the output cropped back
-(:func:`crop_center`). Pretrained weights are never loaded (``pretrained=None``).
+is reflection-padded (:func:`~scoredae.nets.tiling.pad_to_multiple`, e.g. 28 -> 32) and the output cropped back
+(:func:`~scoredae.nets.tiling.crop_center`). Pretrained weights are never loaded (``pretrained=None``).
 """
 
 from __future__ import annotations
@@ -13,31 +13,13 @@ import dataclasses
 
 import deepinv
 import torch
-from torch import nn
 
 from .._checks import positive_int, positive_int_tuple
 from .base import DenoiserConfig, ImageDenoiser
 from .precond import preconditioned
+from .tiling import crop_center, pad_to_multiple
 
 DOWNSAMPLING = 8  # 2 ** (number of stride-2 downsamplings in DRUNet)
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
-    """Reflection-pad (B, C, H, W) to sides divisible by ``multiple``, split evenly (extra on the right/bottom).
-
-    :returns: the padded tensor and the padding ``(left, right, top, bottom)``.
-    """
-    h, w = x.shape[-2:]
-    ph, pw = -h % multiple, -w % multiple
-    pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
-    return nn.functional.pad(x, pad, mode="reflect"), pad
-
-
-def crop_center(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
-    """Undo :func:`pad_to_multiple`: remove ``pad = (left, right, top, bottom)`` from (B, C, H, W)."""
-    left, right, top, bottom = pad
-    h, w = x.shape[-2:]
-    return x[..., top : h - bottom, left : w - right]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
