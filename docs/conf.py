@@ -60,21 +60,33 @@ exclude_patterns = ["_build"]
 def write_models_page(app) -> None:
     """docs/models.rst from the JSON metadata of every shipped model: nothing is typed by hand."""
     lines = ["Shipped models", "==============", "",
-             "Generated at build time from ``scoredae/weights/*.json``. PSNR (dB) / SSIM on the first",
-             "2,000 MNIST test images with a fixed noise seed (``scoredae eval``).", ""]
-    for name, meta in list_pretrained().items():
-        config = meta["config"]
-        level = (f"sigma in [{config['sigma_range'][0]:g}, {config['sigma_range'][1]:g}]"
-                 if config.get("sigma_range") else f"sigma = {config['sigma']:g}")
-        params = sum(p.numel() for p in load_pretrained(name).parameters())
-        scores = [f"sigma {s}: {psnr:.2f} dB / {meta['ssim'][s]:.3f}" for s, psnr in meta.get("psnr", {}).items()]
-        lines += [f"``{name}``", "-" * (len(name) + 4), "",
-                  f"- architecture: ``{meta['model']}`` with ``{json.dumps(config, sort_keys=True)}``",
-                  f"- parameters: {params:,}",
-                  f"- trained at: {level}, {meta['step']:,} steps, {meta['elapsed_s'] / 60:.0f} minutes",
-                  f"- PSNR / SSIM: {'; '.join(scores) if scores else 'not evaluated'}",
-                  "- command:", "", ".. code-block:: bash", "", f"   {meta['command']}", ""]
+             "Generated at build time from ``scoredae/weights/*.json``: the architecture, the training",
+             "command, and PSNR (dB) / SSIM per noise level as ``scoredae eval`` measured them, with a fixed",
+             "noise seed.", ""]
+    sections = {"mnist": "MNIST digits", "images": "Photographs (the image collection, 3 channels)"}
+    shipped = list_pretrained()
+    for dataset, title in sections.items():
+        names = [n for n, meta in shipped.items() if meta.get("data", {}).get("dataset", "mnist") == dataset]
+        lines += [title, "-" * len(title), ""] if names else []
+        for name in names:
+            lines += model_entry(name, shipped[name])
     Path(app.srcdir, "models.rst").write_text("\n".join(lines))
+
+
+def model_entry(name: str, meta: dict) -> list[str]:
+    """The reST lines of one shipped model."""
+    config = meta["config"]
+    level = (f"sigma in [{config['sigma_range'][0]:g}, {config['sigma_range'][1]:g}]"
+             if config.get("sigma_range") else f"sigma = {config['sigma']:g}")
+    params = sum(p.numel() for p in load_pretrained(name).parameters())
+    scores = [f"sigma {s}: {psnr:.2f} dB / {meta['ssim'][s]:.3f}" for s, psnr in meta.get("psnr", {}).items()]
+    return [f"``{name}``", "~" * (len(name) + 4), "",
+            f"- architecture: ``{meta['model']}`` with ``{json.dumps(config, sort_keys=True)}``",
+            f"- parameters: {params:,}",
+            f"- trained at: {level}, {meta['step']:,} steps, {meta['elapsed_s'] / 60:.0f} minutes",
+            f"- PSNR / SSIM: {'; '.join(scores) if scores else 'not evaluated'}",
+            f"- evaluated on: {meta.get('eval', 'not evaluated')}",
+            "- command:", "", ".. code-block:: bash", "", f"   {meta['command']}", ""]
 
 
 def resolve_reexport(app, env, node, contnode):

@@ -1,13 +1,14 @@
-r"""Langevin sampling from trained MNIST denoisers: the three recipes behind ``scoredae sample``.
+r"""Langevin sampling from trained denoisers: the three recipes behind ``scoredae sample``.
 
 Each recipe turns a denoiser into a score with Tweedie's formula,
 :math:`s(x, \sigma) = (D(x, \sigma) - x) / \sigma^2`, and hands it to a sampler of
 :mod:`scoredae.sampling`:
 
-* :func:`langevin_at_trained_sigma`: ULA on :math:`p_\sigma` at the level a fixed-sigma model was
-  trained at. Started near the data (a noisy digit) it explores plausible reconstructions; started
-  from pure noise it fails, because far from the data the denoiser never saw a training example
-  and its score is unreliable there.
+* :func:`langevin_at_level`: ULA on :math:`p_\sigma` at one level: the one a fixed-sigma model was
+  trained at, or any level of a noise-conditional model's range. Started near the data (a noisy
+  digit or photograph) it explores plausible reconstructions; started from pure noise it fails,
+  because far from the data the denoiser never saw a training example and its score is
+  unreliable there.
 * :func:`annealed_generation`: annealed Langevin (Song & Ermon 2019, Algorithm 1) with a
   noise-conditional model, from noise to digits.
 * :func:`posterior_sampling`: PnP-ULA (Laumont et al. 2022) for :math:`y = A x + \sigma_y n`
@@ -40,23 +41,28 @@ def _require_every_level(denoiser, method: str) -> None:
 
 
 @torch.no_grad()
-def langevin_at_trained_sigma(
+def langevin_at_level(
     denoiser,
     x0: torch.Tensor,
     *,
+    sigma: float | None = None,
     n_steps: int = 200,
     step_size: float | None = None,
     generator: Generator = None,
     progress: bool = False,
 ) -> SamplerResult:
-    r"""ULA targeting :math:`p_\sigma` with the Tweedie score at ``denoiser.trained_sigma``.
+    r"""ULA targeting :math:`p_\sigma` with the Tweedie score of ``denoiser`` at ``sigma``: by
+    default the level a fixed-sigma model was trained at; a noise-conditional model needs it given.
 
     The default step is :math:`\eta = 0.05\,\sigma^2`, a small fraction of the local curvature
     scale :math:`\sigma^2` of :math:`p_\sigma`.
     """
-    sigma = trained_sigma(denoiser)
-    if sigma is None:
-        raise ValueError("langevin_at_trained_sigma needs a fixed-sigma denoiser (with trained_sigma)")
+    fixed = trained_sigma(denoiser)
+    if sigma is None and fixed is None:
+        raise ValueError("sigma: a noise-conditional denoiser needs the level to sample p_sigma at")
+    if fixed is not None and sigma is not None and sigma != fixed:
+        raise ValueError(f"sigma: this denoiser was trained at sigma = {fixed:g} only, got {sigma:g}")
+    sigma = positive("sigma", fixed if sigma is None else sigma)
     score = TweedieScore(denoiser)
     step = 0.05 * sigma**2 if step_size is None else step_size
     return ula(lambda x: score(x, sigma), x0, step, n_steps, generator=generator, progress=progress)

@@ -120,27 +120,28 @@ def plot_tweedie(mixture: GaussianMixture, sigma: float, n: int = 60, *, ax=None
 
 
 def _canvas(images: torch.Tensor, nrow: int | None) -> tuple[torch.Tensor, int, int]:
-    """Grayscale images (N, 1, H, W) tiled ``nrow`` a row with 1-pixel white borders; (canvas, nrow, rows)."""
-    if images.ndim != 4 or images.shape[1] != 1:
-        raise ValueError(f"images: expected shape (N, 1, H, W), got {tuple(images.shape)}")
-    n, _, h, w = images.shape
+    """Images (N, C, H, W), C = 1 or 3, tiled ``nrow`` a row with 1-pixel white borders:
+    (canvas (H', W') or (H', W', 3), nrow, rows)."""
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"images: expected shape (N, 1 or 3, H, W), got {tuple(images.shape)}")
+    n, c, h, w = images.shape
     nrow = nrow or min(n, max(1, round(n**0.5)))
     rows = -(-n // nrow)
-    canvas = torch.ones(rows * (h + 2), nrow * (w + 2))
+    canvas = torch.ones(c, rows * (h + 2), nrow * (w + 2))
     for i, img in enumerate(images.detach().float().cpu().clamp(0, 1)):
-        r, c = divmod(i, nrow)
-        canvas[r * (h + 2) + 1 : r * (h + 2) + 1 + h, c * (w + 2) + 1 : c * (w + 2) + 1 + w] = img[0]
-    return canvas, nrow, rows
+        r, col = divmod(i, nrow)
+        canvas[:, r * (h + 2) + 1 : r * (h + 2) + 1 + h, col * (w + 2) + 1 : col * (w + 2) + 1 + w] = img
+    return (canvas[0] if c == 1 else canvas.permute(1, 2, 0)), nrow, rows
 
 
 def image_grid(images: torch.Tensor, *, nrow: int | None = None, title: str | None = None,
                labels: list[str] | None = None):
-    """A grid of grayscale images (N, 1, H, W) in [0, 1] as one Figure, ``nrow`` images a row;
-    ``labels`` name the first panels, one label above each."""
+    """A grid of images (N, C, H, W) in [0, 1], grayscale (C = 1) or colour (C = 3), as one Figure,
+    ``nrow`` images a row; ``labels`` name the first panels, one label above each."""
     canvas, nrow, rows = _canvas(images, nrow)
     h, w = images.shape[-2:]
-    scale = 1.0 if labels else 0.6  # room for the labels
-    fig, ax = plt.subplots(figsize=(scale * nrow + 0.4, scale * rows + (0.5 if title else 0.2)))
+    scale = (1.0 if labels else 0.6) * max(1.0, min(h, w) / 28) ** 0.5  # room for labels; larger pictures
+    fig, ax = plt.subplots(figsize=(scale * nrow + 0.4, scale * rows * h / w + (0.5 if title else 0.2)))
     ax.imshow(canvas.numpy(), cmap="gray", vmin=0, vmax=1)
     for i, label in enumerate(labels or []):
         r, c = divmod(i, nrow)
@@ -191,7 +192,7 @@ def animate_images(frames: torch.Tensor, titles: list[str], *, nrow: int | None 
         raise ValueError(f"frames: expected shape (T, N, 1, H, W) and T titles, got {tuple(frames.shape)} "
                          f"and {len(titles)} titles")
     canvases = [_canvas(f, nrow)[0].numpy() for f in frames]
-    height, width = canvases[0].shape
+    height, width = canvases[0].shape[:2]
     inches = min(8.0, width / 30)
     fig, ax = plt.subplots(figsize=(inches, inches * height / width + 0.35))
     fig.subplots_adjust(left=0, right=1, bottom=0, top=1 - 0.35 / (inches * height / width + 0.35))

@@ -112,7 +112,7 @@ CASES = [
     ("posterior_sampling step_size 0", lambda: R.posterior_sampling(unet(), images(1), noise_sigma=0.1, step_size=0.0),
      ValueError, r"step_size: expected a finite number > 0, got 0"),
     ("annealed_generation n 0", lambda: R.annealed_generation(unet(), 0), ValueError, r"n: expected a positive integer"),
-    ("langevin step 0", lambda: R.langevin_at_trained_sigma(unet(sigma=0.5), images(), step_size=0.0), ValueError,
+    ("langevin step 0", lambda: R.langevin_at_level(unet(sigma=0.5), images(), step_size=0.0), ValueError,
      r"step_size: expected a finite number > 0"),
     # --- denoisers
     ("uint8 image", lambda: unet()(images().mul(255).to(torch.uint8), 0.1), TypeError,

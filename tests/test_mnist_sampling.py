@@ -76,7 +76,7 @@ class FixedSigmaMixtureDenoiser(MixtureDenoiser):
     trained_sigma = 0.5
 
 
-def test_langevin_at_trained_sigma_reaches_the_exact_ula_variance():
+def test_langevin_at_level_reaches_the_exact_ula_variance():
     """Prior N(mu, v I) at sigma: ULA on p_sigma = N(mu, s2 I), s2 = v + sigma^2, with the default step
     h = 0.05 sigma^2 has the stationary variance s2 / (1 - h / (2 s2)). 64 chains x 784 pixels after
     400 steps (contraction (1 - h/s2)^400 = 3e-8): the sample variance has standard error
@@ -84,7 +84,7 @@ def test_langevin_at_trained_sigma_reaches_the_exact_ula_variance():
     mu, v, sigma = 0.4, 0.04, 0.5
     prior = image_prior([mu], v, [1.0])
     x0 = torch.full((64, 1, 28, 28), mu, dtype=torch.float64)
-    res = ms.langevin_at_trained_sigma(FixedSigmaMixtureDenoiser(prior), x0, n_steps=400,
+    res = ms.langevin_at_level(FixedSigmaMixtureDenoiser(prior), x0, n_steps=400,
                                        generator=torch.Generator().manual_seed(3))
     s2, h = v + sigma**2, 0.05 * sigma**2
     exact = s2 / (1 - h / (2 * s2))
@@ -96,8 +96,12 @@ def test_langevin_at_trained_sigma_reaches_the_exact_ula_variance():
 def test_fixed_sigma_recipes_and_refusals():
     model = UNet(width=4, sigma=0.5).eval()
     x0 = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(2))
-    with pytest.raises(ValueError, match="needs a fixed-sigma denoiser"):
-        ms.langevin_at_trained_sigma(UNet(width=4, sigma_range=(0.01, 1)), x0, n_steps=3)
+    with pytest.raises(ValueError, match="needs the level"):
+        ms.langevin_at_level(UNet(width=4, sigma_range=(0.01, 1)), x0, n_steps=3)
+    with pytest.raises(ValueError, match="trained at sigma = 0.5 only"):
+        ms.langevin_at_level(model, x0, sigma=0.3, n_steps=3)
+    conditional = ms.langevin_at_level(UNet(width=4, sigma_range=(0.01, 1)).eval(), x0, sigma=0.3, n_steps=3)
+    assert conditional.samples.shape == x0.shape
     with pytest.raises(ValueError, match="noise-conditional"):
         ms.annealed_generation(model, 4)
     with pytest.raises(ValueError, match="n: expected a positive integer, got 0"):

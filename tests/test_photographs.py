@@ -7,11 +7,19 @@ import torch
 from PIL import Image
 
 from scoredae.cli import main
-from scoredae.data.images import read_image, write_image
+from scoredae.data.images import (
+    center_crops,
+    images_available,
+    load_images,
+    read_image,
+    write_image,
+)
 from scoredae.eval.denoising import picture_metrics
-from scoredae.nets import UNet
+from scoredae.nets import UNet, list_pretrained, load_pretrained
 from scoredae.nets.checkpoints import as_json, save_checkpoint
 from scoredae.nets.tiling import denoise_image
+
+COLOUR_FLOOR_DB = 27.0  # every shipped colour model; the measured values are in the README
 
 
 class Pointwise(torch.nn.Module):
@@ -138,3 +146,32 @@ def test_eval_on_a_folder_prints_a_table_per_sigma(tmp_path, photo, colour_check
     assert "sigma = 0.1" in text and "BM3D" in text and colour_checkpoint in text and "mean" in text
     with pytest.raises(SystemExit, match="no model to evaluate"):
         main(["eval", "--data", str(folder), "--no-progress"])
+
+
+needs_images = pytest.mark.skipif(not images_available(),
+                                  reason="the image collection is absent: run `scoredae data fetch images`")
+
+
+@needs_images
+@pytest.mark.parametrize("name", [n for n, m in list_pretrained().items() if m.get("data", {}).get("dataset") == "images"])
+def test_shipped_colour_model_denoises_the_held_out_pictures(name):
+    """Central 128 x 128 crops of the three held-out pictures at sigma = 0.1 (noisy input: 20 dB)."""
+    images, _ = load_images("images", "test", channels=3)
+    crops = list(center_crops(images, 128))
+    model = load_pretrained(name)
+    mean = np.mean([m["psnr"] for m in picture_metrics(model, crops, 0.1)])
+    assert mean >= COLOUR_FLOOR_DB, f"{name}: {mean:.2f} dB"
+
+
+def test_sample_command_runs_chains_from_a_photograph(tmp_path, photo, colour_checkpoint, capsys):
+    out = tmp_path / "chains.pt"
+    assert main(["sample", "--model", colour_checkpoint, "--method", "langevin", "--image", str(photo),
+                 "--sigma", "0.1", "--crop", "30", "--n", "3", "--steps", "4", "--out", str(out), "--no-progress"]) == 0
+    samples = torch.load(out)
+    assert samples.shape == (3, 3, 28, 28)  # the central crop, rounded down to the U-Net's multiple of 4
+    assert main(["sample", "--model", colour_checkpoint, "--method", "langevin", "--image", str(photo),
+                 "--sigma", "0.1", "--n", "2", "--steps", "2", "--out", str(tmp_path / "c.png"), "--no-progress"]) == 0
+    assert (tmp_path / "c.png").stat().st_size > 0
+    with pytest.raises(SystemExit, match="needs the level"):
+        main(["sample", "--model", colour_checkpoint, "--method", "langevin", "--image", str(photo), "--n", "2",
+              "--out", str(out)])

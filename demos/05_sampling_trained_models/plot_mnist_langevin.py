@@ -26,7 +26,7 @@ from scoredae.nets import load_pretrained
 from scoredae.recipes import (
     annealed_generation,
     box_mask,
-    langevin_at_trained_sigma,
+    langevin_at_level,
     posterior_sampling,
 )
 from scoredae.sampling import geometric_sigmas
@@ -50,7 +50,7 @@ starts = {
     "pure noise": torch.rand(8, 1, 28, 28, generator=generator),
 }
 for name, x0 in starts.items():
-    chains = langevin_at_trained_sigma(fixed, x0, n_steps=40, generator=generator)
+    chains = langevin_at_level(fixed, x0, n_steps=40, generator=generator)
     with torch.no_grad():
         denoised = fixed(chains.samples, sigma)
     image_grid(torch.cat([x0.clamp(0, 1), denoised]), nrow=8,

@@ -1,4 +1,4 @@
-"""``scoredae sample``: Langevin sampling from a trained denoiser, on any device.
+"""``scoredae sample``: Langevin sampling from a trained denoiser (MNIST or photographs), on any device.
 
 Every draw is made on the device of the data; chain ``i`` draws from its own generator seeded by
 ``(seed, i)``, so sample ``i`` is the same whatever ``--n``.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .args import non_negative_int, positive_float, positive_int
 
-HELP = "Langevin sampling from a trained MNIST denoiser"
+HELP = "Langevin sampling from a trained denoiser (MNIST digits, or a photograph with a colour model)"
 METHODS = ("langevin", "annealed", "posterior")
 
 
@@ -24,14 +24,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "noise-conditional model; posterior: PnP-ULA for denoising or inpainting")
     p.add_argument("--n", type=positive_int, default=16, help="samples (chains) to draw (default: 16)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--out", required=True, help="a .png image grid, or .pt / .npy raw samples (N, 1, 28, 28)")
+    p.add_argument("--out", required=True, help="a .png image grid, or .pt / .npy raw samples (N, C, H, W)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
     p.add_argument("--steps", type=positive_int, default=None,
                    help="Langevin steps (annealed: per level); defaults: 40, 100, 1000")
     p.add_argument("--step-size", type=positive_float, default=None,
                    help="ULA step (langevin, posterior) or eps of annealed Langevin (default 2e-5)")
     p.add_argument("--start", choices=("noisy", "noise"), default="noisy",
-                   help="langevin: start from a noisy test digit x + 0.5 n, or from pure noise")
+                   help="langevin: start from a noisy test digit (or --image) x + sigma n, or from pure noise")
+    p.add_argument("--sigma", type=positive_float, default=None,
+                   help="langevin: the level of p_sigma (default: a fixed-sigma model's own; required by a "
+                        "noise-conditional model)")
+    p.add_argument("--image", default=None, metavar="PNG",
+                   help="langevin: start from this photograph (its central --crop pixels) instead of a digit; "
+                        "the PNG shows it, the noisy start and each chain's Tweedie estimate D(x_T, sigma)")
+    p.add_argument("--crop", type=positive_int, default=128,
+                   help="side of the central crop of --image (default 128)")
     p.add_argument("--task", choices=("denoise", "inpaint"), default="denoise",
                    help="posterior: y = x + 0.3 n, or a 12 x 12 box missing and y = M x + 0.05 n")
     p.add_argument("--index", type=non_negative_int, default=0,
@@ -105,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     if not os.access(out.parent, os.W_OK):  # found out now, not after the sampling
         raise ValueError(f"--out: the folder {out.parent} is not writable")
+    if args.image and args.method != "langevin":
+        raise ValueError("--image: only the langevin method starts from a photograph")
     if args.quality and args.n < 2:
         raise ValueError(f"--quality: the Frechet distance needs at least 2 samples, got --n {args.n}")
     device = resolve_device(args.device)
@@ -116,6 +126,11 @@ def run(args: argparse.Namespace) -> int:
                                              eps=args.step_size or recipes.ANNEALED_DEFAULTS["eps"],
                                              device=device, generator=chains, progress=progress)
         images, what = result.samples, f"{args.n} annealed Langevin samples"
+    elif args.image:
+        images, what, labels = _photograph_chains(args, model, chains, device)
+        _save(images, out, what, labels)
+        print(f"{what} from {args.model} (seed {args.seed}) -> {out}")
+        return 0
     else:
         test = load_mnist("test")[0]
         if args.index >= len(test):
@@ -123,11 +138,11 @@ def run(args: argparse.Namespace) -> int:
         x = test[args.index : args.index + 1].to(device)  # (1, 1, 28, 28)
         shape = (args.n, *x.shape[1:])
         if args.method == "langevin":
-            x0 = (x + 0.5 * randn(shape, chains, device=device) if args.start == "noisy"
+            sigma = args.sigma or trained_sigma(model)
+            x0 = (x + (sigma or 0.5) * randn(shape, chains, device=device) if args.start == "noisy"
                   else rand(shape, chains, device=device))
-            result = recipes.langevin_at_trained_sigma(model, x0, n_steps=args.steps or 40,
-                                                       step_size=args.step_size, generator=chains,
-                                                       progress=progress)
+            result = recipes.langevin_at_level(model, x0, sigma=args.sigma, n_steps=args.steps or 40,
+                                               step_size=args.step_size, generator=chains, progress=progress)
             images, what = result.samples, f"{args.n} ULA chains from {args.start}"
         else:
             mask = (recipes.box_mask() if args.task == "inpaint" else torch.ones(1, 28, 28)).to(device)
@@ -150,3 +165,31 @@ def run(args: argparse.Namespace) -> int:
     if args.quality:
         _print_quality(result.samples, args.seed)
     return 0
+
+
+def _photograph_chains(args: argparse.Namespace, model, chains, device):
+    """ULA at ``--sigma`` from the noisy central crop of ``--image``: (grid or raw samples, title, labels)."""
+    import torch
+
+    from .. import recipes
+    from ..data.images import read_image, to_channels
+    from ..rng import randn
+    from ..score import trained_sigma
+
+    sigma = args.sigma or trained_sigma(model)
+    if sigma is None:
+        raise ValueError("--sigma: a noise-conditional model needs the level to sample at")
+    picture = to_channels(read_image(args.image), model.config.channels).float().div(255)
+    h, w = picture.shape[-2:]
+    side = min(args.crop, h, w) // model.size_multiple * model.size_multiple
+    top, left = (h - side) // 2, (w - side) // 2
+    x = picture[None, :, top : top + side, left : left + side].to(device)  # (1, C, side, side)
+    x0 = x + sigma * randn((args.n, *x.shape[1:]), chains, device=device)
+    result = recipes.langevin_at_level(model, x0, sigma=args.sigma, n_steps=args.steps or 40,
+                                       step_size=args.step_size, generator=chains, progress=not args.no_progress)
+    if Path(args.out).suffix != ".png":
+        return result.samples, f"{args.n} ULA chains at sigma = {sigma:g} from {args.image}", None
+    with torch.no_grad():
+        estimates = model(result.samples, sigma).clamp(0, 1)  # each chain's Tweedie estimate of the clean crop
+    images = torch.cat([x, x0[:1].clamp(0, 1), estimates])
+    return images, f"ULA at sigma = {sigma:g} from {Path(args.image).name}: D(x_T) of {args.n} chains", ["clean", "noisy start"]
