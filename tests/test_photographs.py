@@ -175,3 +175,32 @@ def test_sample_command_runs_chains_from_a_photograph(tmp_path, photo, colour_ch
     with pytest.raises(SystemExit, match="needs the level"):
         main(["sample", "--model", colour_checkpoint, "--method", "langevin", "--image", str(photo), "--n", "2",
               "--out", str(out)])
+
+
+ZOO = {  # every architecture, small, on colour crops of a size it takes; the transformer with 8 x 8 patches
+    "mlp": {"widths": (32,), "latent": 8, "image_size": (32, 32)},
+    "unet": {"width": 4},
+    "conv": {"widths": (4, 8, 8)},
+    "drunet": {"nc": (4, 8, 8, 8), "precondition": True},
+    "transformer": {"patch_size": 8, "d_model": 16, "depth": 1, "heads": 2},
+    "hybrid": {"width": 4, "d_model": 16, "depth": 1, "heads": 2, "tokens_channels": 4, "precondition": True},
+}
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_architecture_trains_on_crops_of_photographs(name, channels):
+    from scoredae.data.images import RandomCrops
+    from scoredae.nets.registry import model_class
+    from scoredae.train import TrainConfig
+    from scoredae.train import train_denoiser as train
+
+    g = torch.Generator().manual_seed(0)
+    pictures = [torch.randint(0, 256, (channels, 40 + 8 * i, 48), generator=g, dtype=torch.uint8) for i in range(3)]
+    torch.manual_seed(0)
+    model = model_class(name)(channels=channels, sigma_range=(0.01, 0.2), **ZOO[name])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = train(model, RandomCrops(pictures, 32, batch_size=4), torch.rand(2, channels, 32, 32),
+                   TrainConfig(steps=2, batch_size=4, ema=None, progress=False), eval_images=2, eval_sigmas=(0.1,))
+    assert result.losses.shape == (2,) and torch.isfinite(result.losses).all()
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
