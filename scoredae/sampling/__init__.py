@@ -1,9 +1,11 @@
-"""Samplers driven by a score: the Langevin family, posterior sampling, and chain diagnostics.
+"""Samplers driven by a score: the Langevin family, posterior sampling, the diffusion-era samplers
+(EDM's ODE and stochastic sampler), and chain diagnostics.
 
 Each sampler is a step function on the one shared loop of :mod:`scoredae.sampling.loop`.
 """
 
 from .diagnostics import effective_sample_size, split_rhat
+from .diffusion import edm_sampler, karras_sigmas
 from .langevin import annealed_langevin, geometric_sigmas, mala, ula
 from .loop import SamplerDivergedError, SamplerResult
 from .posterior import posterior_langevin
@@ -12,8 +14,10 @@ __all__ = [
     "SamplerDivergedError",
     "SamplerResult",
     "annealed_langevin",
+    "edm_sampler",
     "effective_sample_size",
     "geometric_sigmas",
+    "karras_sigmas",
     "mala",
     "posterior_langevin",
     "split_rhat",

@@ -1,0 +1,159 @@
+"""EDM's samplers against exact answers: the Gaussian ODE path and the orders of Euler and Heun, the
+monotone 1-D mixture map, and samples of 2-D and 8-D mixtures (float64; tolerances from the
+discretisation and Monte Carlo errors)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import optimize, stats
+
+from scoredae import GaussianMixture, denoiser_from_score
+from scoredae.mixtures import MixtureDenoiser
+from scoredae.nets import UNet
+from scoredae.sampling import edm_sampler, karras_sigmas
+
+F64 = torch.float64
+
+
+class Counting:
+    """A denoiser that counts its calls."""
+
+    def __init__(self, denoiser):
+        self.denoiser, self.calls = denoiser, 0
+
+    def __call__(self, x, sigma):
+        self.calls += 1
+        return self.denoiser(x, sigma)
+
+
+def test_karras_sigmas_follow_eq_5():
+    t = karras_sigmas(0.002, 80.0, 18)
+    assert t.shape == (19,) and t.dtype == F64
+    assert t[0] == pytest.approx(80.0) and t[17] == pytest.approx(0.002) and t[18] == 0
+    assert bool((t[1:] < t[:-1]).all())
+    i = 5
+    assert t[i] == pytest.approx((80 ** (1 / 7) + i / 17 * (0.002 ** (1 / 7) - 80 ** (1 / 7))) ** 7)
+    assert torch.allclose(karras_sigmas(1.0, 3.0, 3, rho=1.0), torch.tensor([3.0, 2.0, 1.0, 0.0], dtype=F64))
+
+
+def gaussian():
+    mu, s = torch.tensor([[1.0, -2.0]], dtype=F64), 0.5
+    return GaussianMixture(torch.tensor([1.0], dtype=F64), mu, s**2), mu[0], s
+
+
+@pytest.mark.parametrize("solver, order", [("euler", 1), ("heun", 2)])
+def test_gaussian_endpoint_error_falls_with_the_order_of_the_solver(solver, order):
+    """x(sigma) = mu + (x0 - mu) sqrt((s^2 + sigma^2) / (s^2 + sigma0^2)) exactly; the endpoint error of
+    N steps falls like N^-order: the fitted log-log slope within 0.2 of -order."""
+    mixture, mu, s = gaussian()
+    x0 = torch.tensor([[3.0, 1.0], [-1.0, 0.5]], dtype=F64)
+    s0, s1 = 2.0, 0.1
+    exact = mu + (x0 - mu) * math.sqrt((s**2 + s1**2) / (s**2 + s0**2))
+    steps = [8, 16, 32, 64]
+    errors = []
+    for n in steps:
+        sigmas = torch.logspace(math.log10(s0), math.log10(s1), n + 1, dtype=F64)
+        errors.append(float((edm_sampler(MixtureDenoiser(mixture), x0, sigmas, solver=solver).samples - exact).abs().max()))
+    slope = np.polyfit(np.log(steps), np.log(errors), 1)[0]
+    assert abs(slope + order) < 0.2, (slope, errors)
+    assert errors[-1] < 0.01
+
+
+@pytest.mark.parametrize("solver, calls", [("heun", 2 * 12 - 1), ("euler", 12)])
+def test_denoiser_calls_and_the_last_step_lands_on_the_denoiser_output(solver, calls):
+    mixture, _, _ = gaussian()
+    denoiser = Counting(MixtureDenoiser(mixture))
+    x0 = 3 * torch.randn(5, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
+    sigmas = karras_sigmas(0.01, 3.0, 12)
+    result = edm_sampler(denoiser, x0, sigmas, solver=solver, record_every=1)
+    assert denoiser.calls == calls and result.n_steps == 12
+    before_last = result.trajectory[:, -2]
+    assert torch.allclose(result.samples, mixture.mmse(before_last, float(sigmas[-2])))
+
+
+def mixture_1d():
+    return GaussianMixture(torch.tensor([0.3, 0.7], dtype=F64), torch.tensor([[-2.0], [1.5]], dtype=F64),
+                           torch.tensor([[[0.25]], [[0.5]]], dtype=F64))
+
+
+def cdf(mixture, x: float, sigma: float) -> float:
+    sd = (mixture.covs[:, 0, 0] + sigma**2).sqrt()
+    return float((mixture.weights * torch.distributions.Normal(mixture.means[:, 0], sd).cdf(torch.tensor(x, dtype=F64))).sum())
+
+
+def test_the_1d_flow_is_the_monotone_transport_between_the_cdfs():
+    """x(sigma1) = F_sigma1^-1(F_sigma0(x0)) for every trajectory; Heun with 200 steps to 1e-4."""
+    mixture = mixture_1d()
+    s0, s1 = 3.0, 0.05
+    x0 = torch.linspace(-6, 6, 13, dtype=F64)[:, None]
+    sigmas = torch.logspace(math.log10(s0), math.log10(s1), 201, dtype=F64)
+    out = edm_sampler(MixtureDenoiser(mixture), x0, sigmas).samples[:, 0]
+    for a, b in zip(x0[:, 0].tolist(), out.tolist()):
+        target = cdf(mixture, a, s0)
+        exact = optimize.brentq(lambda z, t=target: cdf(mixture, z, s1) - t, -20, 20, xtol=1e-12)
+        assert b == pytest.approx(exact, abs=1e-4)
+
+
+def mixture_nd(d: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(3, d, d, generator=g, dtype=F64)
+    covs = 0.3 * a @ a.transpose(1, 2) / d + 0.1 * torch.eye(d, dtype=F64)
+    means = 3 * torch.randn(3, d, generator=g, dtype=F64)
+    return GaussianMixture(torch.tensor([0.5, 0.3, 0.2], dtype=F64), means, covs)
+
+
+def component_of(mixture, x):
+    dists = torch.distributions.MultivariateNormal(mixture.means, covariance_matrix=mixture.covs)
+    return (dists.log_prob(x[:, None, :]) + mixture.weights.log()).argmax(1)
+
+
+@pytest.mark.parametrize("d", [2, 8])
+@pytest.mark.parametrize("churn", [0.0, 10.0])
+def test_samples_of_a_mixture_match_exact_samples(d, churn):
+    """From exact samples of p_sigma_max: mode weights within 3 binomial standard errors, and
+    two-sample KS tests on five random projections at p > 0.01."""
+    mixture = mixture_nd(d, seed=d)
+    n, sigma_max = 4000, 20.0
+    g = torch.Generator().manual_seed(1)
+    x_T = mixture.noised(sigma_max).sample(n, generator=g)
+    out = edm_sampler(MixtureDenoiser(mixture), x_T, karras_sigmas(0.002, sigma_max, 32), churn=churn,
+                      generator=g).samples
+    exact = mixture.sample(n, generator=g)
+    shares = torch.bincount(component_of(mixture, out), minlength=3).double() / n
+    se = (mixture.weights * (1 - mixture.weights) / n).sqrt()
+    assert bool(((shares - mixture.weights).abs() < 3 * se).all()), (shares, mixture.weights)
+    for k in range(5):
+        v = torch.randn(d, generator=torch.Generator().manual_seed(100 + k), dtype=F64)
+        assert stats.ks_2samp((out @ v).numpy(), (exact @ v).numpy()).pvalue > 0.01
+
+
+def test_a_score_turned_denoiser_drives_the_sampler_as_the_mixture_denoiser_does():
+    mixture = mixture_nd(2, seed=3)
+    x_T = 5 * torch.randn(50, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
+    sigmas = karras_sigmas(0.01, 5.0, 10)
+    direct = edm_sampler(MixtureDenoiser(mixture), x_T, sigmas).samples
+    through_score = edm_sampler(denoiser_from_score(mixture.score), x_T, sigmas).samples
+    assert torch.allclose(direct, through_score, atol=1e-10)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"sigmas": [1.0, 2.0, 0.0]}, "strictly decreasing"),
+    ({"sigmas": [1.0, -0.5]}, "strictly decreasing"),
+    ({"sigmas": [1.0]}, "two or more"),
+    ({"churn": -1.0}, "churn"),
+    ({"s_noise": 0.0}, "s_noise"),
+    ({"solver": "rk4"}, "solver"),
+    ({"s_min": 2.0, "s_max": 1.0}, "s_min"),
+])
+def test_bad_arguments_are_refused_by_name(kwargs, message):
+    mixture, _, _ = gaussian()
+    args = {"sigmas": [1.0, 0.5, 0.0]} | kwargs
+    with pytest.raises(ValueError, match=message):
+        edm_sampler(MixtureDenoiser(mixture), torch.zeros(2, 2, dtype=F64), **args)
+
+
+def test_a_fixed_sigma_denoiser_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match="trained at sigma = 0.5 only"):
+        edm_sampler(UNet(width=4, sigma=0.5), torch.zeros(1, 1, 28, 28), [1.0, 0.0])
