@@ -20,6 +20,7 @@ of earlier steps.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -50,7 +51,7 @@ def _levels(sigmas) -> list[float]:
     """The decreasing levels as floats, the last one allowed to be 0."""
     levels = [float(s) for s in torch.as_tensor(sigmas, dtype=torch.float64).reshape(-1)]
     ok = len(levels) >= 2 and all(math.isfinite(s) for s in levels) and levels[-1] >= 0
-    if not ok or any(s <= 0 for s in levels[:-1]) or any(a <= b for a, b in zip(levels, levels[1:])):
+    if not ok or any(s <= 0 for s in levels[:-1]) or any(a <= b for a, b in itertools.pairwise(levels)):
         raise ValueError(f"sigmas: expected a strictly decreasing sequence of two or more levels, positive "
                          f"but for a final 0, got {levels}")
     return levels
