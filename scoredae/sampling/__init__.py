@@ -5,7 +5,7 @@ Each sampler is a step function on the one shared loop of :mod:`scoredae.samplin
 """
 
 from .diagnostics import effective_sample_size, split_rhat
-from .diffusion import edm_sampler, karras_sigmas
+from .diffusion import bits_per_dim, edm_sampler, karras_sigmas, pf_ode_log_likelihood
 from .langevin import annealed_langevin, geometric_sigmas, mala, ula
 from .loop import SamplerDivergedError, SamplerResult
 from .posterior import posterior_langevin
@@ -14,11 +14,13 @@ __all__ = [
     "SamplerDivergedError",
     "SamplerResult",
     "annealed_langevin",
+    "bits_per_dim",
     "edm_sampler",
     "effective_sample_size",
     "geometric_sigmas",
     "karras_sigmas",
     "mala",
+    "pf_ode_log_likelihood",
     "posterior_langevin",
     "split_rhat",
     "ula",

@@ -121,3 +121,83 @@ def edm_sampler(denoiser, x_T: torch.Tensor, sigmas, *, solver: str = "heun", ch
     x, _, stats, traj = run_chain(step, x_T, None, n, desc=f"EDM {solver}", level_of=lambda k: levels[k - 1],
                                   hint="; check that the denoiser covers the levels of sigmas", **common)
     return SamplerResult.from_run(x, stats, traj, n)
+
+
+def _divergence(denoiser, x: torch.Tensor, sigma: float, probes: torch.Tensor | None) -> torch.Tensor:
+    r""":math:`\nabla \cdot f = (d - \operatorname{tr} J_D) / \sigma` per sample for
+    :math:`f = (x - D(x, \sigma)) / \sigma`, with the trace exact (one JVP per basis vector) or by
+    Hutchinson, :math:`\operatorname{tr} J \approx \frac1K \sum_k v_k^\top J v_k` (``probes`` (K, *x.shape))."""
+    d = x[0].numel()
+    if probes is None:
+        eye = torch.eye(d, dtype=x.dtype, device=x.device)
+        basis = eye[:, None, :].expand(d, x.shape[0], d).reshape(d, *x.shape)  # (d, B, *S)
+        probes, scale = basis, 1.0
+    else:
+        scale = 1.0 / probes.shape[0]
+    trace = x.new_zeros(x.shape[0])
+    for v in probes:
+        _, jv = torch.func.jvp(lambda z: denoiser(z, sigma), (x,), (v,))
+        trace += scale * (v * jv).reshape(x.shape[0], -1).sum(1)
+    return (d - trace) / sigma
+
+
+def pf_ode_log_likelihood(denoiser, x: torch.Tensor, sigmas, *, trace: str = "exact", n_probes: int = 1,
+                          generator: torch.Generator | None = None, prior_log_prob=None) -> torch.Tensor:
+    r"""The log-density :math:`\log p_{\sigma_{\min}}(x)` of data under the model, by the
+    instantaneous change of variables along the probability-flow ODE (Song et al. 2021, eq. 39).
+
+    Along :math:`dx/d\sigma = f(x, \sigma) = (x - D(x, \sigma)) / \sigma`,
+    :math:`\frac{d}{d\sigma} \log p_\sigma(x(\sigma)) = -\nabla \cdot f`, so
+
+    .. math::
+        \log p_{\sigma_{\min}}(x) = \log p_{\sigma_{\max}}\big(x(\sigma_{\max})\big)
+        + \int_{\sigma_{\min}}^{\sigma_{\max}} \frac{d - \operatorname{tr} J_D(x(\sigma), \sigma)}{\sigma}\, d\sigma,
+
+    integrated by Heun's method over ``sigmas`` (decreasing, as for the samplers, all > 0; it runs
+    them upwards), the divergence from exact Jacobian-vector products (``torch.func.jvp``): all
+    ``d`` of them (``trace="exact"``), or ``n_probes`` Rademacher probes, fixed along the path
+    (``trace="hutchinson"``, unbiased).
+
+    :param prior_log_prob: :math:`\log p_{\sigma_{\max}}`; default :math:`\mathcal N(0, \sigma_{\max}^2 I)`,
+        right when :math:`\sigma_{\max}` dwarfs the data.
+    :returns: ``(B,)`` log-densities; see :func:`bits_per_dim` for images.
+    """
+    if trace not in ("exact", "hutchinson"):
+        raise ValueError(f"trace: expected 'exact' or 'hutchinson', got {trace!r}")
+    _require_every_level(denoiser)
+    check_chain_inputs(x, generator)
+    levels = _levels(sigmas)
+    if levels[-1] <= 0:
+        raise ValueError("sigmas: the likelihood path starts at the smallest level, which must be > 0")
+    ascending = levels[::-1]
+    probes = None
+    if trace == "hutchinson":
+        positive_int("n_probes", n_probes)
+        bits = torch.randint(0, 2, (n_probes, *x.shape), generator=generator, device=x.device)
+        probes = (2 * bits - 1).to(x.dtype)
+    total = x.new_zeros(x.shape[0])
+    for s_a, s_b in zip(ascending[:-1], ascending[1:]):
+        h = s_b - s_a
+        with torch.no_grad():
+            f_a = (x - denoiser(x, s_a)) / s_a
+        div_a = _divergence(denoiser, x, s_a, probes)
+        x_euler = x + h * f_a
+        with torch.no_grad():
+            f_b = (x_euler - denoiser(x_euler, s_b)) / s_b
+        div_b = _divergence(denoiser, x_euler, s_b, probes)
+        x = x + 0.5 * h * (f_a + f_b)
+        total += 0.5 * h * (div_a + div_b)
+    s_max, d = ascending[-1], x[0].numel()
+    if prior_log_prob is None:
+        prior = -0.5 * (x.reshape(x.shape[0], -1) ** 2).sum(1) / s_max**2 - d * math.log(s_max * math.sqrt(2 * math.pi))
+    else:
+        prior = prior_log_prob(x)
+    return (prior + total).detach()
+
+
+def bits_per_dim(log_prob: torch.Tensor, dim: int, levels: int = 256) -> torch.Tensor:
+    r"""Bits per dimension of data with ``levels`` values per pixel scaled to :math:`[0, 1]`, from the
+    log-density of the dequantised data: :math:`\big(-\log p(x) / d + \log \text{levels}\big) / \log 2`
+    (the density of the integer pixels is ``levels``:sup:`d` times smaller)."""
+    positive_int("dim", dim)
+    return (-log_prob / dim + math.log(levels)) / math.log(2)
