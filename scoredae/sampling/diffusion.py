@@ -176,7 +176,7 @@ def pf_ode_log_likelihood(denoiser, x: torch.Tensor, sigmas, *, trace: str = "ex
         bits = torch.randint(0, 2, (n_probes, *x.shape), generator=generator, device=x.device)
         probes = (2 * bits - 1).to(x.dtype)
     total = x.new_zeros(x.shape[0])
-    for s_a, s_b in zip(ascending[:-1], ascending[1:]):
+    for s_a, s_b in itertools.pairwise(ascending):
         h = s_b - s_a
         with torch.no_grad():
             f_a = (x - denoiser(x, s_a)) / s_a
