@@ -5,7 +5,13 @@ Each sampler is a step function on the one shared loop of :mod:`scoredae.samplin
 """
 
 from .diagnostics import effective_sample_size, split_rhat
-from .diffusion import bits_per_dim, edm_sampler, karras_sigmas, pf_ode_log_likelihood
+from .diffusion import (
+    bits_per_dim,
+    edm_sampler,
+    kadkhodaie_simoncelli,
+    karras_sigmas,
+    pf_ode_log_likelihood,
+)
 from .langevin import annealed_langevin, geometric_sigmas, mala, ula
 from .loop import SamplerDivergedError, SamplerResult
 from .posterior import posterior_langevin
@@ -18,6 +24,7 @@ __all__ = [
     "edm_sampler",
     "effective_sample_size",
     "geometric_sigmas",
+    "kadkhodaie_simoncelli",
     "karras_sigmas",
     "mala",
     "pf_ode_log_likelihood",

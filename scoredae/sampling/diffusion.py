@@ -201,3 +201,68 @@ def bits_per_dim(log_prob: torch.Tensor, dim: int, levels: int = 256) -> torch.T
     (the density of the integer pixels is ``levels``:sup:`d` times smaller)."""
     positive_int("dim", dim)
     return (-log_prob / dim + math.log(levels)) / math.log(2)
+
+
+@torch.no_grad()
+def kadkhodaie_simoncelli(denoiser, y0, *, h0: float = 0.01, beta: float = 0.01, sigma_start: float = 1.0,
+                          sigma_stop: float = 0.01, mean: float = 0.5, max_steps: int = 10_000,
+                          generator: torch.Generator | None = None, **common) -> SamplerResult:
+    r"""Coarse-to-fine stochastic ascent (Kadkhodaie & Simoncelli 2021, Algorithm 1).
+
+    From :math:`y_0 \sim \mathcal N(\text{mean}, \sigma_{start}^2 I)` (``y0`` a shape), or the given
+    states ``y0``, each chain repeats, until its effective level falls below ``sigma_stop``:
+
+    .. math::
+        h_t = \frac{h_0 t}{1 + h_0 (t - 1)}, \quad d_t = D(y_{t-1}, \sigma_{t-1}) - y_{t-1}, \quad
+        \sigma_t^2 = \frac{\lVert d_t \rVert^2}{N}, \quad
+        \gamma_t^2 = \big((1 - \beta h_t)^2 - (1 - h_t)^2\big) \sigma_t^2, \quad
+        y_t = y_{t-1} + h_t d_t + \gamma_t z_t.
+
+    The residual :math:`d_t = \sigma^2 \nabla \log p_\sigma(y_{t-1})` is a step up the score, and
+    :math:`\sigma_t` the noise level it reveals: the step removes a fraction :math:`h_t` of the noise
+    and puts back noise so that the level falls by :math:`1 - \beta h_t` only (:math:`\beta = 1`:
+    no noise added, :math:`\beta \to 0`: the most). The paper's denoiser is blind; a
+    noise-conditional one is called at each chain's previous effective level (``sigma_start`` at
+    :math:`t = 1`), one level per chain. A chain that has stopped stays put while the others go on.
+
+    :param y0: a shape ``(B, ...)`` or initial states.
+    :param h0: :math:`h_0 \in (0, 1]`; :param beta: :math:`\beta \in (0, 1]`.
+    :param max_steps: the cap on the steps; reaching it raises a ValueError.
+    :returns: a :class:`~scoredae.sampling.loop.SamplerResult` of the final states :math:`y_T`,
+        ``n_steps`` the steps the slowest chain took.
+    """
+    for name, value in (("h0", h0), ("beta", beta)):
+        if not 0 < finite_number(name, value) <= 1:
+            raise ValueError(f"{name}: expected a number in (0, 1], got {value!r}")
+    positive("sigma_start", sigma_start)
+    positive("sigma_stop", sigma_stop)
+    if not sigma_stop < sigma_start:
+        raise ValueError(f"sigma_stop: expected it below sigma_start = {sigma_start:g}, got {sigma_stop:g}")
+    positive_int("max_steps", max_steps)
+    _require_every_level(denoiser)
+    if not isinstance(y0, torch.Tensor):
+        device = generator.device if generator is not None else "cpu"
+        y0 = mean + sigma_start * randn(tuple(y0), generator, device=device)
+    check_chain_inputs(y0, generator)
+    sigma0 = y0.new_full((y0.shape[0],), sigma_start)
+
+    def step(y, aux, t):
+        sigma, _ = aux
+        h = h0 * t / (1 + h0 * (t - 1))
+        d = denoiser(y, sigma) - y
+        level = d.reshape(len(d), -1).square().mean(1).sqrt()  # (B,) effective sigma of y_{t-1}
+        gamma = math.sqrt(max((1 - beta * h) ** 2 - (1 - h) ** 2, 0.0)) * level
+        z = randn(y.shape, generator, dtype=y.dtype, device=y.device)
+        moved = y + h * d + gamma.reshape(-1, *[1] * (y.ndim - 1)) * z
+        active = sigma >= sigma_stop  # (B,) chains still running
+        y = torch.where(active.reshape(-1, *[1] * (y.ndim - 1)), moved, y)
+        return y, (torch.where(active, level, sigma), t)
+
+    y, (sigma, t), stats, traj = run_chain(step, y0, (sigma0, 0), max_steps, desc="Kadkhodaie-Simoncelli",
+                                           until=lambda y, aux: (aux[0] < sigma_stop).all(), **common)
+    if not bool((sigma < sigma_stop).all()):
+        raise ValueError(f"max_steps: {max_steps} steps did not bring every chain below sigma_stop = "
+                         f"{sigma_stop:g} (largest effective sigma {float(sigma.max()):.3g}); raise h0 or beta")
+    if traj is not None:
+        traj = traj[:, : t // common["record_every"] + 1]
+    return SamplerResult.from_run(y, stats, traj, t)

@@ -116,11 +116,13 @@ def rms_max(x: torch.Tensor) -> torch.Tensor:
 
 
 def run_chain(step, x, aux, n_steps, *, burn_in=0, thinning=1, record_every=None, callback=None,
-              progress=False, max_norm=None, hint="", size_of=None, desc="Langevin", level_of=None):
+              progress=False, max_norm=None, hint="", size_of=None, desc="Langevin", level_of=None, until=None):
     """The shared loop: ``step(x, aux, t)`` for t = 1..n_steps; returns (x, aux, stats, trajectory).
 
     ``size_of(x, aux)`` is the 0-d size the divergence checks read (default: the largest per-chain
-    root-mean-square of ``x``); ``level_of(t)``, when given, is shown on the progress bar.
+    root-mean-square of ``x``); ``level_of(t)``, when given, is shown on the progress bar;
+    ``until(x, aux)``, a 0-d boolean tensor read with the divergence checks, ends the loop early
+    when True (``n_steps`` is then a cap, and the step function counts the steps it ran).
     """
     positive_int("n_steps", n_steps)
     positive_int("thinning", thinning)
@@ -168,4 +170,6 @@ def run_chain(step, x, aux, n_steps, *, burn_in=0, thinning=1, record_every=None
                                            f"steps): {why}; try a smaller step size{hint}")
         if callback is not None:
             callback(t, x)
+        if until is not None and (t % _CHECK_EVERY == 0 or t == n_steps) and bool(until(x, aux)):
+            break
     return x, aux, (mean, m2 / n_kept, n_kept), trajectory
