@@ -323,7 +323,7 @@ class MixtureDenoiser(deepinv.models.Denoiser):
 
     def _mmse_per_row(self, y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         r"""The posterior mean of each row of ``y`` (B, d) at its own level ``s`` (B,):
-        :math:`\sum_k r_k(y) ig(\mu_k + \Sigma_k (\Sigma_k + s^2 I)^{-1} (y - \mu_k)ig)`, the
+        :math:`\sum_k r_k(y) \big(\mu_k + \Sigma_k (\Sigma_k + s^2 I)^{-1} (y - \mu_k)\big)`, the
         responsibilities :math:`r_k \propto w_k \mathcal N(y; \mu_k, \Sigma_k + s^2 I)`."""
         m = self.mixture
         cov = m.covs + s[:, None, None, None] ** 2 * torch.eye(m.dim, dtype=y.dtype, device=y.device)  # (B, K, d, d)
