@@ -29,6 +29,7 @@ from .._checks import finite_number, positive, positive_int
 from ..rng import randn
 from ..score import trained_sigma
 from .loop import SamplerResult, check_chain_inputs, run_chain
+from .posterior import linear_operator, pseudo_inverse
 
 SOLVERS = ("heun", "euler")
 
@@ -206,8 +207,9 @@ def bits_per_dim(log_prob: torch.Tensor, dim: int, levels: int = 256) -> torch.T
 @torch.no_grad()
 def kadkhodaie_simoncelli(denoiser, y0, *, h0: float = 0.01, beta: float = 0.01, sigma_start: float = 1.0,
                           sigma_stop: float = 0.01, mean: float = 0.5, max_steps: int = 10_000,
+                          forward=None, measurements: torch.Tensor | None = None,
                           generator: torch.Generator | None = None, **common) -> SamplerResult:
-    r"""Coarse-to-fine stochastic ascent (Kadkhodaie & Simoncelli 2021, Algorithm 1).
+    r"""Coarse-to-fine stochastic ascent (Kadkhodaie & Simoncelli 2021, Algorithms 1 and 2).
 
     From :math:`y_0 \sim \mathcal N(\text{mean}, \sigma_{start}^2 I)` (``y0`` a shape), or the given
     states ``y0``, each chain repeats, until its effective level falls below ``sigma_stop``:
@@ -217,6 +219,15 @@ def kadkhodaie_simoncelli(denoiser, y0, *, h0: float = 0.01, beta: float = 0.01,
         \sigma_t^2 = \frac{\lVert d_t \rVert^2}{N}, \quad
         \gamma_t^2 = \big((1 - \beta h_t)^2 - (1 - h_t)^2\big) \sigma_t^2, \quad
         y_t = y_{t-1} + h_t d_t + \gamma_t z_t.
+
+    With ``forward`` :math:`A` and noiseless ``measurements`` :math:`x^c = A x` (their Algorithm 2,
+    for an :math:`A` with orthonormal rows; here with the pseudo-inverse :math:`A^+`), the step keeps
+    the prior's direction off the measured subspace and pulls onto the measurements,
+    :math:`d_t = (I - A^+ A)\,(D(y_{t-1}) - y_{t-1}) + A^+ (x^c - A y_{t-1})`, from
+    :math:`y_0 \sim \mathcal N\big((I - A^+ A)\,\text{mean} + A^+ x^c, \sigma_{start}^2 I\big)`:
+    samples of the posterior :math:`p(x \mid A x = x^c)`. ``forward`` is what
+    :func:`~scoredae.sampling.posterior.posterior_langevin` accepts: an ``(m, d)`` matrix, a
+    deepinv LinearPhysics or a pair ``(A, A_adjoint)`` (then :math:`A A^\top = I` is assumed).
 
     The residual :math:`d_t = \sigma^2 \nabla \log p_\sigma(y_{t-1})` is a step up the score, and
     :math:`\sigma_t` the noise level it reveals: the step removes a fraction :math:`h_t` of the noise
@@ -240,16 +251,29 @@ def kadkhodaie_simoncelli(denoiser, y0, *, h0: float = 0.01, beta: float = 0.01,
         raise ValueError(f"sigma_stop: expected it below sigma_start = {sigma_start:g}, got {sigma_stop:g}")
     positive_int("max_steps", max_steps)
     _require_every_level(denoiser)
+    if (forward is None) != (measurements is None):
+        raise ValueError("forward and measurements: give both (Algorithm 2) or neither (Algorithm 1)")
     if not isinstance(y0, torch.Tensor):
         device = generator.device if generator is not None else "cpu"
         y0 = mean + sigma_start * randn(tuple(y0), generator, device=device)
     check_chain_inputs(y0, generator)
+    residual = lambda y, sigma: denoiser(y, sigma) - y
+    if forward is not None:
+        A, _ = linear_operator(forward, y0)
+        pinv = pseudo_inverse(forward, y0)
+        xc = measurements.to(y0)
+        y0 = y0 - pinv(A(y0) - xc)  # the start's mean moved onto the measurements
+
+        def residual(y, sigma):  # Algorithm 2
+            f = denoiser(y, sigma) - y
+            return f - pinv(A(f)) + pinv(xc - A(y))
+
     sigma0 = y0.new_full((y0.shape[0],), sigma_start)
 
     def step(y, aux, t):
         sigma, _ = aux
         h = h0 * t / (1 + h0 * (t - 1))
-        d = denoiser(y, sigma) - y
+        d = residual(y, sigma)
         level = d.reshape(len(d), -1).square().mean(1).sqrt()  # (B,) effective sigma of y_{t-1}
         gamma = math.sqrt(max((1 - beta * h) ** 2 - (1 - h) ** 2, 0.0)) * level
         z = randn(y.shape, generator, dtype=y.dtype, device=y.device)

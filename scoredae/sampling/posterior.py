@@ -29,6 +29,19 @@ def linear_operator(forward, x0: torch.Tensor) -> tuple[Callable, Callable]:
                     f"(A, A_adjoint) of callables, got {type(forward).__name__}")
 
 
+def pseudo_inverse(forward, x0: torch.Tensor) -> Callable:
+    r""":math:`A^+` for :func:`linear_operator`'s ``forward``: ``torch.linalg.pinv`` of a matrix, a
+    deepinv physics' ``A_dagger``, and for a pair of callables the adjoint, which is :math:`A^+`
+    when :math:`A A^\top = I` (masks, subsampling, orthonormal measurements)."""
+    linear_operator(forward, x0)  # the same checks
+    if isinstance(forward, torch.Tensor):
+        pinv = torch.linalg.pinv(forward.to(dtype=x0.dtype, device=x0.device))  # (d, m)
+        return lambda r: (r @ pinv.T).reshape(r.shape[0], *x0.shape[1:])
+    if isinstance(forward, (tuple, list)):
+        return forward[1]
+    return forward.A_dagger
+
+
 @torch.no_grad()
 def posterior_langevin(prior_score: Callable, y: torch.Tensor, forward, noise_sigma: float,
                        x0: torch.Tensor, step_size: float, n_steps: int, *, prior_sigma: float | None = None,
