@@ -1,4 +1,4 @@
-r"""Langevin sampling from trained denoisers: the three recipes behind ``scoredae sample``.
+r"""Sampling from trained denoisers: the recipes behind ``scoredae sample``.
 
 Each recipe turns a denoiser into a score with Tweedie's formula,
 :math:`s(x, \sigma) = (D(x, \sigma) - x) / \sigma^2`, and hands it to a sampler of
@@ -11,33 +11,38 @@ Each recipe turns a denoiser into a score with Tweedie's formula,
   unreliable there.
 * :func:`annealed_generation`: annealed Langevin (Song & Ermon 2019, Algorithm 1) with a
   noise-conditional model, from noise to digits.
+* :func:`diffusion_generation`: EDM's Heun or Euler ODE (Karras et al. 2022), with optional churn,
+  or Kadkhodaie & Simoncelli's coarse-to-fine ascent, from noise to digits in tens to hundreds of
+  denoiser calls.
 * :func:`posterior_sampling`: PnP-ULA (Laumont et al. 2022) for :math:`y = A x + \sigma_y n`
   (denoising, inpainting), giving a posterior mean and a per-pixel standard deviation.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ._checks import positive, positive_int
 from .data.mnist import IMAGE_SHAPE
-from .rng import Generator, rand
-from .sampling import SamplerResult, annealed_langevin, geometric_sigmas, posterior_langevin, ula
-from .score import TweedieScore, trained_sigma
+from .rng import Generator, rand, randn
+from .sampling import (
+    SamplerResult,
+    annealed_langevin,
+    edm_sampler,
+    geometric_sigmas,
+    kadkhodaie_simoncelli,
+    karras_sigmas,
+    posterior_langevin,
+    ula,
+)
+from .score import TweedieScore, require_every_level, trained_sigma
 
+#: mean and standard deviation of MNIST's training pixels (in [0, 1])
+MNIST_PIXELS = (0.1307, 0.3081)
 #: NCSN's MNIST setting (Song & Ermon 2019, Sec. 5 and App. B.1), on a 1 -> 0.01 geometric ladder
 ANNEALED_DEFAULTS = {"sigma_max": 1.0, "sigma_min": 0.01, "n_levels": 10, "n_steps_each": 100, "eps": 2e-5}
-
-
-def _require_every_level(denoiser, method: str) -> None:
-    """Refuse a fixed-sigma denoiser (one with a ``trained_sigma``) where every level is needed."""
-    trained = trained_sigma(denoiser)
-    if trained is not None:
-        raise ValueError(
-            f"{method} needs a noise-conditional denoiser (built with sigma_range); this one was "
-            f"trained at the single level sigma={trained}, so its Tweedie score is the score of "
-            f"p_sigma at that level only"
-        )
 
 
 @torch.no_grad()
@@ -94,7 +99,7 @@ def annealed_generation(
     ``record_every`` keeps the chains' states every that many steps in ``trajectory``.
     """
     positive_int("n", n)
-    _require_every_level(denoiser, "annealed sampling")
+    require_every_level(denoiser, "annealed sampling")
     x0 = rand((n, *shape), generator, device=device)
     return annealed_langevin(
         TweedieScore(denoiser),
@@ -107,6 +112,49 @@ def annealed_generation(
         record_every=record_every,
         progress=progress,
     )
+
+
+@torch.no_grad()
+def diffusion_generation(
+    denoiser,
+    n: int,
+    *,
+    method: str = "heun",
+    steps: int = 18,
+    churn: float = 0.0,
+    data_mean: float = MNIST_PIXELS[0],
+    data_std: float = MNIST_PIXELS[1],
+    shape: tuple[int, ...] = IMAGE_SHAPE,
+    device: torch.device | str = "cpu",
+    generator: Generator = None,
+    record_every: int | None = None,
+    progress: bool = False,
+) -> SamplerResult:
+    r"""``n`` images of ``shape`` by the diffusion-era samplers over a noise-conditional model's range
+    :math:`[\sigma_{\min}, \sigma_{\max}]`:
+
+    * ``"heun"`` / ``"euler"``: :func:`~scoredae.sampling.diffusion.edm_sampler` on
+      :func:`~scoredae.sampling.diffusion.karras_sigmas` (``steps`` levels, then 0; Heun makes
+      ``2 steps - 1`` denoiser calls, Euler ``steps``), with ``churn``, from the Gaussian fit of
+      :math:`p_{\sigma_{\max}}`, :math:`\mathcal N(\text{data\_mean}, (\text{data\_std}^2 + \sigma_{\max}^2) I)`
+      (MNIST's pixel statistics by default): exact only when :math:`\sigma_{\max}` dwarfs the data;
+      churn is applied where it keeps the raised level :math:`\hat t` within the range;
+    * ``"ks"``: :func:`~scoredae.sampling.diffusion.kadkhodaie_simoncelli` from
+      :math:`\mathcal N(0.5, \sigma_{\max}^2 I)` down to :math:`\sigma_{\min}` (``steps`` is then
+      ignored: the algorithm decides when it has arrived).
+    """
+    positive_int("n", n)
+    require_every_level(denoiser, f"{method} generation")
+    sigma_min, sigma_max = denoiser.sigma_range
+    if method == "ks":
+        return kadkhodaie_simoncelli(denoiser, (n, *shape), sigma_start=sigma_max, sigma_stop=sigma_min,
+                                     generator=generator, record_every=record_every, progress=progress)
+    if method not in ("heun", "euler"):
+        raise ValueError(f"method: expected 'heun', 'euler' or 'ks', got {method!r}")
+    x_T = data_mean + math.sqrt(data_std**2 + sigma_max**2) * randn((n, *shape), generator, device=device)
+    s_max = sigma_max / (1 + min(churn / steps, math.sqrt(2) - 1))  # churn keeps within the trained range
+    return edm_sampler(denoiser, x_T, karras_sigmas(sigma_min, sigma_max, steps), solver=method, churn=churn,
+                       s_max=s_max, generator=generator, record_every=record_every, progress=progress)
 
 
 def box_mask(size: int = 12, top: int = 8, left: int = 8) -> torch.Tensor:
@@ -171,7 +219,7 @@ def posterior_sampling(
 
     x = observations.clone()
     if warm_start_sigma is not None:
-        _require_every_level(denoiser, "a warm start")
+        require_every_level(denoiser, "a warm start")
         for level in geometric_sigmas(warm_start_sigma, prior_sigma, 4)[:-1].tolist():
             x = run(x, level, max(1, n_steps // 4), 0).samples
     return run(x, prior_sigma, n_steps, n_steps // 2)

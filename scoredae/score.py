@@ -25,6 +25,16 @@ def trained_sigma(denoiser) -> float | None:
     return getattr(denoiser, "trained_sigma", None)
 
 
+def require_every_level(denoiser, method: str) -> None:
+    """Refuse a fixed-sigma denoiser (one with a ``trained_sigma``) for a ``method`` that needs the
+    score at every level: its Tweedie score is that of :math:`p_\\sigma` at its one level only."""
+    trained = trained_sigma(denoiser)
+    if trained is not None:
+        raise ValueError(f"{method} needs a noise-conditional denoiser (built with sigma_range); this one was "
+                         f"trained at sigma = {trained:g} only, so its Tweedie score is the score of p_sigma "
+                         f"at that level only")
+
+
 @runtime_checkable
 class Score(Protocol):
     """``s(x, sigma) -> grad_x log p_sigma(x)``, a tensor with the shape of ``x``."""

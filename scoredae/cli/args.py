@@ -25,12 +25,20 @@ positive_int = _integer_from(1, "a positive integer")
 non_negative_int = _integer_from(0, "an integer >= 0")
 
 
-def positive_float(text: str) -> float:
-    """A finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
+def _float_from(minimum: float, strict: bool, expected: str):
+    """An argparse type: a finite number above ``minimum`` (or equal, unless ``strict``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and (value > minimum or (value == minimum and not strict))):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_float = _float_from(0.0, True, "a finite number > 0")
+non_negative_float = _float_from(0.0, False, "a finite number >= 0")

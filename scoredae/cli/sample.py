@@ -10,10 +10,10 @@ import argparse
 import os
 from pathlib import Path
 
-from .args import non_negative_int, positive_float, positive_int
+from .args import non_negative_float, non_negative_int, positive_float, positive_int
 
 HELP = "Langevin sampling from a trained denoiser (MNIST digits, or a photograph with a colour model)"
-METHODS = ("langevin", "annealed", "posterior")
+METHODS = ("langevin", "annealed", "posterior", "edm", "euler", "ks")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,13 +21,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a shipped model name (see `scoredae eval`) or a checkpoint path")
     p.add_argument("--method", required=True, choices=METHODS,
                    help="langevin: ULA at a fixed-sigma model's level; annealed: generation with a "
-                        "noise-conditional model; posterior: PnP-ULA for denoising or inpainting")
+                        "noise-conditional model; posterior: PnP-ULA for denoising or inpainting; edm / "
+                        "euler: EDM's Heun / Euler ODE (--steps levels, --churn); ks: Kadkhodaie-Simoncelli")
     p.add_argument("--n", type=positive_int, default=16, help="samples (chains) to draw (default: 16)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", required=True, help="a .png image grid, or .pt / .npy raw samples (N, C, H, W)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
     p.add_argument("--steps", type=positive_int, default=None,
-                   help="Langevin steps (annealed: per level); defaults: 40, 100, 1000")
+                   help="Langevin steps (annealed: per level; edm, euler: ODE levels); defaults: 40, 100, "
+                        "1000, 18")
+    p.add_argument("--churn", type=non_negative_float, default=0.0, help="edm, euler: EDM's S_churn >= 0 (default 0, the ODE)")
     p.add_argument("--step-size", type=positive_float, default=None,
                    help="ULA step (langevin, posterior) or eps of annealed Langevin (default 2e-5)")
     p.add_argument("--start", choices=("noisy", "noise"), default="noisy",
@@ -126,6 +129,11 @@ def run(args: argparse.Namespace) -> int:
                                              eps=args.step_size or recipes.ANNEALED_DEFAULTS["eps"],
                                              device=device, generator=chains, progress=progress)
         images, what = result.samples, f"{args.n} annealed Langevin samples"
+    elif args.method in ("edm", "euler", "ks"):
+        method = {"edm": "heun", "euler": "euler", "ks": "ks"}[args.method]
+        result = recipes.diffusion_generation(model, args.n, method=method, steps=args.steps or 18, churn=args.churn,
+                                              device=device, generator=chains, progress=progress)
+        images, what = result.samples, f"{args.n} samples, {args.method}, {result.n_steps} steps"
     elif args.image:
         images, what, labels = _photograph_chains(args, model, chains, device)
         _save(images, out, what, labels)

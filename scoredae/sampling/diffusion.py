@@ -27,7 +27,7 @@ import torch
 
 from .._checks import finite_number, positive, positive_int
 from ..rng import randn
-from ..score import trained_sigma
+from ..score import require_every_level
 from .loop import SamplerResult, check_chain_inputs, run_chain
 from .posterior import linear_operator, pseudo_inverse
 
@@ -56,13 +56,6 @@ def _levels(sigmas) -> list[float]:
         raise ValueError(f"sigmas: expected a strictly decreasing sequence of two or more levels, positive "
                          f"but for a final 0, got {levels}")
     return levels
-
-
-def _require_every_level(denoiser) -> None:
-    fixed = trained_sigma(denoiser)
-    if fixed is not None:
-        raise ValueError(f"denoiser: trained at sigma = {fixed:g} only, it has no score at the other levels "
-                         f"the ODE crosses; give a noise-conditional denoiser")
 
 
 @torch.no_grad()
@@ -100,7 +93,7 @@ def edm_sampler(denoiser, x_T: torch.Tensor, sigmas, *, solver: str = "heun", ch
     positive("s_noise", s_noise)
     if not s_min <= s_max:
         raise ValueError(f"s_min, s_max: expected s_min <= s_max, got {s_min!r} > {s_max!r}")
-    _require_every_level(denoiser)
+    require_every_level(denoiser, "EDM's sampler")
     check_chain_inputs(x_T, generator)
     levels = _levels(sigmas)
     n = len(levels) - 1
@@ -165,7 +158,7 @@ def pf_ode_log_likelihood(denoiser, x: torch.Tensor, sigmas, *, trace: str = "ex
     """
     if trace not in ("exact", "hutchinson"):
         raise ValueError(f"trace: expected 'exact' or 'hutchinson', got {trace!r}")
-    _require_every_level(denoiser)
+    require_every_level(denoiser, "the ODE likelihood")
     check_chain_inputs(x, generator)
     levels = _levels(sigmas)
     if levels[-1] <= 0:
@@ -250,7 +243,7 @@ def kadkhodaie_simoncelli(denoiser, y0, *, h0: float = 0.01, beta: float = 0.01,
     if not sigma_stop < sigma_start:
         raise ValueError(f"sigma_stop: expected it below sigma_start = {sigma_start:g}, got {sigma_stop:g}")
     positive_int("max_steps", max_steps)
-    _require_every_level(denoiser)
+    require_every_level(denoiser, "Kadkhodaie-Simoncelli")
     if (forward is None) != (measurements is None):
         raise ValueError("forward and measurements: give both (Algorithm 2) or neither (Algorithm 1)")
     if not isinstance(y0, torch.Tensor):
