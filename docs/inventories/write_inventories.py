@@ -47,6 +47,7 @@ OBJECTS = {
         *((f"deepinv.{n}", "class", f"api/stubs/deepinv.{n}.html#deepinv.{n}", aliases) for n, aliases in [
             ("models.Denoiser", ("deepinv.models.base.Denoiser",)),
             ("models.MMSE", ("deepinv.models.mmse.MMSE",)),
+            ("models.BM3D", ()),
             ("models.DRUNet", ("deepinv.models.drunet.DRUNet",)),
             ("sampling.ULA", ()),
             ("physics.LinearPhysics", ("deepinv.physics.forward.LinearPhysics",)),
