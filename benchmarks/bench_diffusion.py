@@ -1,6 +1,7 @@
 """EDM's Heun sampler: (a) ``edm_sampler`` against the bare loop of the same denoiser calls and
 Heun arithmetic (target: overhead <= 5%); (b) against deepinv's EDM diffusion SDE with its Heun
-solver and no stochastic term (``deepinv.sampling.EDMDiffusionSDE``, ``alpha=0``), with the same
+solver and no stochastic term (``deepinv.sampling.EDMDiffusionSDE``, ``alpha=0``, data in [0, 1]
+as ours: ``minus_one_one=False``), with the same
 denoiser (``unet_ncsn``), levels and batch (target: ours not slower). Printed as ratios in one run.
 
     python benchmarks/bench_diffusion.py [--batch 64] [--steps 18] [--repeats 3]
@@ -42,7 +43,8 @@ def main() -> None:
     levels = [float(s) for s in sigmas]
     x_T = sigma_max * torch.randn(args.batch, 1, 28, 28, generator=torch.Generator().manual_seed(0)).to(device)
     sde = EDMDiffusionSDE(sigma_t=lambda t: t, sigma_prime_t=lambda t: 1.0, variance_exploding=True, alpha=0.0,
-                          denoiser=model, solver=HeunSolver(timesteps=sigmas), dtype=torch.float32, device=device)
+                          denoiser=model, solver=HeunSolver(timesteps=sigmas), minus_one_one=False,  # data in [0, 1]
+                          dtype=torch.float32, device=device)
 
     with torch.no_grad():
         ours = edm_sampler(model, x_T, sigmas).samples
