@@ -50,7 +50,7 @@ def test_sigma2_jacobian_is_the_exact_posterior_covariance(d):
 def test_jacobian_vp_equals_autograd_on_a_small_network():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 5)).double()
-    denoiser = lambda y, sigma: net(y) * (1 + sigma)  # noqa: E731
+    denoiser = lambda y, sigma: net(y) * (1 + sigma)
     y = torch.randn(3, 5, dtype=F64)
     v = torch.randn(2, 3, 5, dtype=F64)
     full = torch.autograd.functional.jacobian(lambda z: denoiser(z, 0.3), y)  # (3, 5, 3, 5)
