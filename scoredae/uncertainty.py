@@ -149,11 +149,19 @@ def posterior_variance(denoiser, y: torch.Tensor, sigma: float, n_probes: int = 
     return samples.mean(0), error
 
 
+def jacobian_trace(denoiser, y: torch.Tensor, sigma, probes: torch.Tensor | None = None) -> torch.Tensor:
+    r""":math:`\operatorname{tr} J_D(y)` per sample (B,): exact from the d basis vectors (``probes``
+    None, d JVPs), or Hutchinson's unbiased :math:`\frac1K \sum_k v_k^\top J v_k` over ``probes``
+    (K, *y.shape), e.g. Rademacher vectors."""
+    vectors = _basis(y) if probes is None else probes
+    products = (vectors * jacobian_vp(denoiser, y, sigma, vectors)).reshape(len(vectors), y.shape[0], -1).sum(2)
+    return products.sum(0) if probes is None else products.mean(0)
+
+
 def _trace(denoiser, y: torch.Tensor, sigma: float, n_probes: int | None, generator) -> torch.Tensor:
-    """tr J per sample: exact from the d basis vectors (n_probes None), or Hutchinson's estimate."""
-    probes = _basis(y) if n_probes is None else _rademacher(positive_int("n_probes", n_probes), y, generator)
-    products = (probes * jacobian_vp(denoiser, y, sigma, probes)).reshape(len(probes), y.shape[0], -1).sum(2)
-    return products.sum(0) if n_probes is None else products.mean(0)
+    """tr J per sample, exact (n_probes None) or with ``n_probes`` fresh Rademacher probes."""
+    probes = None if n_probes is None else _rademacher(positive_int("n_probes", n_probes), y, generator)
+    return jacobian_trace(denoiser, y, sigma, probes)
 
 
 def _sure(out: torch.Tensor, y: torch.Tensor, trace: torch.Tensor, sigma: float) -> torch.Tensor:

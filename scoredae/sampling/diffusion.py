@@ -28,6 +28,7 @@ import torch
 from .._checks import finite_number, positive, positive_int
 from ..rng import randn
 from ..score import require_every_level
+from ..uncertainty import jacobian_trace
 from .loop import SamplerResult, check_chain_inputs, run_chain
 from .posterior import linear_operator, pseudo_inverse
 
@@ -119,20 +120,8 @@ def edm_sampler(denoiser, x_T: torch.Tensor, sigmas, *, solver: str = "heun", ch
 
 def _divergence(denoiser, x: torch.Tensor, sigma: float, probes: torch.Tensor | None) -> torch.Tensor:
     r""":math:`\nabla \cdot f = (d - \operatorname{tr} J_D) / \sigma` per sample for
-    :math:`f = (x - D(x, \sigma)) / \sigma`, with the trace exact (one JVP per basis vector) or by
-    Hutchinson, :math:`\operatorname{tr} J \approx \frac1K \sum_k v_k^\top J v_k` (``probes`` (K, *x.shape))."""
-    d = x[0].numel()
-    if probes is None:
-        eye = torch.eye(d, dtype=x.dtype, device=x.device)
-        basis = eye[:, None, :].expand(d, x.shape[0], d).reshape(d, *x.shape)  # (d, B, *S)
-        probes, scale = basis, 1.0
-    else:
-        scale = 1.0 / probes.shape[0]
-    trace = x.new_zeros(x.shape[0])
-    for v in probes:
-        _, jv = torch.func.jvp(lambda z: denoiser(z, sigma), (x,), (v,))
-        trace += scale * (v * jv).reshape(x.shape[0], -1).sum(1)
-    return (d - trace) / sigma
+    :math:`f = (x - D(x, \sigma)) / \sigma`, the trace exact (``probes`` None) or by Hutchinson."""
+    return (x[0].numel() - jacobian_trace(denoiser, x, sigma, probes)) / sigma
 
 
 def pf_ode_log_likelihood(denoiser, x: torch.Tensor, sigmas, *, trace: str = "exact", n_probes: int = 1,
