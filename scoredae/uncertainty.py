@@ -43,7 +43,7 @@ def _differentiable(error: Exception, denoiser) -> ValueError:
 
 def jacobian_vp(denoiser, y: torch.Tensor, sigma, v: torch.Tensor) -> torch.Tensor:
     r""":math:`J_D(y)\, v`, the Jacobian of ``denoiser(., sigma)`` at ``y`` (B, ...) times ``v``, by
-    forward-mode AD: ``v`` the shape of ``y``, or (K, *y.shape) for K vectors (one result each)."""
+    forward-mode AD: ``v`` the shape of ``y``, or ``(K, *y.shape)`` for K vectors (one result each)."""
     if v.shape == y.shape:
         return jacobian_vp(denoiser, y, sigma, v[None])[0]
     if v.shape[1:] != y.shape:
@@ -99,7 +99,7 @@ def principal_components(denoiser, y: torch.Tensor, sigma: float, k: int, n_iter
     The symmetric part is used because it is the covariance a learned (nearly symmetric) Jacobian
     implies, and because its eigenpairs are real; for the exact MMSE denoiser it is the Jacobian.
 
-    :returns: ``(eigenvalues (B, k), decreasing; eigenvectors (B, k, *S), orthonormal)``.
+    :returns: the eigenvalues ``(B, k)``, decreasing, and the orthonormal eigenvectors ``(B, k, *S)``.
     """
     sigma = positive("sigma", sigma)
     d = y[0].numel()
@@ -152,7 +152,7 @@ def posterior_variance(denoiser, y: torch.Tensor, sigma: float, n_probes: int = 
 def jacobian_trace(denoiser, y: torch.Tensor, sigma, probes: torch.Tensor | None = None) -> torch.Tensor:
     r""":math:`\operatorname{tr} J_D(y)` per sample (B,): exact from the d basis vectors (``probes``
     None, d JVPs), or Hutchinson's unbiased :math:`\frac1K \sum_k v_k^\top J v_k` over ``probes``
-    (K, *y.shape), e.g. Rademacher vectors."""
+    ``(K, *y.shape)``, e.g. Rademacher vectors."""
     vectors = _basis(y) if probes is None else probes
     products = (vectors * jacobian_vp(denoiser, y, sigma, vectors)).reshape(len(vectors), y.shape[0], -1).sum(2)
     return products.sum(0) if probes is None else products.mean(0)
