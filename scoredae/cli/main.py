@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from . import data, demo, denoise, evaluate, sample, train, train_classifier
+from . import data, demo, denoise, evaluate, sample, train, train_classifier, uncertainty
 
 # (name, module): each module has HELP, add_arguments(parser) and run(args)
 COMMANDS = [
@@ -20,6 +20,7 @@ COMMANDS = [
     ("eval", evaluate),
     ("denoise", denoise),
     ("sample", sample),
+    ("uncertainty", uncertainty),
     ("train-classifier", train_classifier),
 ]
 
