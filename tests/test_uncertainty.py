@@ -132,3 +132,23 @@ def test_bad_arguments_are_refused(call, message):
     prior = mixture(2, seed=1)
     with pytest.raises(ValueError, match=message):
         call(prior, torch.zeros(1, 2, dtype=F64))
+
+
+def test_uncertainty_command_draws_the_figure(tmp_path, monkeypatch, capsys):
+    from scoredae.cli import main
+    from scoredae.data import mnist
+    from scoredae.nets import UNet
+    from scoredae.nets.checkpoints import as_json, save_checkpoint
+
+    monkeypatch.setattr(mnist, "load_mnist", lambda split: (torch.rand(3, 1, 28, 28), None))
+    torch.manual_seed(0)
+    model = UNet(width=4, sigma=0.5)
+    save_checkpoint(tmp_path / "fixed", model, {"model": "UNet", "config": as_json(model.config)})
+    out = tmp_path / "u.png"
+    assert main(["uncertainty", "--model", str(tmp_path / "fixed"), "--index", "2", "--k", "2", "--n-iter", "2",
+                 "--probes", "2", "--out", str(out)]) == 0
+    assert out.stat().st_size > 0 and "top-2 posterior variances" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="trained at sigma = 0.5 only"):
+        main(["uncertainty", "--model", str(tmp_path / "fixed"), "--sigma", "0.3", "--out", str(out)])
+    with pytest.raises(SystemExit, match="--index"):
+        main(["uncertainty", "--model", str(tmp_path / "fixed"), "--index", "5", "--out", str(out)])
