@@ -116,7 +116,7 @@ def test_denoise_command_writes_the_image_the_figure_and_the_psnr(tmp_path, phot
 
 @pytest.mark.parametrize("extra, message", [
     (["--sigma", "0.5"], "outside the range"),
-    ([], "give --sigma"),
+    ([], "needs the noise level"),
 ])
 def test_denoise_command_refuses_a_level_the_model_cannot_serve(tmp_path, photo, colour_checkpoint, extra, message):
     with pytest.raises(SystemExit, match=message):

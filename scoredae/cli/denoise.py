@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from .args import positive_float, positive_int
 
@@ -27,42 +26,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar over the tiles")
 
 
-def _load_model(name: str, device):
-    from ..nets.checkpoints import load_checkpoint
-    from ..nets.registry import constructors, list_pretrained, load_pretrained
-
-    if name in list_pretrained():
-        return load_pretrained(name, device=device)
-    if Path(f"{name}.json").is_file():
-        return load_checkpoint(name, constructors(), device=device)[0]
-    raise ValueError(f"--model: expected a shipped model {sorted(list_pretrained())} or a checkpoint stem "
-                     f"(STEM.json and STEM.safetensors), got {name!r}")
-
-
-def _noise_level(args: argparse.Namespace, model) -> float:
-    """The sigma the model is run at: --sigma, else --add-noise, else a fixed-sigma model's own."""
-    sigma = args.sigma or args.add_noise or (None if model.noise_conditional else model.trained_sigma)
-    if sigma is None:
-        raise ValueError("give --sigma (the noise level of IN) or --add-noise S")
-    if model.noise_conditional:
-        lo, hi = model.sigma_range
-        if not lo <= sigma <= hi:
-            raise ValueError(f"sigma {sigma:g} is outside the range [{lo:g}, {hi:g}] this model was trained on")
-    elif sigma != model.trained_sigma:
-        raise ValueError(f"this model was trained at sigma = {model.trained_sigma:g} only, got {sigma:g}")
-    return sigma
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from .._checks import resolve_device
     from ..data.images import read_image, to_channels, write_image
     from ..nets.tiling import denoise_image
+    from .models import load_model, noise_level
 
     device = resolve_device(args.device)
-    model = _load_model(args.model, device)
-    sigma = _noise_level(args, model)
+    model = load_model(args.model, device)
+    sigma = noise_level(model, args.sigma or args.add_noise)
     image = read_image(args.input)  # uint8 (C, H, W)
     channels = model.config.channels
     if image.shape[0] != channels:  # documented: gray repeated to RGB, RGB to luma; written back as read

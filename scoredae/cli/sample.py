@@ -71,19 +71,6 @@ def _print_quality(samples, seed: int) -> None:
               f"{q['class_entropy']:>9.3f}{q['fid']:>9.2f}")
 
 
-def _load_denoiser(name: str, device):
-    from ..nets.checkpoints import load_checkpoint
-    from ..nets.registry import constructors, list_pretrained, load_pretrained
-
-    if name in list_pretrained():
-        return load_pretrained(name, device=device)
-    stem = Path(name).with_suffix("") if Path(name).suffix in (".json", ".safetensors") else Path(name)
-    if not any(stem.with_name(stem.name + suffix).exists() for suffix in (".json", ".safetensors")):
-        raise ValueError(f"--model: expected a shipped model {sorted(list_pretrained())} or a checkpoint path, "
-                         f"got {name!r}")
-    return load_checkpoint(stem, constructors(), device=device)[0]  # names the file that is missing
-
-
 def _save(images, out: Path, title: str, labels: list[str] | None = None) -> None:
     import numpy as np
     import torch
@@ -109,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.mnist import load_mnist
     from ..rng import RowGenerators, rand, randn, seeded
     from ..score import trained_sigma
+    from .models import load_model
 
     out = Path(args.out)
     if out.suffix not in (".png", ".pt", ".npy"):
@@ -121,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if args.quality and args.n < 2:
         raise ValueError(f"--quality: the Frechet distance needs at least 2 samples, got --n {args.n}")
     device = resolve_device(args.device)
-    model = _load_denoiser(args.model, device)
+    model = load_model(args.model, device)
     chains = RowGenerators(args.seed, args.n, device)  # chain i draws from (seed, i) alone
     progress = not args.no_progress
     if args.method == "annealed":

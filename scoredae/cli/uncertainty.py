@@ -29,18 +29,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..data.mnist import load_mnist
-    from ..score import trained_sigma
     from ..uncertainty import posterior_variance, principal_components
-    from .denoise import _load_model
+    from .models import load_model, noise_level
 
-    model = _load_model(args.model, "cpu")
-    sigma = args.sigma or trained_sigma(model)
-    if sigma is None:
-        raise ValueError("--sigma: a noise-conditional model needs the noise level")
-    if trained_sigma(model) is not None and sigma != trained_sigma(model):
-        raise ValueError(f"--sigma: this model was trained at sigma = {trained_sigma(model):g} only, got {sigma:g}")
-    if model.noise_conditional and not model.sigma_range[0] <= sigma <= model.sigma_range[1]:
-        raise ValueError(f"--sigma: {sigma:g} is outside the range {model.sigma_range} the model was trained on")
+    model = load_model(args.model, "cpu")
+    sigma = noise_level(model, args.sigma)
     test = load_mnist("test")[0]
     if args.index >= len(test):
         raise ValueError(f"--index: expected a test digit in 0..{len(test) - 1}, got {args.index}")
