@@ -28,15 +28,31 @@ import torch.nn.functional as F
 from ._checks import expand_sigma
 
 
+def _level_range(sigma_range) -> tuple[float, float]:
+    if len(sigma_range) != 2 or not 0 < sigma_range[0] <= sigma_range[1]:
+        raise ValueError(f"sigma: expected a range (lo, hi) with 0 < lo <= hi, got {sigma_range}")
+    return float(sigma_range[0]), float(sigma_range[1])
+
+
 def log_uniform_sigmas(n: int, sigma_range, generator: torch.Generator | None = None, *,
                        like: torch.Tensor) -> torch.Tensor:
     r"""``n`` noise levels with :math:`\log \sigma_i \sim \mathcal U(\log lo, \log hi)`, shape ``(n,)``, in the
     dtype and on the device of ``like`` (the continuous version of the geometric levels of Song & Ermon 2019)."""
-    if len(sigma_range) != 2 or not 0 < sigma_range[0] <= sigma_range[1]:
-        raise ValueError(f"sigma: expected a range (lo, hi) with 0 < lo <= hi, got {sigma_range}")
-    lo, hi = (float(v) for v in sigma_range)
+    lo, hi = _level_range(sigma_range)
     u = torch.rand(n, generator=generator, device=like.device, dtype=like.dtype)
     return torch.exp(math.log(lo) + u * math.log(hi / lo))
+
+
+def log_normal_sigmas(n: int, mean: float, std: float, sigma_range, generator: torch.Generator | None = None, *,
+                      like: torch.Tensor) -> torch.Tensor:
+    r"""``n`` noise levels with :math:`\ln \sigma_i \sim \mathcal N(\text{mean}, \text{std}^2)`, clipped to
+    ``sigma_range``, shape ``(n,)``: EDM's training distribution (Karras et al. 2022, Table 1:
+    :math:`P_{mean} = -1.2`, :math:`P_{std} = 1.2` for images in [-1, 1]), which spends the training on the
+    middle levels, where the denoiser's error matters most to a sampler."""
+    if not std > 0:
+        raise ValueError(f"std: expected a positive standard deviation of ln sigma, got {std}")
+    z = torch.randn(n, generator=generator, device=like.device, dtype=like.dtype)
+    return torch.exp(mean + std * z).clamp(*_level_range(sigma_range))
 
 
 def perturb(x: torch.Tensor, sigma, generator: torch.Generator | None = None):

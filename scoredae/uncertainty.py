@@ -15,7 +15,8 @@ denoiser's squared error without the clean image. Comparing the three is a check
 network an MMSE estimator?" (:func:`tweedie_consistency`).
 
 Every Jacobian product is exact, by forward-mode (``torch.func.jvp``) or reverse-mode
-(``torch.func.vjp``) automatic differentiation; no finite differences.
+(``torch.func.vjp``) automatic differentiation; no finite differences. Attention runs on PyTorch's
+composite "math" kernel there, since the fused kernels have no forward-mode derivative.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ._checks import positive, positive_int
 from .rng import randn
@@ -51,7 +53,8 @@ def jacobian_vp(denoiser, y: torch.Tensor, sigma, v: torch.Tensor) -> torch.Tens
     out = []
     for vector in v:
         try:
-            _, jv = torch.func.jvp(_call(denoiser, sigma), (y,), (vector.to(y),))
+            with sdpa_kernel(SDPBackend.MATH):  # the fused attention kernels lack forward-mode AD
+                _, jv = torch.func.jvp(_call(denoiser, sigma), (y,), (vector.to(y),))
         except (RuntimeError, TypeError, NotImplementedError) as err:
             raise _differentiable(err, denoiser) from err
         out.append(jv.detach())

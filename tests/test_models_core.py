@@ -135,6 +135,16 @@ def test_unet_output_is_residual():
     assert UNet(width=8, sigma=0.5).enc1[0].in_channels == 1
 
 
+def test_unet_log_noise_map_is_edm_c_noise():
+    model = UNet(width=4, sigma_range=(0.002, 80.0), noise_map="log")
+    s = torch.tensor([0.002, 80.0]).reshape(2, 1, 1, 1)
+    level = model.condition(images(2), s)[:, 1]  # (2, 28, 28)
+    torch.testing.assert_close(level[:, 0, 0], torch.log(s.reshape(2)) / 4)
+    assert UNet(width=4, sigma_range=RANGE).condition(images(2), s)[:, 1, 0, 0].tolist() == s.reshape(2).tolist()
+    with pytest.raises(ValueError, match="noise_map: expected 'sigma' or 'log', got 'linear'"):
+        UNet(width=4, sigma_range=RANGE, noise_map="linear")
+
+
 def test_list_and_load_pretrained():
     shipped = list_pretrained()
     assert {"mlp", "unet_ncsn"} <= set(shipped)

@@ -18,6 +18,7 @@ from scoredae.objectives import (
     esm_loss,
     ism_loss,
     l1_denoising_loss,
+    log_normal_sigmas,
     perturb,
     ssm_loss,
 )
@@ -86,6 +87,18 @@ def test_perturb_levels_are_log_uniform_and_reproducible():
     log_s = s.log().reshape(-1)
     assert abs(z_score(log_s - 0.5 * (torch.tensor(0.1).log() + torch.tensor(2.0).log()))) <= Z
     torch.testing.assert_close(perturb(x, (0.1, 2.0), generator=gen(7))[0], y, rtol=0, atol=0)
+
+
+def test_log_normal_levels_have_edm_moments_and_are_clipped_to_the_range():
+    like = torch.zeros((), dtype=F64)
+    log_s = log_normal_sigmas(50_000, -1.2, 1.2, (1e-9, 1e9), gen(3), like=like).log()
+    assert abs(z_score(log_s + 1.2)) <= Z  # mean -1.2 (a factor 2 on it: z ~ 250)
+    # the variance of ln sigma is 1.44; (ln s + 1.2)^2 - 1.44 has mean 0 (std 1.2 instead of 2.4: z ~ 180)
+    assert abs(z_score((log_s + 1.2) ** 2 - 1.44)) <= Z
+    clipped = log_normal_sigmas(50_000, -1.2, 1.2, (0.1, 0.5), gen(3), like=like)
+    assert float(clipped.min()) == 0.1 and float(clipped.max()) == 0.5
+    with pytest.raises(ValueError, match="std"):
+        log_normal_sigmas(4, 0.0, 0.0, (0.1, 1.0), like=like)
 
 
 def _dsm_minus_esm(model, gm, x, target_factor=1.0, dsm_weighting="sigma2"):

@@ -59,6 +59,19 @@ def test_jacobian_vp_equals_autograd_on_a_small_network():
     assert torch.allclose(jacobian_vp(denoiser, y, 0.3, v[0]), expected[0], atol=1e-12)
 
 
+def test_jacobian_vp_goes_through_attention():
+    """The fused attention kernels have no forward-mode derivative; the JVP of a transformer still
+    equals autograd's reverse-mode Jacobian."""
+    from scoredae.nets import PatchTransformer
+
+    torch.manual_seed(0)
+    net = PatchTransformer(sigma=0.5, patch_size=4, d_model=16, depth=1, heads=2).double().eval()
+    y = torch.rand(1, 1, 8, 8, dtype=F64)
+    v = torch.randn(1, 1, 8, 8, dtype=F64)
+    full = torch.autograd.functional.jacobian(lambda z: net(z, 0.5), y).reshape(64, 64)
+    assert torch.allclose(jacobian_vp(net, y, 0.5, v).reshape(64), full @ v.reshape(64), atol=1e-10)
+
+
 def subspace_angle(a: torch.Tensor, b: torch.Tensor) -> float:
     """The largest principal angle between the column spaces of orthonormal a and b (d, k)."""
     s = torch.linalg.svdvals(a.T @ b).clamp(max=1.0)

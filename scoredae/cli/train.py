@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     level.add_argument("--sigma", type=positive_float, help="fixed noise level")
     level.add_argument("--sigma-range", type=positive_float, nargs=2, metavar=("MIN", "MAX"),
                        help="noise-conditional over [MIN, MAX] (log-uniform levels)")
+    p.add_argument("--log-normal", type=float, nargs=2, default=None, metavar=("MEAN", "STD"),
+                   help="draw the training levels with ln sigma ~ N(MEAN, STD^2), clipped to the range, "
+                        "as EDM does (-1.2 1.2 for images in [-1, 1]) instead of log-uniformly")
     p.add_argument("--data", default="mnist", metavar="mnist|images|FOLDER",
                    help="MNIST digits, the photographs and textures of `scoredae data fetch images`, or a "
                         "folder of PNG/JPEG files (default: mnist)")
@@ -75,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.steps is None and args.minutes is None:
         raise SystemExit("give --steps or --minutes")
+    if args.log_normal and (args.sigma_range is None or args.log_normal[1] <= 0):
+        raise SystemExit("--log-normal: needs --sigma-range and a positive STD")
     if args.threads:
         torch.set_num_threads(args.threads)
     rank, _ = distributed_world()
@@ -99,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
         amp=args.amp, compile=args.compile, progress=not args.no_progress,
     )
     command = shlex.join(["scoredae", *sys.argv[1:]])
-    result = train_denoiser(model, train_data, x_test, config, eval_images=args.eval_images, out=args.out,
+    result = train_denoiser(model, train_data, x_test, config, eval_images=args.eval_images,
+                            log_normal=tuple(args.log_normal) if args.log_normal else None, out=args.out,
                             resume=args.resume, metadata={"name": args.model, "command": command, "data": data},
                             **({"eval_sigmas": tuple(args.eval_sigmas)} if args.eval_sigmas else {}))
     if rank == 0:

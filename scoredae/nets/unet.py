@@ -59,13 +59,21 @@ def unet_pass(module: nn.Module, h: torch.Tensor, middle) -> torch.Tensor:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class UNetConfig(DenoiserConfig):
-    """:param width: channels of the first level (``2 width`` at H/2, ``4 width`` at H/4)."""
+    r""":param width: channels of the first level (``2 width`` at H/2, ``4 width`` at H/4).
+    :param noise_map: what fills the noise-level channel of a noise-conditional model: ``"sigma"``
+        itself (DRUNet's map, for ranges within [0, 1]), or ``"log"``, EDM's
+        :math:`c_{noise} = \tfrac14 \ln \sigma` (Karras et al. 2022, Table 1), which stays of order
+        one over a range such as [0.002, 80].
+    """
 
     width: int = 32
+    noise_map: str = "sigma"
 
     def __post_init__(self):
         super().__post_init__()
         positive_int("width", self.width)
+        if self.noise_map not in ("sigma", "log"):
+            raise ValueError(f"noise_map: expected 'sigma' or 'log', got {self.noise_map!r}")
 
 
 class UNet(ImageDenoiser):
@@ -79,6 +87,12 @@ class UNet(ImageDenoiser):
         width = self.config.width
         add_unet_levels(self, self.input_channels, self.config.channels, width)
         self.mid = conv_block(4 * width, 4 * width)
+
+    def condition(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """Append the noise-level map (B, 1, H, W) of ``config.noise_map`` when noise-conditional."""
+        if self.noise_conditional and self.config.noise_map == "log":
+            s = s.log() / 4
+        return super().condition(x, s)
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         return preconditioned(lambda z: unet_pass(self, z, self.mid), x, sigma, self.config.sigma_data,

@@ -38,6 +38,7 @@ from ..objectives import (
     dsm_loss,
     ism_loss,
     l1_denoising_loss,
+    log_normal_sigmas,
     log_uniform_sigmas,
     model_sigma,
     perturb,
@@ -46,13 +47,18 @@ from ..objectives import (
 from .loop import TrainConfig, TrainResult, train
 
 
-def denoiser_loss(model: ImageDenoiser) -> Callable:
-    """The per-sample MMSE loss of ``model`` at its noise level(s), weighted over a range (module docstring)."""
+def denoiser_loss(model: ImageDenoiser, log_normal: tuple[float, float] | None = None) -> Callable:
+    """The per-sample MMSE loss of ``model`` at its noise level(s), weighted over a range (module
+    docstring); the levels are log-uniform over the range, or, given ``log_normal=(mean, std)``, drawn
+    by :func:`~scoredae.objectives.log_normal_sigmas`."""
 
     def loss_fn(net, x: torch.Tensor, generator) -> torch.Tensor:
         if not model.noise_conditional:
             return denoising_loss(net, x, model.trained_sigma, generator)
-        sigma = log_uniform_sigmas(x.shape[0], model.sigma_range, generator, like=x)  # (B,)
+        if log_normal is None:
+            sigma = log_uniform_sigmas(x.shape[0], model.sigma_range, generator, like=x)  # (B,)
+        else:
+            sigma = log_normal_sigmas(x.shape[0], *log_normal, model.sigma_range, generator, like=x)  # (B,)
         weight = 1 / sigma**2 + 1 / model.config.sigma_data**2
         return weight * denoising_loss(net, x, sigma, generator)
 
@@ -67,6 +73,7 @@ def train_denoiser(
     *,
     eval_sigmas: tuple[float, ...] = (0.1, 0.25, 0.5),
     eval_images: int = 500,
+    log_normal: tuple[float, float] | None = None,
     out: str | os.PathLike | None = None,
     resume: bool = False,
     metadata: dict | None = None,
@@ -77,7 +84,8 @@ def train_denoiser(
 
     The PSNR on the first ``eval_images`` of ``test_images``, noised with a fixed seed, is
     recorded every epoch and at every checkpoint, at each of ``eval_sigmas`` (a noise-conditional
-    model) or at the trained sigma. Other arguments are those of :func:`~scoredae.train.loop.train`.
+    model) or at the trained sigma. ``log_normal=(mean, std)`` draws the training levels of a
+    noise-conditional model as EDM does (see :func:`denoiser_loss`). Other arguments are those of :func:`~scoredae.train.loop.train`.
     """
     positive_int("eval_images", eval_images)
     device = next(model.parameters()).device
@@ -91,8 +99,11 @@ def train_denoiser(
         batches = TensorBatches(train_data.to(device, torch.float32), batch_size=config.batch_size, seed=config.seed)
     else:
         batches = train_data
-    return train(model, denoiser_loss(model), batches, config, evaluate=evaluate, out=out, resume=resume,
-                 metadata={**(metadata or {}), "eval_images": len(x_eval)})
+    if log_normal is not None and not model.noise_conditional:
+        raise ValueError("log_normal: a fixed-sigma model has one level; give it a sigma_range")
+    return train(model, denoiser_loss(model, log_normal), batches, config, evaluate=evaluate, out=out, resume=resume,
+                 metadata={**(metadata or {}), "eval_images": len(x_eval),
+                           "sigma_draw": {"log_normal": list(log_normal)} if log_normal else "log_uniform"})
 
 
 def _noisy_objective(loss_fn) -> Callable:
