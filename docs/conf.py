@@ -61,8 +61,10 @@ def write_models_page(app) -> None:
     """docs/models.rst from the JSON metadata of every shipped model: nothing is typed by hand."""
     lines = ["Shipped models", "==============", "",
              "Generated at build time from ``scoredae/weights/*.json``: the architecture, the training",
-             "command, and PSNR (dB) / SSIM per noise level as ``scoredae eval`` measured them, with a fixed",
-             "noise seed.", ""]
+             "command, PSNR (dB) / SSIM per noise level as ``scoredae eval`` measured them, with a fixed",
+             "noise seed, and the Tweedie consistency of ``scoredae eval --consistency``: the ratio of",
+             ":math:`\\sigma^2 \\operatorname{tr} J_D / d` to the true squared error, 1 for the MMSE denoiser",
+             "(:func:`~scoredae.uncertainty.tweedie_consistency`), and of SURE to it, 1 for any denoiser.", ""]
     sections = {"mnist": "MNIST digits", "images": "Photographs (the image collection, 3 channels)"}
     shipped = list_pretrained()
     for dataset, title in sections.items():
@@ -80,11 +82,14 @@ def model_entry(name: str, meta: dict) -> list[str]:
              if config.get("sigma_range") else f"sigma = {config['sigma']:g}")
     params = sum(p.numel() for p in load_pretrained(name).parameters())
     scores = [f"sigma {s}: {psnr:.2f} dB / {meta['ssim'][s]:.3f}" for s, psnr in meta.get("psnr", {}).items()]
+    ratios = [f"sigma {s}: trace/mse {c['trace/mse']:.3f} +- {c['trace/mse se']:.3f}, sure/mse {c['sure/mse']:.3f} "
+              f"+- {c['sure/mse se']:.3f}" for s, c in meta.get("consistency", {}).items()]
     return [f"``{name}``", "~" * (len(name) + 4), "",
             f"- architecture: ``{meta['model']}`` with ``{json.dumps(config, sort_keys=True)}``",
             f"- parameters: {params:,}",
             f"- trained at: {level}, {meta['step']:,} steps, {meta['elapsed_s'] / 60:.0f} minutes",
             f"- PSNR / SSIM: {'; '.join(scores) if scores else 'not evaluated'}",
+            f"- Tweedie consistency: {'; '.join(ratios) if ratios else 'not measured'}",
             f"- evaluated on: {meta.get('eval', 'not evaluated')}",
             "- command:", "", ".. code-block:: bash", "", f"   {meta['command']}", ""]
 

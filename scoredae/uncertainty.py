@@ -201,3 +201,18 @@ def tweedie_consistency(denoiser, images: torch.Tensor, sigma: float, *, n_probe
     return {"mse": (out - images).reshape(y.shape[0], -1).square().mean(1),
             "sure": _sure(out, y, trace, sigma),
             "trace": sigma**2 * trace / y[0].numel()}
+
+
+def consistency_summary(values: dict[str, torch.Tensor]) -> dict[str, float]:
+    r"""The means of :func:`tweedie_consistency`'s per-image values over n images, and the ratios
+    ``"sure/mse"`` and ``"trace/mse"`` of those means, each ratio :math:`r = \bar a / \bar m` with its
+    standard error ``"sure/mse se"``, ``"trace/mse se"``: :math:`\operatorname{sd}(a_i - r\, m_i) / (\sqrt n\, \bar m)`
+    (the delta method). ``trace/mse`` within a few standard errors of 1 is what the MMSE denoiser gives."""
+    mse = values["mse"]
+    summary = {key: float(v.mean()) for key, v in values.items()}
+    for key in ("sure", "trace"):
+        ratio = summary[key] / summary["mse"]
+        spread = float((values[key] - ratio * mse).std()) if len(mse) > 1 else math.inf
+        summary[f"{key}/mse"] = ratio
+        summary[f"{key}/mse se"] = spread / (math.sqrt(len(mse)) * summary["mse"])
+    return summary

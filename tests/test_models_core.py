@@ -217,7 +217,8 @@ def test_eval_writes_metadata_to_the_folder_it_is_given_not_into_the_package(tmp
     monkeypatch.setattr(mnist, "load_mnist", lambda split: (images(8), None))
     shipped = (WEIGHTS_DIR / "mlp.json").read_text()
     args = ["eval", "--images", "8", "--mmse-images", "0", "--models", "mlp", "--sigmas", "0.5"]
-    assert main([*args, "--write-metadata", str(tmp_path / "meta")]) == 0
+    assert main([*args, "--consistency", "--write-metadata", str(tmp_path / "meta")]) == 0
     written = json.loads((tmp_path / "meta" / "mlp.json").read_text())
     assert set(written["psnr"]) == {"0.5"} and written["model"] == "MLPDAE"
+    assert set(written["consistency"]["0.5"]) == {"mse", "sure/mse", "sure/mse se", "trace/mse", "trace/mse se"}
     assert (WEIGHTS_DIR / "mlp.json").read_text() == shipped

@@ -10,6 +10,7 @@ import torch
 from scoredae import GaussianMixture
 from scoredae.mixtures import MixtureDenoiser
 from scoredae.uncertainty import (
+    consistency_summary,
     jacobian_vp,
     posterior_covariance,
     posterior_variance,
@@ -118,21 +119,22 @@ def test_sure_is_unbiased_for_a_non_mmse_denoiser():
 
 
 def test_the_trace_identity_holds_for_the_mmse_denoiser_only():
-    """E[sigma^2 tr J / d] = E[mse] for the exact posterior mean, within 3 standard errors; the shrunk
-    denoiser's trace term is off by many standard errors (and a wrong power of sigma would be too)."""
+    """E[sigma^2 tr J / d] = E[mse] for the exact posterior mean: the ratio is 1 within 3 of its
+    standard errors; the shrunk denoiser's is off by many (and a wrong power of sigma would be too)."""
     prior = mixture(2, seed=7)
     sigma = 0.5
     x = prior.sample(4000, generator=torch.Generator().manual_seed(9))
 
-    def gap(denoiser) -> tuple[float, float]:
+    def ratio(denoiser) -> tuple[float, float]:
         c = tweedie_consistency(denoiser, x, sigma, n_probes=None, generator=torch.Generator().manual_seed(10))
-        diff = c["trace"] - c["mse"]
-        return float(diff.mean()), float(diff.std()) / math.sqrt(len(x))
+        summary = consistency_summary(c)
+        assert summary["trace/mse"] == pytest.approx(summary["trace"] / summary["mse"])
+        return summary["trace/mse"], summary["trace/mse se"]
 
-    mean, se = gap(MixtureDenoiser(prior))
-    assert abs(mean) < 3 * se
-    mean, se = gap(Shrunk(prior))
-    assert abs(mean) > 10 * se
+    r, se = ratio(MixtureDenoiser(prior))
+    assert abs(r - 1) < 3 * se
+    r, se = ratio(Shrunk(prior))
+    assert abs(r - 1) > 10 * se
 
 
 @pytest.mark.parametrize("call, message", [

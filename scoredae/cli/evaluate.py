@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="photographs: add BM3D (deepinv.models.BM3D; needs the bm3d package, `pip install "
                         "scoredae[bm3d]`) as the classical reference")
     p.add_argument("--tile", type=positive_int, default=256, help="photographs: tile side of the networks (default 256)")
+    p.add_argument("--consistency", action="store_true",
+                   help="also measure Tweedie consistency: the true MSE, SURE and sigma^2 tr(J)/d of each model "
+                        "(one Hutchinson probe per image; central 256 x 256 crops of photographs)")
     p.add_argument("--models", nargs="*", default=None,
                    help="shipped model names (default: all those trained on the data evaluated)")
     p.add_argument("--checkpoint", action="append", default=[], help="also evaluate this checkpoint stem")
@@ -62,14 +65,18 @@ def run(args: argparse.Namespace) -> int:
     clean = load_mnist("test")[0][: args.images].to(device)
     shipped = list_pretrained()
     rows = {"noisy input": {s: denoising_metrics(None, clean, s) for s in args.sigmas}}
+    consistency = {}  # name -> sigma -> consistency_summary
     for name, stem in tqdm(stems.items(), desc=f"eval on {len(clean)} images", unit="model",
                            disable=args.no_progress):
         model, meta = load_checkpoint(stem, constructors(), device=device)
         sigmas = args.sigmas if model.noise_conditional else [s for s in args.sigmas if s == model.trained_sigma]
         rows[name] = {s: denoising_metrics(model, clean, s) for s in sigmas}
+        if args.consistency:
+            consistency[name] = _consistency(model, clean, sigmas)
         if args.write_metadata and name in shipped:
             _write_metadata(args.write_metadata, name, meta, rows[name],
-                            f"first {len(clean)} MNIST test images, noise seed fixed (scoredae eval)")
+                            f"first {len(clean)} MNIST test images, noise seed fixed (scoredae eval)",
+                            consistency.get(name))
     if args.mmse_images:
         mmse = empirical_mmse(load_mnist("train")[0].to(device))
         label = f"empirical MMSE (deepinv; first {min(args.mmse_images, len(clean))} images)"
@@ -79,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'model':<{width}}  " + "  ".join(f"{'sigma=' + str(s):>15}" for s in args.sigmas))
     for name, cells in rows.items():
         print(f"{name:<{width}}  " + "  ".join(f"{_cell(cells.get(s)):>15}" for s in args.sigmas))
+    _print_consistency(consistency, f"the first {len(clean)} MNIST test images")
     return 0
 
 
@@ -98,13 +106,46 @@ def _stems(args: argparse.Namespace) -> dict:
     return {n: WEIGHTS_DIR / n for n in names} | {str(c): c for c in args.checkpoint}
 
 
-def _write_metadata(folder: str, name: str, meta: dict, cells: dict, description: str) -> None:
-    """``folder/name.json``: ``meta`` with the mean PSNR and SSIM per sigma measured here."""
+def _consistency(model, images, sigmas) -> dict:
+    """sigma -> :func:`~scoredae.uncertainty.consistency_summary` over ``images`` (N, C, H, W), in
+    batches, one Rademacher probe per image, fixed seeds."""
+    import torch
+
+    from ..uncertainty import consistency_summary, tweedie_consistency
+
+    summaries = {}
+    for s in sigmas:
+        generator = torch.Generator(images.device).manual_seed(0)
+        parts = [tweedie_consistency(model, batch, s, generator=generator) for batch in images.split(100)]
+        summaries[s] = consistency_summary({key: torch.cat([p[key] for p in parts]) for key in parts[0]})
+    return summaries
+
+
+def _print_consistency(consistency: dict, images: str) -> None:
+    """The Tweedie-consistency table: MSE, and SURE and sigma^2 tr(J)/d relative to it."""
+    if not consistency:
+        return
+    width = max(len(name) for name in consistency)
+    print(f"\nTweedie consistency on {images} (ratio +- standard error; trace/mse = 1 for the MMSE denoiser)")
+    print(f"{'model':<{width}}  {'sigma':>6}  {'mse':>9}  {'sure/mse':>15}  {'trace/mse':>15}")
+    for name, by_sigma in consistency.items():
+        for s, c in by_sigma.items():
+            print(f"{name:<{width}}  {s:>6g}  {c['mse']:>9.3g}  {c['sure/mse']:>8.3f} +- {c['sure/mse se']:.3f}"
+                  f"  {c['trace/mse']:>8.3f} +- {c['trace/mse se']:.3f}")
+
+
+def _write_metadata(folder: str, name: str, meta: dict, cells: dict, description: str,
+                    consistency: dict | None = None) -> None:
+    """``folder/name.json``: ``meta`` with the mean PSNR and SSIM per sigma measured here, and the
+    Tweedie consistency when measured."""
     from .._checks import atomic_write
 
     meta["psnr"] = {str(s): round(m["psnr"], 3) for s, m in cells.items()}
     meta["ssim"] = {str(s): round(m["ssim"], 4) for s, m in cells.items()}
     meta["eval"] = description
+    if consistency:
+        meta["consistency"] = {str(s): {k: round(v, 4) for k, v in c.items() if k != "sure" and k != "trace"}
+                               for s, c in consistency.items()}
     text = json.dumps(meta, indent=2, sort_keys=True)
     atomic_write(Path(folder) / f"{name}.json", lambda p, t=text: Path(p).write_text(t))
 
@@ -115,7 +156,7 @@ def _pictures(args: argparse.Namespace, stems: dict, device) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from ..data.images import load_images
+    from ..data.images import center_crops, load_images
     from ..eval.denoising import picture_metrics
     from ..nets.checkpoints import load_checkpoint
     from ..nets.registry import constructors, list_pretrained
@@ -144,12 +185,18 @@ def _pictures(args: argparse.Namespace, stems: dict, device) -> int:
         rows[name][s] = picture_metrics(denoisers[name][0], pictures, s, tile=args.tile)
     means = {name: {s: {k: sum(p[k] for p in cells) / len(cells) for k in ("psnr", "ssim")}
                     for s, cells in by_sigma.items()} for name, by_sigma in rows.items()}
+    consistency = {}
+    if args.consistency:
+        side = min(256, *(min(x.shape[-2:]) for x in pictures))
+        for name, (model, _) in loaded.items():
+            crops = center_crops(images, side // model.size_multiple * model.size_multiple).to(device)
+            consistency[name] = _consistency(model, crops, denoisers[name][1])
     shipped = list_pretrained()
     for name, (_, meta) in loaded.items():
         if args.write_metadata and name in shipped:
             _write_metadata(args.write_metadata, name, meta, means[name],
                             f"test pictures {', '.join(files)} of {args.data}, noise seed fixed (scoredae eval "
-                            f"--data {args.data})")
+                            f"--data {args.data})", consistency.get(name))
     width = max(len(r) for r in rows)
     print(f"PSNR (dB) / SSIM on the test pictures of {args.data}, fixed noise seed")
     for s in sigmas:
@@ -159,4 +206,5 @@ def _pictures(args: argparse.Namespace, stems: dict, device) -> int:
             if s in by_sigma:
                 cells = [*by_sigma[s], means[name][s]]
                 print(f"{name:<{width}}  " + "  ".join(f"{_cell(c):>15}" for c in cells))
+    _print_consistency(consistency, f"central crops of {', '.join(files)}")
     return 0
