@@ -16,11 +16,12 @@ network an MMSE estimator?" (:func:`tweedie_consistency`).
 
 Every Jacobian product is exact, by forward-mode (``torch.func.jvp``) or reverse-mode
 (``torch.func.vjp``) automatic differentiation; no finite differences. Attention runs on PyTorch's
-composite "math" kernel there, since the fused kernels have no forward-mode derivative.
+composite operations there, since its fused kernels have no forward-mode derivative.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -43,6 +44,19 @@ def _differentiable(error: Exception, denoiser) -> ValueError:
                       f"denoiser made of differentiable torch operations")
 
 
+@contextlib.contextmanager
+def _forward_mode():
+    """No reverse-mode graph (forward mode needs none), and attention on composite operations: the
+    fused attention kernels and the transformer layers' fast path have no forward-mode derivative."""
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+            yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
 def jacobian_vp(denoiser, y: torch.Tensor, sigma, v: torch.Tensor) -> torch.Tensor:
     r""":math:`J_D(y)\, v`, the Jacobian of ``denoiser(., sigma)`` at ``y`` (B, ...) times ``v``, by
     forward-mode AD: ``v`` the shape of ``y``, or ``(K, *y.shape)`` for K vectors (one result each)."""
@@ -53,7 +67,7 @@ def jacobian_vp(denoiser, y: torch.Tensor, sigma, v: torch.Tensor) -> torch.Tens
     out = []
     for vector in v:
         try:
-            with sdpa_kernel(SDPBackend.MATH):  # the fused attention kernels lack forward-mode AD
+            with _forward_mode():
                 _, jv = torch.func.jvp(_call(denoiser, sigma), (y,), (vector.to(y),))
         except (RuntimeError, TypeError, NotImplementedError) as err:
             raise _differentiable(err, denoiser) from err

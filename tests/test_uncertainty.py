@@ -71,6 +71,7 @@ def test_jacobian_vp_goes_through_attention():
     v = torch.randn(1, 1, 8, 8, dtype=F64)
     full = torch.autograd.functional.jacobian(lambda z: net(z, 0.5), y).reshape(64, 64)
     assert torch.allclose(jacobian_vp(net, y, 0.5, v).reshape(64), full @ v.reshape(64), atol=1e-10)
+    assert torch.backends.mha.get_fastpath_enabled()  # the transformer layers' fast path is restored
 
 
 def subspace_angle(a: torch.Tensor, b: torch.Tensor) -> float:
