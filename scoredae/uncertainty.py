@@ -75,7 +75,7 @@ def jacobian_vp(denoiser, y: torch.Tensor, sigma, v: torch.Tensor) -> torch.Tens
     return torch.stack(out)
 
 
-def _jacobian_transpose_vp(denoiser, y: torch.Tensor, sigma, v: torch.Tensor) -> torch.Tensor:
+def jacobian_transpose_vp(denoiser, y: torch.Tensor, sigma, v: torch.Tensor) -> torch.Tensor:
     r""":math:`J_D(y)^\top v` by reverse-mode AD, ``v`` the shape of ``y``."""
     try:
         _, pullback = torch.func.vjp(_call(denoiser, sigma), y)
@@ -127,7 +127,7 @@ def principal_components(denoiser, y: torch.Tensor, sigma: float, k: int, n_iter
 
     def covariance_times(v: torch.Tensor) -> torch.Tensor:  # (k, B, *S) -> (k, B, *S)
         jv = jacobian_vp(denoiser, y, sigma, v)
-        jtv = torch.stack([_jacobian_transpose_vp(denoiser, y, sigma, u) for u in v])
+        jtv = torch.stack([jacobian_transpose_vp(denoiser, y, sigma, u) for u in v])
         return sigma**2 * 0.5 * (jv + jtv)
 
     def orthonormal(v: torch.Tensor) -> torch.Tensor:  # columns of (B, d, k) per sample

@@ -205,3 +205,26 @@ def animate_images(frames: torch.Tensor, titles: list[str], *, nrow: int | None 
         return (shown,)
 
     return FuncAnimation(fig, show, frames=len(frames), interval=interval)
+
+
+def plot_heatmap(image: torch.Tensor, heat: torch.Tensor, *, title: str = "heat map", alpha: float = 0.5,
+                 cmap: str = "jet"):
+    """Three panels for one image (C, H, W) in [0, 1] and its map ``heat`` (H, W): the image, the map
+    with a colour bar, and the map laid over the image with opacity ``alpha``, as one Figure."""
+    if heat.shape != image.shape[-2:]:
+        raise ValueError(f"heat: expected the image's shape {tuple(image.shape[-2:])}, got {tuple(heat.shape)}")
+    picture = image.clamp(0, 1).permute(1, 2, 0).squeeze(-1).numpy()  # (H, W) or (H, W, 3)
+    gray = {"cmap": "gray", "vmin": 0, "vmax": 1} if picture.ndim == 2 else {}
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))
+    axes[0].imshow(picture, **gray)
+    axes[0].set_title("input", fontsize=9)
+    shown = axes[1].imshow(heat.numpy(), cmap=cmap)
+    fig.colorbar(shown, ax=axes[1], fraction=0.046, pad=0.04)
+    axes[1].set_title(title, fontsize=9)
+    axes[2].imshow(picture, **gray)
+    axes[2].imshow(heat.numpy(), cmap=cmap, alpha=alpha)
+    axes[2].set_title("overlay", fontsize=9)
+    for ax in axes:
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
