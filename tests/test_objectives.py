@@ -13,7 +13,9 @@ import torch
 from scoredae import GaussianMixture, TweedieScore
 from scoredae.nets.toy import ToyDenoiser
 from scoredae.objectives import (
+    charbonnier_denoising_loss,
     denoising_loss,
+    edge_aware_denoising_loss,
     dsm_loss,
     esm_loss,
     ism_loss,
@@ -212,3 +214,81 @@ def test_bad_arguments_are_refused():
         dsm_loss(lambda y, s: -y, x, (1.0, 0.5))
     with pytest.raises(ValueError, match="sigma"):
         denoising_loss(lambda y, s: y, x, -1.0)
+
+
+# --- what each loss estimates -------------------------------------------------------------------
+# A constant "denoiser" c fed posterior samples x of one observation y: the loss's mean over the
+# samples is E[loss(c - x) | y], and its minimiser over c is what the loss estimates.
+
+def _minimiser(loss, xs: torch.Tensor, **kwargs) -> float:
+    from scipy.optimize import minimize_scalar
+
+    def risk(c: float) -> float:
+        return float(loss(lambda y, s: torch.full_like(y, c), xs, 1e-12, gen(0), **kwargs).mean())
+
+    lo, hi = float(xs.min()), float(xs.max())
+    return minimize_scalar(risk, bounds=(lo, hi), method="bounded", options={"xatol": 1e-7}).x
+
+
+@pytest.fixture(scope="module")
+def skewed_posterior():
+    """A 1-D prior (0.7 N(-1, 0.3^2) + 0.3 N(1.5, 0.5^2)) observed at y = 0.2, sigma = 0.6: a
+    two-mode posterior whose mean and median differ by ~0.2; 200,000 exact draws."""
+    prior = GaussianMixture(torch.tensor([0.7, 0.3], dtype=F64), torch.tensor([[-1.0], [1.5]], dtype=F64),
+                            torch.tensor([[[0.09]], [[0.25]]], dtype=F64))
+    post = prior.posterior(torch.tensor([[0.2]], dtype=F64), 0.6)
+    xs = post.sample(200_000, generator=gen(11))[:, 0]  # (200000, 1)
+    return post, xs
+
+
+def test_squared_error_estimates_the_posterior_mean_and_l1_the_median(skewed_posterior):
+    from scipy.stats import gaussian_kde
+
+    post, xs = skewed_posterior
+    mean, median = float(post.mean()[0, 0]), float(post.median()[0, 0])
+    n = len(xs)
+    se_mean = float(xs.std()) / n**0.5
+    se_median = 1 / (2 * float(gaussian_kde(xs[:20_000, 0].numpy())(median)[0]) * n**0.5)  # 1 / (2 f(m) sqrt n)
+    assert abs(mean - median) > 30 * max(se_mean, se_median)  # the two targets are far apart
+    c_mse = _minimiser(denoising_loss, xs)
+    c_l1 = _minimiser(l1_denoising_loss, xs)
+    assert abs(c_mse - mean) < Z * se_mean and abs(c_l1 - median) < Z * se_median
+    # and the exact median is the CDF's root
+    prior_cdf = (post.weights[0] * torch.special.ndtr((median - post.means[0, :, 0]) / post.covs[:, 0, 0].sqrt())).sum()
+    assert abs(float(prior_cdf) - 0.5) < 1e-12
+
+
+def test_charbonnier_estimates_neither_the_mean_nor_the_median(skewed_posterior):
+    post, xs = skewed_posterior
+    mean, median = float(post.mean()[0, 0]), float(post.median()[0, 0])
+    c = _minimiser(charbonnier_denoising_loss, xs, eps=0.3)
+    gap = abs(mean - median)
+    assert min(mean, median) + 0.1 * gap < c < max(mean, median) - 0.1 * gap  # strictly between, apart from both
+    assert abs(_minimiser(charbonnier_denoising_loss, xs, eps=1e-4) - median) < 0.02 * gap  # eps -> 0: L1
+
+
+def test_the_edge_aware_loss_still_estimates_the_posterior_mean():
+    """A positive-definite quadratic form of the error: over 2-D posterior draws its minimiser is
+    their mean, exactly (any lam), not the coordinate-wise median."""
+    from scipy.optimize import minimize
+
+    prior = GaussianMixture(torch.tensor([0.6, 0.4], dtype=F64), torch.tensor([[-1.0, 0.5], [1.2, -0.8]], dtype=F64),
+                            torch.tensor([[[0.2, 0.05], [0.05, 0.1]], [[0.3, -0.1], [-0.1, 0.4]]], dtype=F64))
+    xs = prior.posterior(torch.tensor([[0.1, 0.0]], dtype=F64), 0.7).sample(20_000, generator=gen(12))[:, 0]
+
+    def risk(c, lam):
+        out = torch.as_tensor(c, dtype=F64)
+        return float(edge_aware_denoising_loss(lambda y, s: out.expand_as(y), xs, 1e-12, gen(0), lam=lam).mean())
+
+    for lam in (0.0, 5.0):
+        c = minimize(risk, x0=[0.0, 0.0], args=(lam,), method="BFGS", options={"gtol": 1e-12}).x
+        torch.testing.assert_close(torch.as_tensor(c), xs.mean(0), atol=1e-6, rtol=0)
+    assert float((xs.mean(0) - xs.median(0).values).abs().max()) > 0.05  # the median is elsewhere
+
+
+def test_edge_aware_loss_adds_the_squared_differences_of_the_error():
+    x = torch.zeros(1, 1, 2, 3, dtype=F64)
+    out = torch.tensor([[[[0.0, 1.0, 3.0], [2.0, 2.0, 2.0]]]], dtype=F64)
+    # |r|^2 = 22; horizontal differences 1, 2, 0, 0; vertical 2, 1, -1: 5 + 6 = 11
+    loss = edge_aware_denoising_loss(lambda y, s: out, x, 1e-12, gen(0), lam=2.0)
+    torch.testing.assert_close(loss, torch.tensor([(22 + 2 * 11) / 6], dtype=F64))
