@@ -144,7 +144,7 @@ def _write_metadata(folder: str, name: str, meta: dict, cells: dict, description
     meta["ssim"] = {str(s): round(m["ssim"], 4) for s, m in cells.items()}
     meta["eval"] = description
     if consistency:
-        meta["consistency"] = {str(s): {k: round(v, 4) for k, v in c.items() if k != "sure" and k != "trace"}
+        meta["consistency"] = {str(s): {k: float(f"{v:.4g}") for k, v in c.items() if k not in ("sure", "trace")}
                                for s, c in consistency.items()}
     text = json.dumps(meta, indent=2, sort_keys=True)
     atomic_write(Path(folder) / f"{name}.json", lambda p, t=text: Path(p).write_text(t))
