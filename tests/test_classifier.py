@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from scoredae.eval import accuracy, frechet_distance, mnist_sample_quality
+from scoredae.eval import accuracy, frechet_distance, mnist_sample_quality, sliced_wasserstein
 from scoredae.nets import MNISTClassifier
 from scoredae.train import train_classifier
 
@@ -42,6 +42,22 @@ def images_of(labels, noise=0.0):
     x = torch.rand(len(labels), 1, 28, 28, generator=torch.Generator().manual_seed(1)) * noise
     x[:, 0, 0, 0] = torch.tensor(labels, dtype=torch.float32) / 10
     return x
+
+
+def test_sliced_wasserstein_of_a_shift():
+    """b = a + mu: every projection is shifted by theta.mu, so SW^2 = E (theta.mu)^2 = |mu|^2 / d over
+    uniform unit directions; (theta.u)^2 ~ Beta(1/2, (d - 1)/2) gives the Monte Carlo error."""
+    d, n_projections = 4, 20_000
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(500, d, generator=g, dtype=torch.float64)
+    mu = torch.tensor([1.0, -2.0, 0.5, 0.0], dtype=torch.float64)
+    sw2 = sliced_wasserstein(a, a + mu, n_projections, generator=g) ** 2
+    norm2 = float(mu.pow(2).sum())
+    sd = norm2 * (2 * (d - 1) / (d**2 * (d + 2))) ** 0.5  # of norm2 * Beta(1/2, 3/2)
+    assert abs(sw2 - norm2 / d) < 4.5 * sd / n_projections**0.5  # a factor 2 on SW^2 would be ~70 se off
+    assert sliced_wasserstein(a, a, 16, generator=g) == 0.0
+    with pytest.raises(ValueError, match="one shape"):
+        sliced_wasserstein(a, a[:10])
 
 
 def test_sample_quality_balanced_and_collapsed():

@@ -15,8 +15,8 @@ from scoredae.nets.toy import ToyDenoiser
 from scoredae.objectives import (
     charbonnier_denoising_loss,
     denoising_loss,
-    edge_aware_denoising_loss,
     dsm_loss,
+    edge_aware_denoising_loss,
     esm_loss,
     ism_loss,
     l1_denoising_loss,

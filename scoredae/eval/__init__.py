@@ -2,7 +2,7 @@
 
 from .bayes import bayes_gap, score_error
 from .denoising import denoising_metrics, empirical_mmse, evaluate_psnr, picture_metrics
-from .sample_quality import accuracy, frechet_distance, mnist_sample_quality
+from .sample_quality import accuracy, frechet_distance, mnist_sample_quality, sliced_wasserstein
 
 __all__ = ["accuracy", "bayes_gap", "denoising_metrics", "empirical_mmse", "evaluate_psnr", "frechet_distance",
-           "mnist_sample_quality", "picture_metrics", "score_error"]
+           "mnist_sample_quality", "picture_metrics", "score_error", "sliced_wasserstein"]

@@ -57,6 +57,21 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(mean_term + torch.trace(cov_a) + torch.trace(cov_b) - 2 * trace_root)
 
 
+def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, n_projections: int = 256,
+                       generator: torch.Generator | None = None) -> float:
+    r"""The sliced 2-Wasserstein distance between the empirical distributions of the point sets a and
+    b (n, d), the same n:
+    :math:`\mathrm{SW}_2 = \big(\mathbb E_\theta\, W_2^2(\theta^\top a, \theta^\top b)\big)^{1/2}`
+    over ``n_projections`` random unit directions :math:`\theta`, each 1-D distance from the sorted
+    projections, :math:`W_2^2 = \frac1n \sum_i (a_{(i)} - b_{(i)})^2` (Rabin et al. 2011)."""
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(f"a, b: expected two point sets of one shape (n, d), got {tuple(a.shape)} and {tuple(b.shape)}")
+    theta = torch.randn(a.shape[1], n_projections, generator=generator, dtype=a.dtype, device=a.device)
+    theta = theta / theta.norm(dim=0)
+    pa, pb = (torch.sort(points @ theta, dim=0).values for points in (a, b.to(a)))  # (n, P) each
+    return float((pa - pb).square().mean().sqrt())
+
+
 def mnist_sample_quality(
     samples: torch.Tensor, classifier: MNISTClassifier, reference: torch.Tensor
 ) -> dict[str, float]:

@@ -14,6 +14,8 @@ r"""What scoredae trains, each a model, a batch source and a per-sample loss for
 ``"dsm"``   :func:`~scoredae.objectives.dsm_loss` of ``model.score``, :math:`\lambda = \sigma^2`
 ``"mse"``   :func:`~scoredae.objectives.denoising_loss` of the denoiser ``model``
 ``"l1"``    :func:`~scoredae.objectives.l1_denoising_loss` (learns the posterior median)
+``"charb"`` :func:`~scoredae.objectives.charbonnier_denoising_loss` (between median and mean)
+``"edge"``  :func:`~scoredae.objectives.edge_aware_denoising_loss` (the posterior mean again)
 ``"ism"``   :math:`\sigma^2\,` :func:`~scoredae.objectives.ism_loss` (exact trace) at
             :math:`\tilde x = x + \sigma n`, score ``model.score(., sigma)``: fits :math:`p_\sigma`
 ``"ssm"``   the same with :func:`~scoredae.objectives.ssm_loss` (one Gaussian projection, VR)
@@ -34,8 +36,10 @@ from ..nets.base import ImageDenoiser
 from ..nets.classifier import MNISTClassifier
 from ..nets.toy import ToyDenoiser
 from ..objectives import (
+    charbonnier_denoising_loss,
     denoising_loss,
     dsm_loss,
+    edge_aware_denoising_loss,
     ism_loss,
     l1_denoising_loss,
     log_normal_sigmas,
@@ -123,6 +127,8 @@ OBJECTIVES: dict[str, Callable] = {
     "dsm": lambda model, x, sigmas, g: dsm_loss(model.score, x, sigmas, generator=g),
     "mse": lambda model, x, sigmas, g: denoising_loss(model, x, sigmas, generator=g),
     "l1": lambda model, x, sigmas, g: l1_denoising_loss(model, x, sigmas, generator=g),
+    "charb": lambda model, x, sigmas, g: charbonnier_denoising_loss(model, x, sigmas, generator=g),
+    "edge": lambda model, x, sigmas, g: edge_aware_denoising_loss(model, x, sigmas, generator=g),
     "ism": _noisy_objective(ism_loss),
     "ssm": _noisy_objective(ssm_loss),
 }
