@@ -143,18 +143,19 @@ def test_train_command_writes_a_resumable_checkpoint(tmp_path, monkeypatch, caps
     assert '"step": 6' in capsys.readouterr().out
 
 
-def test_train_command_draws_edm_levels_into_a_log_noise_map(tmp_path, monkeypatch):
+def test_train_command_records_the_level_draw_the_noise_map_and_the_loss(tmp_path, monkeypatch):
     from scoredae.cli import main
     from scoredae.data import mnist as data
     from scoredae.nets.checkpoints import read_checkpoint
 
     monkeypatch.setattr(data, "load_mnist", lambda split: (blobs(16 if split == "train" else 8), None))
     args = ["train", "--model", "unet", "--option", "width=4", "--option", 'noise_map="log"', "--sigma-range",
-            "0.002", "80", "--log-normal", "-1.2", "1.2", "--steps", "2", "--batch-size", "8", "--eval-images", "8",
+            "0.002", "80", "--log-normal", "-1.2", "1.2", "--loss", "l1", "--steps", "2", "--batch-size", "8", "--eval-images", "8",
             "--no-progress", "--out", str(tmp_path)]
     assert main(args) == 0
     meta = read_checkpoint(tmp_path / "model")[2]
     assert meta["sigma_draw"] == {"log_normal": [-1.2, 1.2]} and meta["config"]["noise_map"] == "log"
+    assert meta["loss"] == "l1"
     with pytest.raises(SystemExit, match="--log-normal: needs --sigma-range"):
         main(["train", "--model", "unet", "--sigma", "0.5", "--log-normal", "-1.2", "1.2", "--steps", "1",
               "--out", str(tmp_path / "b")])

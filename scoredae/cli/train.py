@@ -35,6 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-normal", type=float, nargs=2, default=None, metavar=("MEAN", "STD"),
                    help="draw the training levels with ln sigma ~ N(MEAN, STD^2), clipped to the range, "
                         "as EDM does (-1.2 1.2 for images in [-1, 1]) instead of log-uniformly")
+    p.add_argument("--loss", choices=["mse", "l1", "charb", "edge"], default="mse",
+                   help="squared error (default: the MMSE estimator, a Tweedie score), absolute error (the "
+                        "posterior median), Charbonnier, or squared error plus that of the image gradients")
     p.add_argument("--data", default="mnist", metavar="mnist|images|FOLDER",
                    help="MNIST digits, the photographs and textures of `scoredae data fetch images`, or a "
                         "folder of PNG/JPEG files (default: mnist)")
@@ -105,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     )
     command = shlex.join(["scoredae", *sys.argv[1:]])
     result = train_denoiser(model, train_data, x_test, config, eval_images=args.eval_images,
-                            log_normal=tuple(args.log_normal) if args.log_normal else None, out=args.out,
+                            log_normal=tuple(args.log_normal) if args.log_normal else None, loss=args.loss,
+                            out=args.out,
                             resume=args.resume, metadata={"name": args.model, "command": command, "data": data},
                             **({"eval_sigmas": tuple(args.eval_sigmas)} if args.eval_sigmas else {}))
     if rank == 0:

@@ -51,20 +51,29 @@ from ..objectives import (
 from .loop import TrainConfig, TrainResult, train
 
 
-def denoiser_loss(model: ImageDenoiser, log_normal: tuple[float, float] | None = None) -> Callable:
-    """The per-sample MMSE loss of ``model`` at its noise level(s), weighted over a range (module
-    docstring); the levels are log-uniform over the range, or, given ``log_normal=(mean, std)``, drawn
-    by :func:`~scoredae.objectives.log_normal_sigmas`."""
+#: denoising losses of :func:`train_denoiser` by name: what each estimates is in :mod:`scoredae.objectives`
+DENOISING_LOSSES: dict[str, Callable] = {"mse": denoising_loss, "l1": l1_denoising_loss,
+                                         "charb": charbonnier_denoising_loss, "edge": edge_aware_denoising_loss}
+
+
+def denoiser_loss(model: ImageDenoiser, log_normal: tuple[float, float] | None = None, loss: str = "mse") -> Callable:
+    """The per-sample loss of ``model`` at its noise level(s), weighted over a range (module
+    docstring): the squared error (``loss="mse"``, the MMSE objective) or another of
+    :data:`DENOISING_LOSSES`. The levels are log-uniform over the range, or, given
+    ``log_normal=(mean, std)``, drawn by :func:`~scoredae.objectives.log_normal_sigmas`."""
+    if loss not in DENOISING_LOSSES:
+        raise ValueError(f"loss: expected one of {sorted(DENOISING_LOSSES)}, got {loss!r}")
+    per_sample = DENOISING_LOSSES[loss]
 
     def loss_fn(net, x: torch.Tensor, generator) -> torch.Tensor:
         if not model.noise_conditional:
-            return denoising_loss(net, x, model.trained_sigma, generator)
+            return per_sample(net, x, model.trained_sigma, generator)
         if log_normal is None:
             sigma = log_uniform_sigmas(x.shape[0], model.sigma_range, generator, like=x)  # (B,)
         else:
             sigma = log_normal_sigmas(x.shape[0], *log_normal, model.sigma_range, generator, like=x)  # (B,)
         weight = 1 / sigma**2 + 1 / model.config.sigma_data**2
-        return weight * denoising_loss(net, x, sigma, generator)
+        return weight * per_sample(net, x, sigma, generator)
 
     return loss_fn
 
@@ -78,6 +87,7 @@ def train_denoiser(
     eval_sigmas: tuple[float, ...] = (0.1, 0.25, 0.5),
     eval_images: int = 500,
     log_normal: tuple[float, float] | None = None,
+    loss: str = "mse",
     out: str | os.PathLike | None = None,
     resume: bool = False,
     metadata: dict | None = None,
@@ -89,7 +99,7 @@ def train_denoiser(
     The PSNR on the first ``eval_images`` of ``test_images``, noised with a fixed seed, is
     recorded every epoch and at every checkpoint, at each of ``eval_sigmas`` (a noise-conditional
     model) or at the trained sigma. ``log_normal=(mean, std)`` draws the training levels of a
-    noise-conditional model as EDM does (see :func:`denoiser_loss`). Other arguments are those of :func:`~scoredae.train.loop.train`.
+    noise-conditional model as EDM does, and ``loss`` names the loss (see :func:`denoiser_loss`). Other arguments are those of :func:`~scoredae.train.loop.train`.
     """
     positive_int("eval_images", eval_images)
     device = next(model.parameters()).device
@@ -105,9 +115,10 @@ def train_denoiser(
         batches = train_data
     if log_normal is not None and not model.noise_conditional:
         raise ValueError("log_normal: a fixed-sigma model has one level; give it a sigma_range")
-    return train(model, denoiser_loss(model, log_normal), batches, config, evaluate=evaluate, out=out, resume=resume,
+    return train(model, denoiser_loss(model, log_normal, loss), batches, config, evaluate=evaluate, out=out, resume=resume,
                  metadata={**(metadata or {}), "eval_images": len(x_eval),
-                           "sigma_draw": {"log_normal": list(log_normal)} if log_normal else "log_uniform"})
+                           "sigma_draw": {"log_normal": list(log_normal)} if log_normal else "log_uniform",
+                           "loss": loss})
 
 
 def _noisy_objective(loss_fn) -> Callable:
