@@ -91,7 +91,31 @@ def model_entry(name: str, meta: dict) -> list[str]:
             f"- PSNR / SSIM: {'; '.join(scores) if scores else 'not evaluated'}",
             f"- Tweedie consistency: {'; '.join(ratios) if ratios else 'not measured'}",
             f"- evaluated on: {meta.get('eval', 'not evaluated')}",
-            "- command:", "", ".. code-block:: bash", "", f"   {meta['command']}", ""]
+            "- command:", "", ".. code-block:: bash", "", f"   {meta['command']}", "",
+            *generation_table(meta.get("generation"))]
+
+
+def generation_table(record: dict | None) -> list[str]:
+    """The reST table of a model's quality per denoiser call (``benchmarks/bench_generation.py``)."""
+    if not record:
+        return []
+    head = ["sampler", "steps", "churn", "denoiser calls", "seconds", "confident share", "class entropy", "FID"]
+    rows = [[r["method"], str(r["steps"]) if r["method"] != "ks" else "-", f"{r['churn']:g}", str(r["nfe"]),
+             f"{r['seconds']:.0f}", f"{r['confident_share']:.3f}", f"{r['class_entropy']:.3f}", f"{r['fid']:.1f}"]
+            for r in record["rows"]]
+    floor = record["real_digits"]
+    rows.append(["real training digits", "", "", "", "", f"{floor['confident_share']:.3f}",
+                 f"{floor['class_entropy']:.3f}", f"{floor['fid']:.1f}"])
+    lines = [f"Generation, {record['n']:,} samples a row on {record['threads']} CPU threads:", "",
+             ".. list-table::", "   :header-rows: 1", ""]
+    for row in [head, *rows]:
+        lines += [f"   * - {row[0]}", *(f"     - {cell}" for cell in row[1:])]
+    lines += ["", f"measured by ``{record['command']}``", ""]
+    if "bits_per_dim" in record:
+        b = record["bits_per_dim"]
+        lines += [f"Bits per dimension of the first {b['digits']} test digits: {b['mean']:.3f} +- {b['se']:.3f} "
+                  f"({b['method']}).", ""]
+    return lines
 
 
 def resolve_reexport(app, env, node, contnode):
