@@ -140,14 +140,16 @@ def diffusion_generation(
       (MNIST's pixel statistics by default): exact only when :math:`\sigma_{\max}` dwarfs the data;
       churn is applied where it keeps the raised level :math:`\hat t` within the range;
     * ``"ks"``: :func:`~scoredae.sampling.diffusion.kadkhodaie_simoncelli` from
-      :math:`\mathcal N(0.5, \sigma_{\max}^2 I)` down to :math:`\sigma_{\min}` (``steps`` is then
-      ignored: the algorithm decides when it has arrived).
+      :math:`\mathcal N(0.5, \sigma_0^2 I)` down to :math:`\max(\sigma_{\min}, 0.01)`, with
+      :math:`\sigma_0 = \min(\sigma_{\max}, 1)`: their start and stop for images in [0, 1] (``steps`` is
+      then ignored: the algorithm decides when it has arrived).
     """
     positive_int("n", n)
     require_every_level(denoiser, f"{method} generation")
     sigma_min, sigma_max = denoiser.sigma_range
     if method == "ks":
-        return kadkhodaie_simoncelli(denoiser, (n, *shape), sigma_start=sigma_max, sigma_stop=sigma_min,
+        return kadkhodaie_simoncelli(denoiser, (n, *shape), sigma_start=min(sigma_max, 1.0),
+                                     sigma_stop=max(sigma_min, 0.01),
                                      generator=generator, record_every=record_every, progress=progress)
     if method not in ("heun", "euler"):
         raise ValueError(f"method: expected 'heun', 'euler' or 'ks', got {method!r}")
