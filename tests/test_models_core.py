@@ -164,7 +164,8 @@ def mnist_models() -> dict:
 
 
 needs_mnist = pytest.mark.skipif(not mnist_available(), reason="the MNIST cache is absent: run `scoredae data fetch mnist`")
-FLOORS = {("mlp", 0.5): 17.5, ("unet_ncsn", 0.1): 30.0, ("unet_ncsn", 0.5): 21.5}
+FLOORS = {("mlp", 0.5): 17.5, ("unet_ncsn", 0.1): 30.0, ("unet_ncsn", 0.5): 21.5, ("unet_edm", 0.1): 30.5,
+          ("unet_edm", 0.5): 21.0}
 
 
 @pytest.mark.mnist
