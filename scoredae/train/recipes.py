@@ -10,16 +10,16 @@ r"""What scoredae trains, each a model, a batch source and a per-sample loss for
   :data:`OBJECTIVES`.
 * :func:`train_classifier`: the MNIST classifier of the sample-quality metric, with cross-entropy.
 
-==========  ====================================================================================
-``"dsm"``   :func:`~scoredae.objectives.dsm_loss` of ``model.score``, :math:`\lambda = \sigma^2`
-``"mse"``   :func:`~scoredae.objectives.denoising_loss` of the denoiser ``model``
-``"l1"``    :func:`~scoredae.objectives.l1_denoising_loss` (learns the posterior median)
-``"charb"`` :func:`~scoredae.objectives.charbonnier_denoising_loss` (between median and mean)
-``"edge"``  :func:`~scoredae.objectives.edge_aware_denoising_loss` (the posterior mean again)
-``"ism"``   :math:`\sigma^2\,` :func:`~scoredae.objectives.ism_loss` (exact trace) at
-            :math:`\tilde x = x + \sigma n`, score ``model.score(., sigma)``: fits :math:`p_\sigma`
-``"ssm"``   the same with :func:`~scoredae.objectives.ssm_loss` (one Gaussian projection, VR)
-==========  ====================================================================================
+===========  ====================================================================================
+``"dsm"``    :func:`~scoredae.objectives.dsm_loss` of ``model.score``, :math:`\lambda = \sigma^2`
+``"mse"``    :func:`~scoredae.objectives.denoising_loss` of the denoiser ``model``
+``"l1"``     :func:`~scoredae.objectives.l1_denoising_loss` (learns the posterior median)
+``"charb"``  :func:`~scoredae.objectives.charbonnier_denoising_loss` (between median and mean)
+``"edge"``   :func:`~scoredae.objectives.edge_aware_denoising_loss` (the posterior mean again)
+``"ism"``    :math:`\sigma^2\,` :func:`~scoredae.objectives.ism_loss` (exact trace) at
+             :math:`\tilde x = x + \sigma n`, score ``model.score(., sigma)``: fits :math:`p_\sigma`
+``"ssm"``    the same with :func:`~scoredae.objectives.ssm_loss` (one Gaussian projection, VR)
+===========  ====================================================================================
 """
 
 from __future__ import annotations
