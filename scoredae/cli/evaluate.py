@@ -156,7 +156,7 @@ def _pictures(args: argparse.Namespace, stems: dict, device) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from ..data.images import center_crops, load_images
+    from ..data.images import center_crops, evaluation_side, load_images
     from ..eval.denoising import picture_metrics
     from ..nets.checkpoints import load_checkpoint
     from ..nets.registry import constructors, list_pretrained
@@ -187,9 +187,8 @@ def _pictures(args: argparse.Namespace, stems: dict, device) -> int:
                     for s, cells in by_sigma.items()} for name, by_sigma in rows.items()}
     consistency = {}
     if args.consistency:
-        side = min(256, *(min(x.shape[-2:]) for x in pictures))
         for name, (model, _) in loaded.items():
-            crops = center_crops(images, side // model.size_multiple * model.size_multiple).to(device)
+            crops = center_crops(images, evaluation_side(images, model.size_multiple)).to(device)
             consistency[name] = _consistency(model, crops, denoisers[name][1])
     shipped = list_pretrained()
     for name, (_, meta) in loaded.items():

@@ -126,13 +126,13 @@ def _training_data(args: argparse.Namespace, channels: int, multiple: int, devic
         x_train = x_train[: args.train_images] if args.train_images else x_train
         x_test, _ = load_mnist("test")
         return x_train, x_test, {"dataset": "mnist", "split": "train", "images": len(x_train)}
-    from ..data.images import RandomCrops, center_crops, load_images
+    from ..data.images import RandomCrops, center_crops, evaluation_side, load_images
 
     train, train_names = load_images(args.data, "train", channels)
     test, test_names = load_images(args.data, "test", channels)
     if args.eval_sigmas is None:
         args.eval_sigmas = [0.05, 0.1, 0.2]
-    side = min(256, *(min(x.shape[-2:]) for x in test)) // multiple * multiple  # central evaluation crops
+    side = evaluation_side(test, multiple)
     data = {"dataset": str(args.data), "crop_size": args.crop_size, "train_files": train_names,
             "test_files": test_names, "eval": f"central {side} x {side} crops of the test files"}
     return RandomCrops(train, args.crop_size, args.batch_size, device), center_crops(test, side), data

@@ -50,7 +50,6 @@ from ..objectives import (
 )
 from .loop import TrainConfig, TrainResult, train
 
-
 #: denoising losses of :func:`train_denoiser` by name: what each estimates is in :mod:`scoredae.objectives`
 DENOISING_LOSSES: dict[str, Callable] = {"mse": denoising_loss, "l1": l1_denoising_loss,
                                          "charb": charbonnier_denoising_loss, "edge": edge_aware_denoising_loss}
