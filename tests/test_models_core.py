@@ -88,7 +88,7 @@ def test_the_mlp_takes_its_configured_size_and_channels():
 
 
 REFUSED_SIZE = {"mlp": (32, 32), "conv": (30, 30), "unet": (30, 30), "hybrid": (30, 30), "transformer": (30, 30),
-                "drunet": (6, 6)}
+                "drunet": (6, 6), "resunet": (30, 30)}
 ACCEPTED = {"mlp": "takes 28 x 28 images only", "drunet": "at least 8 x 8"}
 
 

@@ -11,7 +11,7 @@ from .args import positive_float, positive_int
 
 HELP = "train an image denoiser (MNIST, the image collection, or a folder of images)"
 # the command-line names of scoredae.nets.registry.MODELS, listed here so that --help imports nothing
-ARCHITECTURES = ("conv", "drunet", "hybrid", "mlp", "transformer", "unet")
+ARCHITECTURES = ("conv", "drunet", "hybrid", "mlp", "resunet", "transformer", "unet")
 
 
 def _model_option(text: str) -> tuple[str, object]:
@@ -53,6 +53,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--lr", type=positive_float, default=2e-3)
     p.add_argument("--ema", type=float, default=0.999, help="EMA decay (0 disables)")
+    p.add_argument("--lr-schedule", choices=["cosine", "rsqrt"], default="cosine",
+                   help="cosine decay over the budget (default), or constant then 1/sqrt(step / REF) after "
+                        "--lr-ref-steps REF (EDM2; independent of the budget, so a run can be extended)")
+    p.add_argument("--warmup", type=positive_int, default=None, metavar="STEPS", help="linear learning-rate warm-up")
+    p.add_argument("--lr-ref-steps", type=positive_int, default=None, metavar="REF",
+                   help="where the rsqrt decay starts")
+    p.add_argument("--phema", type=float, nargs="+", default=(), metavar="STD",
+                   help="keep power-function EMAs of these relative widths (EDM2: 0.05 0.1) and write their "
+                        "snapshots every --snapshot-every steps, for the post-hoc EMA")
+    p.add_argument("--snapshot-every", type=positive_int, default=None, metavar="STEPS")
+    p.add_argument("--label-dropout", type=float, default=None, metavar="P",
+                   help="train class-conditional on the MNIST labels (10 classes), each label dropped with "
+                        "probability P for classifier-free guidance (e.g. 0.15)")
     p.add_argument("--eval-images", type=positive_int, default=500)
     p.add_argument("--eval-every", type=positive_int, default=None,
                    help="steps between evaluations (default: every epoch of MNIST, 500 steps of crops)")
@@ -83,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("give --steps or --minutes")
     if args.log_normal and (args.sigma_range is None or args.log_normal[1] <= 0):
         raise SystemExit("--log-normal: needs --sigma-range and a positive STD")
+    if args.label_dropout is not None and (args.data != "mnist" or not 0 <= args.label_dropout < 1):
+        raise SystemExit("--label-dropout: a probability in [0, 1), for MNIST (the labelled data)")
     if args.threads:
         torch.set_num_threads(args.threads)
     rank, _ = distributed_world()
@@ -96,20 +111,24 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("--channels: MNIST digits have 1 channel")
     if "channels" in dict(args.option):
         raise SystemExit("give the number of channels with --channels, not --option")
-    model = model_class(args.model)(**dict(args.option), channels=channels, **level).to(device)
+    labelled = {"num_classes": 10} if args.label_dropout is not None else {}
+    model = model_class(args.model)(**dict(args.option), channels=channels, **level, **labelled).to(device)
     if args.init:
         load_into(model, args.init)  # same architecture; the optimizer and schedule start afresh
-    train_data, x_test, data = _training_data(args, channels, model.size_multiple, device)
+    train_data, train_labels, x_test, data = _training_data(args, channels, model.size_multiple, device)
     config = TrainConfig(
         steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, lr=args.lr,
-        ema=args.ema or None, save_every=args.save_every,
+        ema=args.ema or None, lr_schedule=args.lr_schedule, warmup_steps=args.warmup or 0,
+        lr_ref_steps=args.lr_ref_steps, phema=tuple(args.phema), snapshot_every=args.snapshot_every,
+        save_every=args.save_every,
         eval_every=args.eval_every or (None if args.data == "mnist" else 500), seed=args.seed,
         amp=args.amp, compile=args.compile, progress=not args.no_progress,
     )
     command = shlex.join(["scoredae", *sys.argv[1:]])
     result = train_denoiser(model, train_data, x_test, config, eval_images=args.eval_images,
                             log_normal=tuple(args.log_normal) if args.log_normal else None, loss=args.loss,
-                            out=args.out,
+                            train_labels=train_labels if args.label_dropout is not None else None,
+                            label_dropout=args.label_dropout or 0.0, out=args.out,
                             resume=args.resume, metadata={"name": args.model, "command": command, "data": data},
                             **({"eval_sigmas": tuple(args.eval_sigmas)} if args.eval_sigmas else {}))
     if rank == 0:
@@ -118,14 +137,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _training_data(args: argparse.Namespace, channels: int, multiple: int, device):
-    """The training data (images or a crop source), the evaluation images, and their description."""
+    """The training data (images or a crop source), their labels (None for photographs), the
+    evaluation images, and their description."""
     if args.data == "mnist":
         from ..data.mnist import load_mnist
 
-        x_train, _ = load_mnist("train")
-        x_train = x_train[: args.train_images] if args.train_images else x_train
+        x_train, y_train = load_mnist("train")
+        x_train, y_train = (x_train[: args.train_images], y_train[: args.train_images]) if args.train_images else \
+            (x_train, y_train)
         x_test, _ = load_mnist("test")
-        return x_train, x_test, {"dataset": "mnist", "split": "train", "images": len(x_train)}
+        return x_train, y_train, x_test, {"dataset": "mnist", "split": "train", "images": len(x_train)}
     from ..data.images import RandomCrops, center_crops, evaluation_side, load_images
 
     train, train_names = load_images(args.data, "train", channels)
@@ -135,4 +156,4 @@ def _training_data(args: argparse.Namespace, channels: int, multiple: int, devic
     side = evaluation_side(test, multiple)
     data = {"dataset": str(args.data), "crop_size": args.crop_size, "train_files": train_names,
             "test_files": test_names, "eval": f"central {side} x {side} crops of the test files"}
-    return RandomCrops(train, args.crop_size, args.batch_size, device), center_crops(test, side), data
+    return RandomCrops(train, args.crop_size, args.batch_size, device), None, center_crops(test, side), data

@@ -24,6 +24,7 @@ import deepinv
 import torch
 
 from .._checks import expand_sigma, positive, positive_int
+from .precond import edm_scalings
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -37,12 +38,18 @@ class DenoiserConfig:
         (Karras et al. 2022, Table 1) and of the training weight
         :math:`\\lambda(\\sigma) = 1/\\sigma^2 + 1/\\sigma_{data}^2` (their eq. 8). 0.5 is EDM's
         value; MNIST's pixel standard deviation is 0.31, and the shipped weights use 0.5.
+    :param precondition: wrap the network :math:`F_\\theta` in EDM's preconditioning,
+        :math:`D = c_{skip}\\, y + c_{out}\\, F_\\theta(c_{in}\\, y, \\sigma)`
+        (:mod:`scoredae.nets.precond`), applied here for every architecture: at small
+        :math:`\\sigma` the output starts from the input, at large :math:`\\sigma` from the data
+        scale, and the network's input and target have unit variance at every level.
     """
 
     channels: int = 1
     sigma: float | None = None
     sigma_range: tuple[float, float] | None = None
     sigma_data: float = 0.5
+    precondition: bool = False
 
     def __post_init__(self):
         positive_int("channels", self.channels)
@@ -100,8 +107,15 @@ class ImageDenoiser(deepinv.models.Denoiser):
             raise ValueError(f"x: {type(self).__name__} takes heights and widths that are multiples "
                              f"of {m}, got {height} x {width}")
 
-    def forward(self, x: torch.Tensor, sigma=None, **kwargs) -> torch.Tensor:
-        """Denoise ``x`` (B, C, H, W) observed at noise level ``sigma`` (float or (B,)).
+    @property
+    def label_conditional(self) -> bool:
+        """Whether the model takes ``class_labels`` (a class-conditional model)."""
+        return False
+
+    def forward(self, x: torch.Tensor, sigma=None, class_labels=None) -> torch.Tensor:
+        """Denoise ``x`` (B, C, H, W) observed at noise level ``sigma`` (float or (B,)); a
+        class-conditional model also takes ``class_labels``, an int or an int64 tensor (B,)
+        (None: unconditional).
 
         A noise-conditional model called with a float ``sigma`` outside its ``sigma_range`` warns
         once (a tensor ``sigma`` is not read back: that would synchronise the device)."""
@@ -124,7 +138,28 @@ class ImageDenoiser(deepinv.models.Denoiser):
             if sigma is not None:
                 expand_sigma(sigma, x)  # validated; a fixed-sigma model runs at trained_sigma
             s = x.new_full((x.shape[0], 1, 1, 1), self.trained_sigma)
-        return self.denoise(self.condition(x, s), s.reshape(-1))
+        labels = {} if class_labels is None else {"class_labels": self._labels(class_labels, x)}
+        if not self.config.precondition:
+            return self.denoise(self.condition(x, s), s.reshape(-1), **labels)
+        c_skip, c_out, c_in = edm_scalings(s, self.config.sigma_data)  # (B, 1, 1, 1) each
+        return c_skip * x + c_out * self.denoise(self.condition(c_in * x, s), s.reshape(-1), **labels)
+
+    def _labels(self, class_labels, x: torch.Tensor) -> torch.Tensor:
+        """``class_labels`` as an int64 tensor (B,) on the device of ``x``, or a clear refusal."""
+        if not self.label_conditional:
+            raise ValueError(f"class_labels: this {type(self).__name__} is unconditional (trained without "
+                             f"labels); call it without class_labels")
+        n = self.config.num_classes
+        if isinstance(class_labels, int):
+            if not 0 <= class_labels < n:
+                raise ValueError(f"class_labels: expected a label in 0..{n - 1}, got {class_labels}")
+            return torch.full((x.shape[0],), class_labels, device=x.device)
+        if not isinstance(class_labels, torch.Tensor) or class_labels.dtype != torch.int64 or \
+                class_labels.shape != (x.shape[0],):
+            raise ValueError(f"class_labels: expected an int or an int64 tensor of shape ({x.shape[0]},), got "
+                             f"{getattr(class_labels, 'dtype', type(class_labels))} of shape "
+                             f"{tuple(getattr(class_labels, 'shape', ()))}")
+        return class_labels
 
     def _warn_outside_range(self, sigma) -> None:
         lo, hi = self.sigma_range
@@ -140,5 +175,7 @@ class ImageDenoiser(deepinv.models.Denoiser):
         return torch.cat([x, s.expand(-1, 1, *x.shape[2:])], dim=1)
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        """The network: ``x`` has ``self.input_channels`` channels, ``sigma`` shape (B,)."""
+        """The network :math:`F_\\theta`: ``x`` has ``self.input_channels`` channels (scaled by
+        :math:`c_{in}` when preconditioned), ``sigma`` shape (B,); class-conditional models also
+        take ``class_labels`` (B,)."""
         raise NotImplementedError

@@ -16,7 +16,6 @@ import torch
 
 from .._checks import positive_int, positive_int_tuple
 from .base import DenoiserConfig, ImageDenoiser
-from .precond import preconditioned
 from .tiling import crop_center, pad_to_multiple
 
 DOWNSAMPLING = 8  # 2 ** (number of stride-2 downsamplings in DRUNet)
@@ -25,14 +24,10 @@ DOWNSAMPLING = 8  # 2 ** (number of stride-2 downsamplings in DRUNet)
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DRUNetConfig(DenoiserConfig):
     r""":param nc: channels of the four scales, e.g. ``(16, 32, 64, 64)``.
-    :param nb: residual blocks per scale.
-    :param precondition: wrap the network in EDM's preconditioning
-        (:func:`~scoredae.nets.precond.preconditioned`): at small :math:`\sigma` the output starts
-        near the input, which matters for a model conditional over a wide range of levels."""
+    :param nb: residual blocks per scale."""
 
     nc: tuple[int, int, int, int] = (16, 32, 64, 64)
     nb: int = 1
-    precondition: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -66,11 +61,6 @@ class DRUNetDenoiser(ImageDenoiser):
         return x
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        if not self.config.precondition:
-            return self.network(x, sigma)
-        return preconditioned(lambda z: self.network(z, sigma), x, sigma, self.config.sigma_data, self.config.channels)
-
-    def network(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """DRUNet itself on (B, C, H, W), padded to multiples of 8 and cropped back."""
         padded, pad = pad_to_multiple(x, DOWNSAMPLING)  # (B, C, H', W'), multiples of 8
         return crop_center(self.net(padded, sigma), pad)  # (B, C, H, W)

@@ -29,7 +29,6 @@ from torch import nn
 
 from .._checks import positive_ints
 from .base import DenoiserConfig, ImageDenoiser
-from .precond import preconditioned
 from .transformer import PatchEncoder, token_grid
 from .unet import add_unet_levels, conv_block, unet_pass
 
@@ -42,16 +41,13 @@ class HybridConfig(DenoiserConfig):
     :param d_model: token size of the transformer branch.
     :param depth: transformer encoder layers.
     :param heads: attention heads per layer.
-    :param tokens_channels: channels of the projected token grid joined to the bottleneck.
-    :param precondition: wrap the network in EDM's preconditioning
-        (:func:`~scoredae.nets.precond.preconditioned`), as for a model conditional over a wide range."""
+    :param tokens_channels: channels of the projected token grid joined to the bottleneck."""
 
     width: int = 16
     d_model: int = 64
     depth: int = 2
     heads: int = 4
     tokens_channels: int = 32
-    precondition: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -75,11 +71,6 @@ class HybridTransformerUNet(ImageDenoiser):
         self.fuse = conv_block(4 * c.width + c.tokens_channels, 4 * c.width)
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        if not self.config.precondition:
-            return self.network(x)
-        return preconditioned(self.network, x, sigma, self.config.sigma_data, self.config.channels)
-
-    def network(self, x: torch.Tensor) -> torch.Tensor:
         """The two branches on (B, C + K, H, W), the image and the noise-level map: (B, C, H, W)."""
         grid = (x.shape[2] // PATCH_SIZE, x.shape[3] // PATCH_SIZE)
         t = self.project(token_grid(self.tokens(x), grid))  # (B, tokens_channels, H/4, W/4)

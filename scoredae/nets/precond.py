@@ -10,6 +10,8 @@ A network :math:`F_\theta` is wrapped into the denoiser
 
 so that the network's input and its target :math:`(x - c_{skip} y) / c_{out}` have unit variance
 at every noise level when the data have standard deviation :math:`\sigma_{data}`.
+:class:`~scoredae.nets.base.ImageDenoiser` applies it to any architecture whose config sets
+``precondition=True``; the architectures themselves return :math:`F_\theta` only.
 """
 
 from __future__ import annotations
@@ -22,12 +24,3 @@ def edm_scalings(sigma: torch.Tensor, sigma_data: float) -> tuple[torch.Tensor, 
     var = sigma**2 + sigma_data**2
     c_in = var.rsqrt()
     return sigma_data**2 / var, sigma * sigma_data * c_in, c_in
-
-
-def preconditioned(network, x: torch.Tensor, sigma: torch.Tensor, sigma_data: float, channels: int) -> torch.Tensor:
-    r""":math:`D = c_{skip}\, y + c_{out}\, F(c_{in}\, y, \dots)` for ``x`` (B, C + K, H, W): the noisy
-    image :math:`y` = ``x[:, :channels]`` followed by K conditioning channels (the noise-level map),
-    which ``network`` receives unscaled; ``sigma`` (B,) is each image's level."""
-    c_skip, c_out, c_in = edm_scalings(sigma.reshape(-1, 1, 1, 1), sigma_data)  # (B, 1, 1, 1)
-    y = x[:, :channels]
-    return c_skip * y + c_out * network(torch.cat([c_in * y, x[:, channels:]], dim=1))

@@ -16,6 +16,7 @@ from .conv import ConvDAE
 from .drunet import DRUNetDenoiser
 from .hybrid import HybridTransformerUNet
 from .mlp import MLPDAE
+from .resunet import ResUNet
 from .transformer import PatchTransformer
 from .unet import UNet
 
@@ -30,6 +31,7 @@ MODELS: dict[str, type[ImageDenoiser]] = {
     "drunet": DRUNetDenoiser,
     "transformer": PatchTransformer,
     "hybrid": HybridTransformerUNet,
+    "resunet": ResUNet,
 }
 
 

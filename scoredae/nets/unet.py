@@ -2,9 +2,9 @@ r"""A small convolutional U-Net denoiser (Ronneberger et al. 2015).
 
 Two resolution levels below the input (H -> H/2 -> H/4, so H and W are multiples of 4), each a
 pair of 3 x 3 convolutions with GroupNorm and SiLU, skip connections by concatenation, and a
-residual output with the preconditioning of :mod:`scoredae.nets.precond`,
-:math:`D(y, \sigma) = c_{skip}\, y + c_{out}\, F_\theta(c_{in}\, y, \sigma)`, whose
-:math:`\sigma_{data}` is the model's ``config.sigma_data``. A noise-conditional model also receives
+residual output: by default (``precondition=True``) the base class wraps it in the preconditioning
+of :mod:`scoredae.nets.precond`, :math:`D(y, \sigma) = c_{skip}\, y + c_{out}\, F_\theta(c_{in}\, y, \sigma)`,
+whose :math:`\sigma_{data}` is the model's ``config.sigma_data``. A noise-conditional model also receives
 the noise-level map (see :class:`~scoredae.nets.base.ImageDenoiser`).
 """
 
@@ -17,7 +17,6 @@ from torch import nn
 
 from .._checks import positive_int
 from .base import DenoiserConfig, ImageDenoiser
-from .precond import preconditioned
 
 
 def conv_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -68,6 +67,7 @@ class UNetConfig(DenoiserConfig):
 
     width: int = 32
     noise_map: str = "sigma"
+    precondition: bool = True
 
     def __post_init__(self):
         super().__post_init__()
@@ -95,5 +95,4 @@ class UNet(ImageDenoiser):
         return super().condition(x, s)
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        return preconditioned(lambda z: unet_pass(self, z, self.mid), x, sigma, self.config.sigma_data,
-                              self.config.channels)
+        return unet_pass(self, x, self.mid)

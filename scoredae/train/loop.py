@@ -4,11 +4,12 @@ A recipe (:mod:`scoredae.train.recipes`) gives the loop a model, a source of bat
 ``loss_fn(net, batch, generator) -> (B,)`` returning one value per sample (as NVlabs/edm's
 ``training/loss.py``); the loop minimises their mean with Adam and owns everything else:
 
-* the cosine learning rate :math:`\eta_t = \eta \frac12 (1 + \cos \pi p_t)`, :math:`p_t` the
-  fraction of the step or time budget used;
+* the learning-rate schedule (:mod:`scoredae.train.schedule`: cosine over the budget, or EDM2's
+  inverse square root, each with an optional warm-up);
 * gradient-norm clipping, mixed precision (bf16, or fp16 with a GradScaler, on CUDA),
   ``torch.compile``, DistributedDataParallel under ``torchrun``;
-* an exponential moving average (EMA) of the weights;
+* an exponential moving average (EMA) of the weights, and power-function EMAs whose snapshots
+  the post-hoc EMA of :mod:`scoredae.train.posthoc` recombines after training (EDM2);
 * evaluation every ``eval_every`` steps, checkpoints every ``save_every`` steps, resume;
 * a finiteness check of the loss every ``check_every`` steps (one device-to-host sync each).
 
@@ -35,6 +36,7 @@ from tqdm.auto import tqdm
 from .._checks import positive, positive_int
 from ..nets.checkpoints import as_json, load_into, save_checkpoint
 from ..rng import seeded
+from .schedule import SCHEDULES, learning_rate
 from .state import EMA, StopOnSignal, restore_state, train_state
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,12 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Options of :func:`train`. Training stops after ``steps`` or ``minutes``, whichever first."""
+    """Options of :func:`train`. Training stops after ``steps`` or ``minutes``, whichever first.
+
+    ``lr_schedule``, ``warmup_steps`` and ``lr_ref_steps`` are those of
+    :func:`~scoredae.train.schedule.learning_rate`; ``phema`` lists the relative widths of the
+    power-function EMAs kept beside ``ema``, written as snapshots every ``snapshot_every`` steps.
+    """
 
     steps: int | None = 1000
     minutes: float | None = None
@@ -50,6 +57,11 @@ class TrainConfig:
     lr: float = 2e-3
     grad_clip: float | None = 1.0
     ema: float | None = 0.999
+    lr_schedule: str = "cosine"
+    warmup_steps: int = 0
+    lr_ref_steps: int | None = None
+    phema: tuple[float, ...] = ()
+    snapshot_every: int | None = None
     eval_every: int | None = None
     save_every: int = 500
     save_minutes: float | None = 5.0
@@ -62,7 +74,7 @@ class TrainConfig:
     def __post_init__(self):
         if self.steps is None and self.minutes is None:
             raise ValueError("give steps or minutes (the training budget)")
-        for name in ("steps", "eval_every"):
+        for name in ("steps", "eval_every", "lr_ref_steps", "snapshot_every"):
             if getattr(self, name) is not None:
                 positive_int(name, getattr(self, name))
         for name in ("batch_size", "save_every", "check_every"):
@@ -73,6 +85,16 @@ class TrainConfig:
         positive("lr", self.lr)
         if self.ema is not None and not 0 < self.ema < 1:
             raise ValueError(f"ema: expected a decay in (0, 1) or None, got {self.ema}")
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"lr_schedule: expected one of {SCHEDULES}, got {self.lr_schedule!r}")
+        if self.lr_schedule == "rsqrt" and self.lr_ref_steps is None:
+            raise ValueError("lr_ref_steps: the rsqrt schedule needs the step where its decay starts")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps: expected 0 or more, got {self.warmup_steps}")
+        self.phema = tuple(float(s) for s in self.phema)
+        if bool(self.phema) != (self.snapshot_every is not None):
+            raise ValueError("phema and snapshot_every: give both (power-function EMAs are kept for their snapshots) "
+                             "or neither")
         if self.amp not in (None, "bf16", "fp16"):
             raise ValueError(f"amp: expected None, 'bf16' or 'fp16', got {self.amp!r}")
 
@@ -92,14 +114,15 @@ class TrainResult:
 
 
 #: what a resumed run must share with the run it continues (the budget may change)
-SAME_ON_RESUME = ("batch_size", "lr", "grad_clip", "ema", "seed", "amp")
+SAME_ON_RESUME = ("batch_size", "lr", "grad_clip", "ema", "seed", "amp", "lr_schedule", "warmup_steps",
+                  "lr_ref_steps", "phema")
 
 
 class TrainingInterrupted(Exception):
     """SIGINT or SIGTERM stopped the training after a checkpoint was written."""
 
 
-def _resume(last: Path | None, model, optimizer, ema, config: TrainConfig) -> dict:
+def _resume(last: Path | None, model, optimizer, averages: dict[str, EMA], config: TrainConfig) -> dict:
     """Load ``last`` into the model, optimizer and EMA; refuse a missing checkpoint or other settings."""
     if last is None:
         raise ValueError("resume: expected out, the folder of the run to continue, got None")
@@ -110,14 +133,14 @@ def _resume(last: Path | None, model, optimizer, ema, config: TrainConfig) -> di
         before = {**{f"model {k}": v for k, v in meta["config"].items()},
                   **{k: meta["train_config"].get(k) for k in SAME_ON_RESUME}}
         now = {**{f"model {k}": v for k, v in as_json(model.config).items()},
-               **{k: getattr(config, k) for k in SAME_ON_RESUME}}
+               **as_json({k: getattr(config, k) for k in SAME_ON_RESUME})}
         changed = [f"{k} {before.get(k)!r} -> {v!r}" for k, v in now.items() if before.get(k) != v]
         if changed:
             raise ValueError(f"resume: {last} was trained with other settings ({', '.join(changed)}); resume "
                              f"with the same ones, or train into another folder")
 
     extra, meta = load_into(model, last, check=same_settings)
-    restore_state(extra, optimizer, ema, str(last))
+    restore_state(extra, optimizer, averages, str(last))
     log.info("resumed from %s at step %d", last, meta["step"])
     return meta
 
@@ -191,11 +214,14 @@ def train(
     device = next(model.parameters()).device
     eval_every = config.eval_every or getattr(batches, "steps_per_epoch", None)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, foreach=True)
-    ema = EMA(model, config.ema) if config.ema else None
+    averages = _averages(model, config)
+    evaluated = averages["ema"].model if "ema" in averages else model
+    checkpoints = _Checkpoints(out if rank == 0 else None, model, evaluated, optimizer, averages,
+                               {**(metadata or {}), "model": type(model).__name__, "config": as_json(model.config),
+                                "train_config": dataclasses.asdict(config)})
     step, elapsed, history = 0, 0.0, []
-    last = Path(out) / "last" if out is not None else None
     if resume:
-        meta = _resume(last, model, optimizer, ema, config)
+        meta = _resume(checkpoints.last, model, optimizer, averages, config)
         step, elapsed, history = meta["step"], meta["elapsed_s"], meta["history"]
     net = model
     if world > 1:
@@ -203,9 +229,8 @@ def train(
     if config.compile:
         net = torch.compile(net)
     autocast, scaler = _autocast(device, config.amp)
-    evaluated = ema.model if ema else model
 
-    def progress_fraction() -> float:
+    def fraction() -> float:  # of the budget used
         parts = [step / config.steps] if config.steps else []
         if config.minutes:
             parts.append(elapsed / (60 * config.minutes))
@@ -223,13 +248,7 @@ def train(
         return measured[step]
 
     def save() -> dict:
-        meta = {**(metadata or {}), "model": type(model).__name__, "config": as_json(model.config),
-                "train_config": dataclasses.asdict(config), "step": step, "elapsed_s": elapsed, "history": history,
-                "metrics": metrics_now(), "version": _version()}
-        if out is not None and rank == 0:
-            save_checkpoint(last, model, meta, train_state(optimizer, ema))
-            save_checkpoint(Path(out) / "model", evaluated, meta)
-        return meta
+        return checkpoints.save(step=step, elapsed_s=elapsed, history=history, metrics=metrics_now())
 
     losses, unchecked, saved_at = [], [], elapsed
     by_time = config.steps is None  # a time budget alone: the bar counts seconds
@@ -240,21 +259,22 @@ def train(
     model.train()
     saved = None  # the metadata of the last checkpoint
     with StopOnSignal() as stop:
-        while progress_fraction() < 1:
+        while fraction() < 1:
             start = time.perf_counter()
             gen = seeded(config.seed, step, rank, device=device)
             batch = batches(step, gen, rank, world)
+            lr = learning_rate(config.lr, config.lr_schedule, step, fraction(), config.warmup_steps, config.lr_ref_steps)
             for group in optimizer.param_groups:
-                group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * progress_fraction()))
+                group["lr"] = lr
             with autocast:
                 loss = loss_fn(net, batch, gen).float().mean()
             _optimizer_step(loss, model, optimizer, scaler, config.grad_clip)
-            if ema:
-                ema.update(step)
+            for avg in averages.values():
+                avg.update(step)
             step += 1
             losses.append(loss.detach())
             unchecked.append(losses[-1])
-            if len(unchecked) == config.check_every or progress_fraction() >= 1:
+            if len(unchecked) == config.check_every or fraction() >= 1:
                 if not bool(torch.stack(unchecked).isfinite().all()):  # one sync for check_every steps
                     raise RuntimeError(f"training diverged by step {step} (non-finite loss); try a smaller lr")
                 unchecked = []
@@ -266,16 +286,59 @@ def train(
                 history.append({"step": step, "loss": round(loss.item(), 6), **metrics, "elapsed_s": round(elapsed, 1)})
                 log.info("step %d: loss %.5g %s", step, loss.item(), metrics)
                 bar.set_postfix(step=step, loss=f"{loss.item():.4g}", **{k: str(v) for k, v in metrics.items()})
+            if config.snapshot_every and step % config.snapshot_every == 0:
+                checkpoints.snapshot(step, elapsed)
             due = step % config.save_every == 0 or (config.save_minutes and elapsed - saved_at >= 60 * config.save_minutes)
             if out is not None and (due or stop.received):
                 saved, saved_at = save(), elapsed
             if stop.received:
-                where = f"; checkpoint {last} written, continue with resume" if out is not None else ""
+                where = f"; checkpoint {checkpoints.last} written, continue with resume" if out is not None else ""
                 raise TrainingInterrupted(f"training stopped by {stop.received} at step {step}{where}")
     bar.close()
     model.eval()
     meta = saved if saved is not None and saved["step"] == step else save()  # not written twice
     return TrainResult(evaluated, meta, torch.stack(losses).cpu() if losses else torch.empty(0))
+
+
+def _averages(model: torch.nn.Module, config: TrainConfig) -> dict[str, EMA]:
+    """The moving averages of a run by checkpoint name: ``ema`` and one ``phema-<std>`` per profile."""
+    averages = {"ema": EMA(model, config.ema)} if config.ema else {}
+    averages.update({_phema_name(s): EMA(model, std=s) for s in config.phema})
+    return averages
+
+
+def _phema_name(std: float) -> str:
+    return f"phema-{std:.3f}"
+
+
+class _Checkpoints:
+    """What a run writes under ``out`` (nothing when ``out`` is None, as on ranks other than 0):
+
+    * ``last``: the weights with the optimizer and moving-average states, to resume from;
+    * ``model``: the weights to use (the EMA when there is one), with the same metadata;
+    * ``snapshots/phema-<std>-<step>``: the power-function EMAs at a step, for the post-hoc EMA.
+    """
+
+    def __init__(self, out, model, evaluated, optimizer, averages: dict[str, EMA], metadata: dict):
+        self.out = Path(out) if out is not None else None
+        self.last = self.out / "last" if self.out is not None else None
+        self.model, self.evaluated, self.optimizer, self.averages = model, evaluated, optimizer, averages
+        self.metadata = metadata
+
+    def save(self, **state) -> dict:
+        meta = {**self.metadata, **state, "version": _version()}
+        if self.out is not None:
+            save_checkpoint(self.last, self.model, meta, train_state(self.optimizer, self.averages))
+            save_checkpoint(self.out / "model", self.evaluated, meta)
+        return meta
+
+    def snapshot(self, step: int, elapsed: float) -> None:
+        if self.out is None:
+            return
+        for name, avg in self.averages.items():
+            if avg.std is not None:
+                meta = {**self.metadata, "step": step, "elapsed_s": elapsed, "phema_std": avg.std, "version": _version()}
+                save_checkpoint(self.out / "snapshots" / f"{name}-{step:07d}", avg.model, meta)
 
 
 def _version() -> str:

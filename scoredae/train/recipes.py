@@ -55,24 +55,38 @@ DENOISING_LOSSES: dict[str, Callable] = {"mse": denoising_loss, "l1": l1_denoisi
                                          "charb": charbonnier_denoising_loss, "edge": edge_aware_denoising_loss}
 
 
-def denoiser_loss(model: ImageDenoiser, log_normal: tuple[float, float] | None = None, loss: str = "mse") -> Callable:
+def denoiser_loss(model: ImageDenoiser, log_normal: tuple[float, float] | None = None, loss: str = "mse",
+                  label_dropout: float = 0.0) -> Callable:
     """The per-sample loss of ``model`` at its noise level(s), weighted over a range (module
     docstring): the squared error (``loss="mse"``, the MMSE objective) or another of
     :data:`DENOISING_LOSSES`. The levels are log-uniform over the range, or, given
-    ``log_normal=(mean, std)``, drawn by :func:`~scoredae.objectives.log_normal_sigmas`."""
+    ``log_normal=(mean, std)``, drawn by :func:`~scoredae.objectives.log_normal_sigmas`.
+    A class-conditional model takes batches ``(images, labels)``; each label is dropped (the model
+    sees "none") with probability ``label_dropout``."""
     if loss not in DENOISING_LOSSES:
         raise ValueError(f"loss: expected one of {sorted(DENOISING_LOSSES)}, got {loss!r}")
+    if not 0 <= label_dropout < 1 or (label_dropout and not model.label_conditional):
+        raise ValueError(f"label_dropout: expected a probability in [0, 1) for a class-conditional model, got "
+                         f"{label_dropout} for a {'class-conditional' if model.label_conditional else 'unconditional'} one")
     per_sample = DENOISING_LOSSES[loss]
 
-    def loss_fn(net, x: torch.Tensor, generator) -> torch.Tensor:
+    def loss_fn(net, batch, generator) -> torch.Tensor:
+        x, denoiser = batch, net
+        if model.label_conditional:
+            x, labels = batch
+            drop = torch.rand(labels.shape, generator=generator, device=labels.device) < label_dropout
+            labels = labels.masked_fill(drop, model.config.num_classes)  # the "no label" class
+
+            def denoiser(y, sigma):
+                return net(y, sigma, class_labels=labels)
         if not model.noise_conditional:
-            return per_sample(net, x, model.trained_sigma, generator)
+            return per_sample(denoiser, x, model.trained_sigma, generator)
         if log_normal is None:
             sigma = log_uniform_sigmas(x.shape[0], model.sigma_range, generator, like=x)  # (B,)
         else:
             sigma = log_normal_sigmas(x.shape[0], *log_normal, model.sigma_range, generator, like=x)  # (B,)
         weight = 1 / sigma**2 + 1 / model.config.sigma_data**2
-        return weight * per_sample(net, x, sigma, generator)
+        return weight * per_sample(denoiser, x, sigma, generator)
 
     return loss_fn
 
@@ -87,18 +101,22 @@ def train_denoiser(
     eval_images: int = 500,
     log_normal: tuple[float, float] | None = None,
     loss: str = "mse",
+    train_labels: torch.Tensor | None = None,
+    label_dropout: float = 0.0,
     out: str | os.PathLike | None = None,
     resume: bool = False,
     metadata: dict | None = None,
 ) -> TrainResult:
     """Train ``model`` (on the device of its parameters) on ``train_data``: images (N, C, H, W),
-    batched epoch by epoch (:class:`~scoredae.data.batches.TensorBatches`), or a batch source such
-    as :class:`~scoredae.data.images.RandomCrops`.
+    batched epoch by epoch (:class:`~scoredae.data.batches.TensorBatches`) with their int64
+    ``train_labels`` (N,) for a class-conditional model, or a batch source such as
+    :class:`~scoredae.data.images.RandomCrops`.
 
     The PSNR on the first ``eval_images`` of ``test_images``, noised with a fixed seed, is
     recorded every epoch and at every checkpoint, at each of ``eval_sigmas`` (a noise-conditional
     model) or at the trained sigma. ``log_normal=(mean, std)`` draws the training levels of a
-    noise-conditional model as EDM does, and ``loss`` names the loss (see :func:`denoiser_loss`). Other arguments are those of :func:`~scoredae.train.loop.train`.
+    noise-conditional model as EDM does; ``loss`` and ``label_dropout`` are those of
+    :func:`denoiser_loss`. Other arguments are those of :func:`~scoredae.train.loop.train`.
     """
     positive_int("eval_images", eval_images)
     device = next(model.parameters()).device
@@ -108,16 +126,22 @@ def train_denoiser(
     def evaluate(m) -> dict:
         return {"psnr": {str(s): round(evaluate_psnr(m, x_eval, s), 3) for s in sigmas}}
 
+    if model.label_conditional != (train_labels is not None):
+        raise ValueError(f"train_labels: a {'class-conditional' if model.label_conditional else 'unconditional'} "
+                         f"model needs {'them' if model.label_conditional else 'none'}")
     if isinstance(train_data, torch.Tensor):  # (N, C, H, W), held once on the device
-        batches = TensorBatches(train_data.to(device, torch.float32), batch_size=config.batch_size, seed=config.seed)
+        labels = () if train_labels is None else (train_labels.to(device),)
+        batches = TensorBatches(train_data.to(device, torch.float32), *labels, batch_size=config.batch_size,
+                                seed=config.seed)
     else:
         batches = train_data
     if log_normal is not None and not model.noise_conditional:
         raise ValueError("log_normal: a fixed-sigma model has one level; give it a sigma_range")
-    return train(model, denoiser_loss(model, log_normal, loss), batches, config, evaluate=evaluate, out=out, resume=resume,
+    return train(model, denoiser_loss(model, log_normal, loss, label_dropout), batches, config, evaluate=evaluate,
+                 out=out, resume=resume,
                  metadata={**(metadata or {}), "eval_images": len(x_eval),
                            "sigma_draw": {"log_normal": list(log_normal)} if log_normal else "log_uniform",
-                           "loss": loss})
+                           "loss": loss, **({"label_dropout": label_dropout} if model.label_conditional else {})})
 
 
 def _noisy_objective(loss_fn) -> Callable:
