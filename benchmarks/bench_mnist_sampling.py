@@ -24,7 +24,7 @@ import torch
 from timing import best_times
 
 from scoredae.nets import UNet, load_pretrained
-from scoredae.recipes import ANNEALED_DEFAULTS
+from scoredae.model_sampling import ANNEALED_DEFAULTS
 from scoredae.sampling import annealed_langevin, geometric_sigmas, posterior_langevin
 from scoredae.score import TweedieScore
 

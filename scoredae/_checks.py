@@ -1,11 +1,13 @@
 """The argument checks every stage shares, the one noise-level broadcast, and atomic file writes.
 
 Checks of Python numbers run on the host. Nothing here inspects the *values* of a tensor, so no
-check forces a device-to-host synchronisation in a hot path.
+check forces a device-to-host synchronisation in a hot path, except :func:`decreasing_levels`,
+which reads a sampler's ladder of levels once, before its loop.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import tempfile
@@ -62,6 +64,20 @@ def positive_int_tuple(name: str, values, length: int | None = None) -> tuple[in
     for i, v in enumerate(values):
         positive_int(f"{name}[{i}]", v)
     return values
+
+
+def decreasing_levels(name: str, sigmas, *, final_zero: bool = False) -> list[float]:
+    """``sigmas`` as a list of floats: one or more finite levels > 0, strictly decreasing; with
+    ``final_zero`` two or more, the last one allowed to be 0 (the end of an ODE path)."""
+    levels = [float(s) for s in torch.as_tensor(sigmas, dtype=torch.float64).reshape(-1)]
+    positive_part = levels[:-1] if final_zero else levels
+    ok = (len(levels) >= (2 if final_zero else 1) and all(math.isfinite(s) for s in levels)
+          and all(s > 0 for s in positive_part) and (not levels or levels[-1] >= 0)
+          and all(a > b for a, b in itertools.pairwise(levels)))
+    if not ok:
+        what = "two or more levels, positive but for a final 0" if final_zero else "positive levels"
+        raise ValueError(f"{name}: expected a strictly decreasing sequence of {what}, got {levels}")
+    return levels
 
 
 def expand_sigma(sigma: SigmaLike, x: torch.Tensor, *, name: str = "sigma") -> torch.Tensor:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 import torch
 
 from ._checks import expand_sigma, positive
+from .rng import rademacher
 
 
 def _level_range(sigma_range) -> tuple[float, float]:
@@ -242,11 +243,9 @@ def _exact_trace(score: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def _probes(x: torch.Tensor, n: int, kind: str, generator) -> torch.Tensor:
     """n probe vectors per sample with E[v v^T] = I: (n, B, *S), Rademacher or Gaussian."""
-    shape = (n, *x.shape)
     if kind == "rademacher":
-        bits = torch.randint(0, 2, shape, generator=generator, device=x.device)
-        return bits.to(x.dtype) * 2 - 1
-    return torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
+        return rademacher(n, x, generator)
+    return torch.randn((n, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
 
 
 def ism_loss(

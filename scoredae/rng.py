@@ -56,3 +56,10 @@ def randn(shape, generator: Generator = None, *, dtype=None, device=None) -> tor
 def rand(shape, generator: Generator = None, *, dtype=None, device=None) -> torch.Tensor:
     """Uniform draws on [0, 1) of ``shape``; with :class:`RowGenerators`, row by row."""
     return _draw(torch.rand, tuple(shape), generator, dtype, device)
+
+
+def rademacher(n: int, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""``n`` Rademacher probes per sample, :math:`\pm 1` with probability 1/2 each: shape
+    ``(n, *like.shape)``, the dtype and device of ``like``; :math:`\mathbb E[v v^\top] = I`."""
+    bits = torch.randint(0, 2, (n, *like.shape), generator=generator, device=like.device)
+    return (2 * bits - 1).to(like.dtype)

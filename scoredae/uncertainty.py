@@ -28,7 +28,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ._checks import positive, positive_int
-from .rng import randn
+from .rng import rademacher, randn
 
 
 def _call(denoiser, sigma):
@@ -145,11 +145,6 @@ def principal_components(denoiser, y: torch.Tensor, sigma: float, k: int, n_iter
     return values, vectors
 
 
-def _rademacher(n: int, like: torch.Tensor, generator) -> torch.Tensor:
-    bits = torch.randint(0, 2, (n, *like.shape), generator=generator, device=like.device)
-    return (2 * bits - 1).to(like.dtype)
-
-
 def posterior_variance(denoiser, y: torch.Tensor, sigma: float, n_probes: int = 32,
                        generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     r"""The per-pixel posterior variance :math:`\sigma^2 \operatorname{diag} J` by probing:
@@ -160,7 +155,7 @@ def posterior_variance(denoiser, y: torch.Tensor, sigma: float, n_probes: int = 
         Monte Carlo standard error (the probes' standard deviation over :math:`\sqrt{n}`).
     """
     sigma = positive("sigma", sigma)
-    probes = _rademacher(positive_int("n_probes", n_probes), y, generator)
+    probes = rademacher(positive_int("n_probes", n_probes), y, generator)
     samples = sigma**2 * probes * jacobian_vp(denoiser, y, sigma, probes)  # (n, B, *S)
     error = samples.std(0) / math.sqrt(n_probes) if n_probes > 1 else torch.full_like(y, math.inf)
     return samples.mean(0), error
@@ -177,7 +172,7 @@ def jacobian_trace(denoiser, y: torch.Tensor, sigma, probes: torch.Tensor | None
 
 def _trace(denoiser, y: torch.Tensor, sigma: float, n_probes: int | None, generator) -> torch.Tensor:
     """tr J per sample, exact (n_probes None) or with ``n_probes`` fresh Rademacher probes."""
-    probes = None if n_probes is None else _rademacher(positive_int("n_probes", n_probes), y, generator)
+    probes = None if n_probes is None else rademacher(positive_int("n_probes", n_probes), y, generator)
     return jacobian_trace(denoiser, y, sigma, probes)
 
 

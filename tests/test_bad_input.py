@@ -11,7 +11,7 @@ import torch
 
 import scoredae.scratch as S
 from scoredae import GaussianMixture, MixtureDenoiser, TweedieScore
-from scoredae import recipes as R
+from scoredae import model_sampling as R
 from scoredae.cli import main
 from scoredae.data import mnist
 from scoredae.eval import frechet_distance
@@ -85,7 +85,11 @@ CASES = [
     ("ula score of another shape", lambda: ula(lambda x: x.mean(1, keepdim=True), x2(), 0.1, 5), ValueError,
      r"score: expected an output of the shape of x, \(4, 2\), got \(4, 1\)"),
     ("ula unstable step", lambda: ula(gaussian_score, torch.ones(64, 1), 3.0, 5, generator=torch.Generator().manual_seed(0)),
-     SamplerDivergedError, r"diverged by step 5 .*grew from .*try a smaller step size \(step_size=3\)"),
+     SamplerDivergedError, r"diverged by step 5 .*grew geometrically.*try a smaller step size \(step_size=3\)"),
+    # steady growth, 1.5-fold a step and 25-fold in all, between two checks: still reported
+    ("ula step 2.5 on N(0, 1), eight steps", lambda: ula(gaussian_score, torch.randn(64, 1, generator=torch.Generator().manual_seed(0)),
+                                                        2.5, 8, generator=torch.Generator().manual_seed(0)),
+     SamplerDivergedError, r"diverged by step 8 .*grew geometrically"),
     ("ula step 0", lambda: ula(gaussian_score, x2(), 0.0, 5), ValueError, r"step_size: expected a finite number > 0"),
     ("mala NaN log_prob", lambda: mala(lambda x: torch.full(x.shape[:1], NAN), gaussian_score, x2(), 0.1, 5), ValueError,
      r"log_prob: expected finite values at x0"),
@@ -207,7 +211,14 @@ def test_the_parser_refuses_numbers_out_of_range(argv, stem, tmp_path, capsys):
     (["sample", "--model", "{stem}", "--method", "annealed", "--n", "1", "--quality", "--out", "{tmp}/a.png"],
      r"--quality: the Frechet distance needs at least 2 samples, got --n 1"),
     (["sample", "--model", "{stem}", "--method", "annealed", "--out", "/proc/unwritable/a.png"],
-     r"scoredae sample: .*(Permission denied|No such file|not writable|Read-only).*unwritable"),
+     r"scoredae sample: --out: the folder /proc/unwritable (cannot be made|is not writable)"),
+    (["sample", "--model", "{stem}", "--method", "annealed", "--out", "{tmp}/a_file/b/a.png"],
+     r"scoredae sample: --out: .*a_file is a file, so no folder .*a_file/b can be made there"),
+    (["denoise", "{tmp}/a_file", "--model", "{stem}", "--out", "{tmp}/a_file/b.png"],
+     r"scoredae denoise: --out: .*a_file is a file, so no folder"),
+    (["train", "--model", "unet", "--sigma", "0.5", "--steps", "1", "--out", "{tmp}/a_file"],
+     r"scoredae train: --out: .*a_file is a file, so no folder"),
+    (["demo", "--out", "{tmp}/a_file/figures"], r"scoredae demo: --out: .*a_file is a file"),
     (["sample", "--model", "{tmp}/none", "--method", "annealed", "--out", "{tmp}/a.png"],
      r"--model: expected a shipped model .* or a checkpoint path"),
     (["sample", "--model", "{stem}", "--method", "annealed", "--device", "bogus", "--out", "{tmp}/a.png"],
@@ -223,6 +234,7 @@ def test_the_parser_refuses_numbers_out_of_range(argv, stem, tmp_path, capsys):
 def test_the_command_line_says_what_to_do_in_one_line(argv, match, stem, tmp_path, tiny_data):
     if "cuda" in argv and torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
+    (tmp_path / "a_file").write_text("a file where a folder is expected")
     message = cli_error([a.format(stem=stem, tmp=tmp_path) for a in argv])
     assert len(message.splitlines()) == 1 and __import__("re").search(match, message), message
 

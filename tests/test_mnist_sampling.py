@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from scoredae import GaussianMixture, MixtureDenoiser
-from scoredae import recipes as ms
+from scoredae import model_sampling as ms
 from scoredae.cli import main
 from scoredae.nets import UNet
 from scoredae.nets.checkpoints import save_checkpoint
@@ -37,7 +37,7 @@ def test_inpainting_posterior_matches_the_exact_gaussian_posterior():
     y = mask * x + s * torch.randn(x.shape, generator=g, dtype=torch.float64)
     n_chains, n_steps = 8, 2000
     res = ms.posterior_sampling(MixtureDenoiser(prior), y, noise_sigma=s, mask=mask, n_chains=n_chains,
-                                prior_sigma=ps, n_steps=n_steps, generator=g)
+                                prior_sigma=ps, n_steps=n_steps, warm_start=False, generator=g)
     h = 1 / (3 * (1 / s**2 + 1 / ps**2))
     for observed in (True, False):
         pixels = (mask[0] == 1) if observed else (mask[0] == 0)

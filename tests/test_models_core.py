@@ -223,3 +223,24 @@ def test_eval_writes_metadata_to_the_folder_it_is_given_not_into_the_package(tmp
     assert set(written["psnr"]) == {"0.5"} and written["model"] == "MLPDAE"
     assert set(written["consistency"]["0.5"]) == {"mse", "sure/mse", "sure/mse se", "trace/mse", "trace/mse se"}
     assert (WEIGHTS_DIR / "mlp.json").read_text() == shipped
+
+
+def test_the_metadata_keeps_each_fact_once():
+    for name, meta in list_pretrained().items():
+        assert not set(meta) & set(meta["config"]), (name, sorted(set(meta) & set(meta["config"])))
+
+
+@pytest.mark.mnist
+@needs_mnist
+def test_shipped_weights_give_the_numbers_of_their_metadata():
+    """Every shipped MNIST model, loaded with the preconditioning its config asks for, reproduces the
+    PSNR / SSIM its JSON records (and the README prints) on the first 2,000 test digits."""
+    from scoredae.eval import denoising_metrics
+
+    clean = load_mnist("test", download=False)[0][:2000]
+    for name, meta in mnist_models().items():
+        model = load_pretrained(name)
+        for sigma, psnr in meta["psnr"].items():
+            got = denoising_metrics(model, clean, float(sigma))
+            assert round(got["psnr"], 3) == pytest.approx(psnr, abs=2e-3), (name, sigma)
+            assert round(got["ssim"], 4) == pytest.approx(meta["ssim"][sigma], abs=2e-4), (name, sigma)

@@ -23,7 +23,7 @@ import torch
 from scoredae import TweedieScore
 from scoredae.data import load_mnist
 from scoredae.nets import load_pretrained
-from scoredae.recipes import (
+from scoredae.model_sampling import (
     annealed_generation,
     box_mask,
     langevin_at_level,

@@ -8,6 +8,8 @@ import runpy
 import time
 from pathlib import Path
 
+from .output import writable_folder
+
 HELP = "run the demos of a source checkout and write their figures as PNGs, their animations as GIFs"
 CHECKOUT_DEMOS = Path(__file__).resolve().parents[2] / "demos"
 
@@ -40,8 +42,7 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise SystemExit(f"unknown demo(s) {unknown}; available: {sorted(known)}")
         scripts = [known[n] for n in args.names]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable_folder(args.out)
     for script in scripts:
         start = time.perf_counter()
         print(f"running {script.name} ...", flush=True)

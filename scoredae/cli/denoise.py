@@ -33,7 +33,11 @@ def run(args: argparse.Namespace) -> int:
     from ..data.images import read_image, to_channels, write_image
     from ..nets.tiling import denoise_image
     from .models import load_model, noise_level
+    from .output import writable_output
 
+    writable_output(args.out, (".png",))
+    if args.figure:
+        writable_output(args.figure, (".png",), "--figure")
     device = resolve_device(args.device)
     model = load_model(args.model, device)
     sigma = noise_level(model, args.sigma or args.add_noise)

@@ -2,6 +2,10 @@
 
 Parsing imports no more than the standard library: each subcommand imports torch and the rest
 of scoredae when it runs, so ``scoredae --help`` answers at once.
+
+One error policy: a mistake the user can fix (a ValueError naming the argument, an OSError naming
+the file, missing data, a diverged chain, an interrupted training) is one line; any other error
+is a bug and shows its traceback; ``-v`` shows the traceback of every error.
 """
 
 from __future__ import annotations
@@ -52,15 +56,23 @@ def _said_to_the_user(err: Exception) -> bool:
     return isinstance(err, ValueError | OSError | MNISTUnavailableError | ImagesUnavailableError | SamplerDivergedError | TrainingInterrupted)
 
 
+def _in_words(err: Exception) -> str:
+    """The one line for the user: an OSError as its file and reason, not '[Errno 17] ...'."""
+    if isinstance(err, OSError) and err.strerror:
+        where = f"{err.filename}: " if err.filename else ""
+        return f"{where}{err.strerror.lower()}"
+    return str(err)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     try:
         return args.run(args)
     except Exception as err:
-        if not _said_to_the_user(err):
+        if args.verbose or not _said_to_the_user(err):
             raise
-        raise SystemExit(f"scoredae {args.command}: {err}") from err
+        raise SystemExit(f"scoredae {args.command}: {_in_words(err)}") from err
 
 
 if __name__ == "__main__":

@@ -46,8 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels", type=positive_int, choices=[1, 3], default=None,
                    help="image channels (default: 1 for mnist, 3 for photographs)")
     p.add_argument("--eval-sigmas", type=positive_float, nargs="+", default=None, metavar="S",
-                   help="noise levels of the evaluation during training (default: 0.1 0.25 0.5 for "
-                        "mnist, 0.05 0.1 0.2 for photographs)")
+                   help="noise levels of the evaluation during training (default: those of `scoredae eval`, "
+                        "0.1 0.25 0.5 for mnist, 0.05 0.1 0.2 for photographs)")
     p.add_argument("--steps", type=positive_int, default=None, help="step budget")
     p.add_argument("--minutes", type=positive_float, default=None, help="wall-clock budget of the training steps")
     p.add_argument("--batch-size", type=positive_int, default=128)
@@ -90,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
     from ..nets.checkpoints import load_into
     from ..nets.registry import model_class
     from ..train.loop import TrainConfig, distributed_world
-    from ..train.recipes import train_denoiser
+    from ..eval.report import eval_sigmas
+    from ..train.trainers import train_denoiser
+    from .output import writable_folder
 
     if args.steps is None and args.minutes is None:
         raise SystemExit("give --steps or --minutes")
@@ -98,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("--log-normal: needs --sigma-range and a positive STD")
     if args.label_dropout is not None and (args.data != "mnist" or not 0 <= args.label_dropout < 1):
         raise SystemExit("--label-dropout: a probability in [0, 1), for MNIST (the labelled data)")
+    writable_folder(args.out)
     if args.threads:
         torch.set_num_threads(args.threads)
     rank, _ = distributed_world()
@@ -130,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
                             train_labels=train_labels if args.label_dropout is not None else None,
                             label_dropout=args.label_dropout or 0.0, out=args.out,
                             resume=args.resume, metadata={"name": args.model, "command": command, "data": data},
-                            **({"eval_sigmas": tuple(args.eval_sigmas)} if args.eval_sigmas else {}))
+                            eval_sigmas=tuple(args.eval_sigmas or eval_sigmas(args.data)))
     if rank == 0:
         print(json.dumps({"step": result.metadata["step"], "metrics": result.metadata["metrics"]}, indent=1))
     return 0
@@ -151,8 +154,6 @@ def _training_data(args: argparse.Namespace, channels: int, multiple: int, devic
 
     train, train_names = load_images(args.data, "train", channels)
     test, test_names = load_images(args.data, "test", channels)
-    if args.eval_sigmas is None:
-        args.eval_sigmas = [0.05, 0.1, 0.2]
     side = evaluation_side(test, multiple)
     data = {"dataset": str(args.data), "crop_size": args.crop_size, "train_files": train_names,
             "test_files": test_names, "eval": f"central {side} x {side} crops of the test files"}

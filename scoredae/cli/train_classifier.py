@@ -26,8 +26,10 @@ def run(args: argparse.Namespace) -> int:
     from ..data.mnist import load_mnist
     from ..eval.sample_quality import accuracy
     from ..nets.checkpoints import save_checkpoint
-    from ..train.recipes import train_classifier
+    from ..train.trainers import train_classifier
+    from .output import writable_output
 
+    writable_output(args.out)
     images, labels = load_mnist("train")
     model = train_classifier(images, labels, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                              seed=args.seed, progress=not args.no_progress).model

@@ -31,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
     from ..data.mnist import load_mnist
     from ..uncertainty import posterior_variance, principal_components
     from .models import load_model, noise_level
+    from .output import writable_output
 
+    writable_output(args.out, (".png",))
     model = load_model(args.model, "cpu")
     sigma = noise_level(model, args.sigma)
     test = load_mnist("test")[0]

@@ -221,10 +221,10 @@ def load_images(data: str | os.PathLike = "images", split: str = "train", channe
     return [to_channels(x, channels) for x in _read_cached(files, root)], [p.name for p in files]
 
 
-def evaluation_side(images: list[torch.Tensor], multiple: int = 1) -> int:
-    """The side of the central evaluation crops: 256, or the smallest image side when less, rounded
-    down to a ``multiple`` of what the network takes."""
-    return min(256, *(min(x.shape[-2:]) for x in images)) // multiple * multiple
+def evaluation_side(images: list[torch.Tensor], multiple: int = 1, limit: int = 256) -> int:
+    """The side of central crops: ``limit`` (256, that of the evaluation crops), or the smallest
+    image side when less, rounded down to a ``multiple`` of what the network takes."""
+    return min(limit, *(min(x.shape[-2:]) for x in images)) // multiple * multiple
 
 
 def center_crops(images: list[torch.Tensor], size: int) -> torch.Tensor:

@@ -90,3 +90,19 @@ def mnist_sample_quality(
         "class_entropy": entropy,
         "fid": fid,
     }
+
+
+def quality_beside_real(samples: torch.Tensor, seed: int = 0) -> dict[str, dict[str, float]]:
+    """:func:`mnist_sample_quality` of ``samples`` (N, 1, 28, 28) against the MNIST test set with the
+    shipped classifier, beside the same numbers for N real training digits drawn with ``seed``
+    (the floor of the metric at that sample size): ``{"samples": ..., "training digits": ...}``."""
+    from ..data.mnist import load_mnist
+    from ..nets.registry import load_classifier
+
+    if samples.shape[0] < 2:
+        raise ValueError(f"samples: the Frechet distance needs at least 2 samples, got {samples.shape[0]}")
+    classifier, test = load_classifier(), load_mnist("test")[0]
+    train = load_mnist("train")[0]
+    real = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[: len(samples)]]
+    return {name: mnist_sample_quality(images.float(), classifier, test)
+            for name, images in (("samples", samples.cpu().clamp(0, 1)), ("training digits", real))}

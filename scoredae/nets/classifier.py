@@ -1,5 +1,5 @@
 r"""A small CNN classifier of MNIST digits, the judge of generated digits' quality
-(see :mod:`scoredae.eval.sample_quality`); trained by :func:`scoredae.train.recipes.train_classifier`."""
+(see :mod:`scoredae.eval.sample_quality`); trained by :func:`scoredae.train.trainers.train_classifier`."""
 
 from __future__ import annotations
 

@@ -6,17 +6,22 @@ Each sampler is a step function on the one shared loop of :mod:`scoredae.samplin
 
 from .diagnostics import effective_sample_size, split_rhat
 from .diffusion import (
+    KSState,
     bits_per_dim,
     edm_sampler,
     kadkhodaie_simoncelli,
     karras_sigmas,
+    ode_derivative,
     pf_ode_log_likelihood,
 )
-from .langevin import annealed_langevin, geometric_sigmas, mala, ula
-from .loop import SamplerDivergedError, SamplerResult
+from .langevin import MALAState, annealed_langevin, geometric_sigmas, mala, ula
+from .loop import LoopSpec, SamplerDivergedError, SamplerResult, run_chain
 from .posterior import posterior_langevin
 
 __all__ = [
+    "KSState",
+    "LoopSpec",
+    "MALAState",
     "SamplerDivergedError",
     "SamplerResult",
     "annealed_langevin",
@@ -27,8 +32,10 @@ __all__ = [
     "kadkhodaie_simoncelli",
     "karras_sigmas",
     "mala",
+    "ode_derivative",
     "pf_ode_log_likelihood",
     "posterior_langevin",
+    "run_chain",
     "split_rhat",
     "ula",
 ]

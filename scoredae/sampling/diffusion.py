@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import NamedTuple
 
 import torch
 
-from .._checks import finite_number, positive, positive_int
-from ..rng import randn
+from .._checks import decreasing_levels, finite_number, positive, positive_int
+from ..rng import rademacher, randn
 from ..score import require_every_level
 from ..uncertainty import jacobian_trace
-from .loop import SamplerResult, check_chain_inputs, run_chain
+from .loop import LoopSpec, SamplerResult, check_chain_inputs, run_chain
 from .posterior import linear_operator, pseudo_inverse
 
 SOLVERS = ("heun", "euler")
@@ -49,14 +50,9 @@ def karras_sigmas(sigma_min: float, sigma_max: float, n: int, rho: float = 7.0) 
     return torch.cat([t, t.new_zeros(1)])
 
 
-def _levels(sigmas) -> list[float]:
-    """The decreasing levels as floats, the last one allowed to be 0."""
-    levels = [float(s) for s in torch.as_tensor(sigmas, dtype=torch.float64).reshape(-1)]
-    ok = len(levels) >= 2 and all(math.isfinite(s) for s in levels) and levels[-1] >= 0
-    if not ok or any(s <= 0 for s in levels[:-1]) or any(a <= b for a, b in itertools.pairwise(levels)):
-        raise ValueError(f"sigmas: expected a strictly decreasing sequence of two or more levels, positive "
-                         f"but for a final 0, got {levels}")
-    return levels
+def ode_derivative(denoiser, x: torch.Tensor, sigma: float) -> torch.Tensor:
+    r"""The probability-flow ODE's :math:`dx/d\sigma = (x - D(x, \sigma)) / \sigma` (module docstring)."""
+    return (x - denoiser(x, sigma)) / sigma
 
 
 @torch.no_grad()
@@ -96,26 +92,25 @@ def edm_sampler(denoiser, x_T: torch.Tensor, sigmas, *, solver: str = "heun", ch
         raise ValueError(f"s_min, s_max: expected s_min <= s_max, got {s_min!r} > {s_max!r}")
     require_every_level(denoiser, "EDM's sampler")
     check_chain_inputs(x_T, generator)
-    levels = _levels(sigmas)
+    levels = decreasing_levels("sigmas", sigmas, final_zero=True)
     n = len(levels) - 1
     gamma_max = min(churn / n, math.sqrt(2) - 1)
 
-    def step(x, aux, k):
+    def step(x, state, k):
         t_cur, t_next = levels[k - 1], levels[k]
         gamma = gamma_max if s_min <= t_cur <= s_max else 0.0
         t_hat = t_cur * (1 + gamma)
         if gamma > 0:
             x = x + math.sqrt(t_hat**2 - t_cur**2) * s_noise * randn(x.shape, generator, dtype=x.dtype, device=x.device)
-        d = (x - denoiser(x, t_hat)) / t_hat
+        d = ode_derivative(denoiser, x, t_hat)
         x_next = x + (t_next - t_hat) * d
         if solver == "heun" and t_next > 0:
-            d_next = (x_next - denoiser(x_next, t_next)) / t_next
-            x_next = x + (t_next - t_hat) * 0.5 * (d + d_next)
-        return x_next, aux
+            x_next = x + (t_next - t_hat) * 0.5 * (d + ode_derivative(denoiser, x_next, t_next))
+        return x_next, state
 
-    x, _, stats, traj = run_chain(step, x_T, None, n, desc=f"EDM {solver}", level_of=lambda k: levels[k - 1],
-                                  hint="; check that the denoiser covers the levels of sigmas", **common)
-    return SamplerResult.from_run(x, stats, traj, n)
+    spec = LoopSpec(f"EDM {solver}", hint="; check that the denoiser covers the levels of sigmas",
+                    level_of=lambda k: levels[k - 1], stationary=False)
+    return run_chain(step, x_T, None, n, spec, **common)
 
 
 def _divergence(denoiser, x: torch.Tensor, sigma: float, probes: torch.Tensor | None) -> torch.Tensor:
@@ -149,24 +144,20 @@ def pf_ode_log_likelihood(denoiser, x: torch.Tensor, sigmas, *, trace: str = "ex
         raise ValueError(f"trace: expected 'exact' or 'hutchinson', got {trace!r}")
     require_every_level(denoiser, "the ODE likelihood")
     check_chain_inputs(x, generator)
-    levels = _levels(sigmas)
+    levels = decreasing_levels("sigmas", sigmas, final_zero=True)
     if levels[-1] <= 0:
         raise ValueError("sigmas: the likelihood path starts at the smallest level, which must be > 0")
     ascending = levels[::-1]
-    probes = None
-    if trace == "hutchinson":
-        positive_int("n_probes", n_probes)
-        bits = torch.randint(0, 2, (n_probes, *x.shape), generator=generator, device=x.device)
-        probes = (2 * bits - 1).to(x.dtype)
+    probes = rademacher(positive_int("n_probes", n_probes), x, generator) if trace == "hutchinson" else None
     total = x.new_zeros(x.shape[0])
     for s_a, s_b in itertools.pairwise(ascending):
         h = s_b - s_a
         with torch.no_grad():
-            f_a = (x - denoiser(x, s_a)) / s_a
+            f_a = ode_derivative(denoiser, x, s_a)
         div_a = _divergence(denoiser, x, s_a, probes)
         x_euler = x + h * f_a
         with torch.no_grad():
-            f_b = (x_euler - denoiser(x_euler, s_b)) / s_b
+            f_b = ode_derivative(denoiser, x_euler, s_b)
         div_b = _divergence(denoiser, x_euler, s_b, probes)
         x = x + 0.5 * h * (f_a + f_b)
         total += 0.5 * h * (div_a + div_b)
@@ -184,6 +175,13 @@ def bits_per_dim(log_prob: torch.Tensor, dim: int, levels: int = 256) -> torch.T
     (the density of the integer pixels is ``levels``:sup:`d` times smaller)."""
     positive_int("dim", dim)
     return (-log_prob / dim + math.log(levels)) / math.log(2)
+
+
+class KSState(NamedTuple):
+    r"""Kadkhodaie-Simoncelli's state beside ``y``: each chain's effective noise level
+    :math:`\sigma_t` (B,), the level its next denoiser call is made at."""
+
+    sigma: torch.Tensor
 
 
 @torch.no_grad()
@@ -250,10 +248,8 @@ def kadkhodaie_simoncelli(denoiser, y0, *, h0: float = 0.01, beta: float = 0.01,
             f = denoiser(y, sigma) - y
             return f - pinv(A(f)) + pinv(xc - A(y))
 
-    sigma0 = y0.new_full((y0.shape[0],), sigma_start)
-
-    def step(y, aux, t):
-        sigma, _ = aux
+    def step(y, state: KSState, t):
+        sigma = state.sigma
         h = h0 * t / (1 + h0 * (t - 1))
         d = residual(y, sigma)
         level = d.reshape(len(d), -1).square().mean(1).sqrt()  # (B,) effective sigma of y_{t-1}
@@ -262,13 +258,12 @@ def kadkhodaie_simoncelli(denoiser, y0, *, h0: float = 0.01, beta: float = 0.01,
         moved = y + h * d + gamma.reshape(-1, *[1] * (y.ndim - 1)) * z
         active = sigma >= sigma_stop  # (B,) chains still running
         y = torch.where(active.reshape(-1, *[1] * (y.ndim - 1)), moved, y)
-        return y, (torch.where(active, level, sigma), t)
+        return y, KSState(torch.where(active, level, sigma))
 
-    y, (sigma, t), stats, traj = run_chain(step, y0, (sigma0, 0), max_steps, desc="Kadkhodaie-Simoncelli",
-                                           until=lambda y, aux: (aux[0] < sigma_stop).all(), **common)
+    spec = LoopSpec("Kadkhodaie-Simoncelli", until=lambda y, state: (state.sigma < sigma_stop).all(), stationary=False)
+    result = run_chain(step, y0, KSState(y0.new_full((y0.shape[0],), sigma_start)), max_steps, spec, **common)
+    sigma = result.state.sigma
     if not bool((sigma < sigma_stop).all()):
         raise ValueError(f"max_steps: {max_steps} steps did not bring every chain below sigma_stop = "
                          f"{sigma_stop:g} (largest effective sigma {float(sigma.max()):.3g}); raise h0 or beta")
-    if traj is not None:
-        traj = traj[:, : t // common["record_every"] + 1]
-    return SamplerResult.from_run(y, stats, traj, t)
+    return result

@@ -7,15 +7,15 @@ Common keyword arguments (``burn_in``, ``thinning``, ``record_every``, ``callbac
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 
-from .._checks import positive, positive_int
+from .._checks import decreasing_levels, positive, positive_int
 from ..rng import rand
-from .loop import SamplerResult, check_chain_inputs, langevin_move, run_chain
+from .loop import LoopSpec, SamplerResult, check_chain_inputs, langevin_move, run_chain
 
 
 @torch.no_grad()
@@ -41,16 +41,24 @@ def ula(score: Callable, x0: torch.Tensor, step_size: float, n_steps: int, *,
     positive("step_size", step_size)
     check_chain_inputs(x0, generator)
 
-    def step(x, aux, t):
-        return langevin_move(x, score(x), step_size, generator), aux
+    def step(x, state, t):
+        return langevin_move(x, score(x), step_size, generator), state
 
-    x, _, stats, traj = run_chain(step, x0, None, n_steps, hint=f" (step_size={step_size:g})", **common)
-    return SamplerResult.from_run(x, stats, traj, n_steps)
+    return run_chain(step, x0, None, n_steps, LoopSpec("ULA", hint=f" (step_size={step_size:g})"), **common)
 
 
 def _log_q(to: torch.Tensor, frm: torch.Tensor, grad: torch.Tensor, eta: float) -> torch.Tensor:
     r"""Log proposal density up to a constant, :math:`-\lVert x' - x - \eta \nabla \log \pi(x)\rVert^2 / (4\eta)`, (B,)."""
     return -(to - frm - eta * grad).reshape(to.shape[0], -1).square().sum(1) / (4 * eta)
+
+
+class MALAState(NamedTuple):
+    r"""MALA's state beside ``x``: :math:`\log \pi(x)` (B,), :math:`\nabla \log \pi(x)` (the shape
+    of ``x``) and the number of accepted proposals of each chain (B,)."""
+
+    log_prob: torch.Tensor
+    grad: torch.Tensor
+    accepted: torch.Tensor
 
 
 @torch.no_grad()
@@ -80,21 +88,22 @@ def mala(log_prob: Callable, score: Callable, x0: torch.Tensor, step_size: float
     if not bool(torch.isfinite(log_p0).all()):  # every proposal would be rejected: the chain would freeze
         raise ValueError("log_prob: expected finite values at x0, got NaN or inf")
 
-    def step(x, aux, t):
-        log_p, grad, accepted = aux
-        prop = langevin_move(x, grad, step_size, generator)
+    def step(x, state: MALAState, t):
+        prop = langevin_move(x, state.grad, step_size, generator)
         log_p_prop, grad_prop = log_prob(prop), score(prop)
-        log_ratio = log_p_prop - log_p + _log_q(x, prop, grad_prop, step_size) - _log_q(prop, x, grad, step_size)
+        log_ratio = (log_p_prop - state.log_prob + _log_q(x, prop, grad_prop, step_size)
+                     - _log_q(prop, x, state.grad, step_size))
         u = rand(x.shape[:1], generator, dtype=x.dtype, device=x.device)
         accept = torch.log(u) < log_ratio  # (B,); a NaN ratio rejects
         rows = accept.reshape(-1, *([1] * (x.ndim - 1)))  # (B, 1, ..., 1)
-        return torch.where(rows, prop, x), (
-            torch.where(accept, log_p_prop, log_p), torch.where(rows, grad_prop, grad), accepted + accept)
+        return torch.where(rows, prop, x), MALAState(
+            torch.where(accept, log_p_prop, state.log_prob), torch.where(rows, grad_prop, state.grad),
+            state.accepted + accept)
 
-    aux0 = (log_p0, score(x0), torch.zeros(x0.shape[0], dtype=torch.long, device=x0.device))
-    x, aux, stats, traj = run_chain(step, x0, aux0, n_steps, hint=f" (step_size={step_size:g})", **common)
-    rate = float(aux[2].sum()) / (x0.shape[0] * n_steps)
-    return SamplerResult.from_run(x, stats, traj, n_steps, acceptance_rate=rate)
+    start = MALAState(log_p0, score(x0), torch.zeros(x0.shape[0], dtype=torch.long, device=x0.device))
+    result = run_chain(step, x0, start, n_steps, LoopSpec("MALA", hint=f" (step_size={step_size:g})"), **common)
+    result.acceptance_rate = float(result.state.accepted.sum()) / (x0.shape[0] * result.n_steps)
+    return result
 
 
 def geometric_sigmas(sigma_max: float, sigma_min: float, n: int) -> torch.Tensor:
@@ -128,20 +137,18 @@ def annealed_langevin(score: Callable, x0: torch.Tensor, sigmas: Sequence[float]
 
     :param score: noise-conditional ``score(x, sigma) -> grad log p_sigma(x)``, sigma a float.
     """
-    levels = [float(s) for s in torch.as_tensor(sigmas, dtype=torch.float64).reshape(-1)]
-    if not levels or not all(0 < s < math.inf for s in levels) or any(a <= b for a, b in itertools.pairwise(levels)):
-        raise ValueError(f"sigmas: expected a strictly decreasing sequence of positive levels, got {levels}")
+    levels = decreasing_levels("sigmas", sigmas)
     positive_int("n_steps_each", n_steps_each)
     positive("eps", eps)
     check_chain_inputs(x0, generator)
     etas = [eps * s**2 / levels[-1] ** 2 / 2 for s in levels]  # alpha_i / 2
 
-    def step(x, aux, t):
+    def step(x, state, t):
         i = (t - 1) // n_steps_each
-        return langevin_move(x, score(x, levels[i]), etas[i], generator), aux
+        return langevin_move(x, score(x, levels[i]), etas[i], generator), state
 
-    n_steps = len(levels) * n_steps_each
-    x, _, stats, traj = run_chain(step, x0, None, n_steps, hint=f" (eps={eps:g})", desc="annealed Langevin",
-                                  level_of=lambda t: levels[(t - 1) // n_steps_each], **common)
-    samples = x + levels[-1] ** 2 * score(x, levels[-1]) if final_denoise else x
-    return SamplerResult.from_run(samples, stats, traj, n_steps)
+    spec = LoopSpec("annealed Langevin", hint=f" (eps={eps:g})", level_of=lambda t: levels[(t - 1) // n_steps_each])
+    result = run_chain(step, x0, None, len(levels) * n_steps_each, spec, **common)
+    if final_denoise:
+        result.samples = result.samples + levels[-1] ** 2 * score(result.samples, levels[-1])
+    return result

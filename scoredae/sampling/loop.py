@@ -1,6 +1,7 @@
 r"""The loop every sampler shares, the Langevin move, and what a sampler returns.
 
-Every sampler of :mod:`scoredae.sampling` is a step function ``step(x, aux, t) -> (x, aux)`` built on the Langevin move
+Every sampler of :mod:`scoredae.sampling` is a step function ``step(x, state, t) -> (x, state)``; the
+Langevin family is built on the move
 
 .. math::
     x \leftarrow x + \eta\, g(x) + \sqrt{2\eta}\, z, \qquad z \sim \mathcal N(0, I),
@@ -21,17 +22,27 @@ Common keyword arguments of every sampler:
 * ``max_norm``: divergence bound on the per-chain root-mean-square of the state (default
   :math:`10^6 (1 + \max_b \operatorname{rms}(x_{0,b}))`).
 
-Every ``10`` steps and at the last step the loop reads the largest per-chain root-mean-square of
-the state back to the host (its only synchronisation) and stops with a
-:class:`SamplerDivergedError` naming the step when it is NaN or inf, above ``max_norm``, or more
-than ``100`` times (1 + its value at the previous check): an exploding chain is reported by the end
-of the run at the latest.
+Every ``10`` steps and at the last step the loop reads the largest per-chain root-mean-square
+:math:`r_t` of the state back to the host (its only synchronisation), with the same size one step
+earlier, and stops with a :class:`SamplerDivergedError` naming the step when the state is NaN or
+inf, when :math:`r_t` is above ``max_norm``, or when the chain grows geometrically, as an unstable
+linear recursion does: :math:`(1 + r_t) / (1 + r_{t-1}) > 1.2` in its last step *and*
+:math:`(1 + r_t) / (1 + r_{t-k}) > 1.2^k` since the previous check :math:`k` steps before. A chain
+that approaches a wider stationary law grows too, but ever more slowly (diffusively), so its last
+step is not 20% above the one before; an exploding chain is reported by the end of the run at
+the latest, however few its steps.
+
+A sampler tells the loop about itself with a :class:`LoopSpec` (its name, what to suggest when it
+diverges, the level of each step, an early stop, whether it is a stationary chain); the user's
+options above are keyword arguments of its own.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -41,11 +52,35 @@ from ..rng import randn
 
 _CHECK_EVERY = 10  # steps between divergence checks (each costs one device-to-host sync)
 _NORM_FACTOR = 1e6  # default max_norm, relative to 1 + the initial root-mean-square
-_GROWTH = 100.0  # largest growth of the root-mean-square between two checks, relative to 1 + the earlier
+_STEP_GROWTH = 1.2  # growth per step of 1 + the root-mean-square that marks geometric divergence
 
 
 class SamplerDivergedError(RuntimeError):
-    """A chain left the finite range or its norm exceeded ``max_norm``."""
+    """A chain left the finite range, its norm exceeded ``max_norm``, or it grew geometrically."""
+
+
+@dataclass(frozen=True)
+class LoopSpec:
+    """What a sampler tells :func:`run_chain` about itself (none of it is the user's to set).
+
+    :ivar desc: the name on the progress bar.
+    :ivar hint: appended to the divergence message (e.g. the step size to lower).
+    :ivar level_of: ``level_of(t)``, the noise level of step ``t``, shown on the progress bar.
+    :ivar size_of: ``size_of(x, state)``, the 0-d size the divergence checks read (default: the
+        largest per-chain root-mean-square of ``x``).
+    :ivar until: ``until(x, state)``, a 0-d boolean tensor read with the divergence checks; True
+        ends the loop early (``n_steps`` is then a cap).
+    :ivar stationary: whether the chain has a stationary law whose moments the streaming mean and
+        variance estimate; a transport path (an ODE, a coarse-to-fine schedule) has none, and its
+        result carries no ``mean`` or ``var``.
+    """
+
+    desc: str
+    hint: str = ""
+    level_of: Callable[[int], float] | None = None
+    size_of: Callable | None = None
+    until: Callable | None = None
+    stationary: bool = True
 
 
 @dataclass
@@ -53,39 +88,44 @@ class SamplerResult:
     """What a sampler returns.
 
     :ivar samples: final states, the shape of ``x0``.
-    :ivar mean: per-chain mean over the kept steps (after burn-in, thinned), the shape of ``x0``.
-    :ivar var: per-chain variance (divisor ``n_kept``) over the kept steps, the shape of ``x0``.
-    :ivar n_kept: number of kept steps per chain.
-    :ivar acceptance_rate: MALA's fraction of accepted proposals over chains and steps; None otherwise.
+    :ivar mean: per-chain mean over the kept steps (after burn-in, thinned), the shape of ``x0``;
+        None for a sampler that is not a stationary chain.
+    :ivar var: per-chain variance (divisor ``n_kept``) over the kept steps, the shape of ``x0``;
+        None likewise.
+    :ivar n_kept: number of kept steps per chain (0 when not stationary).
     :ivar trajectory: ``(B, n_steps // record_every + 1, *S)``: ``x0``, then the state every
         ``record_every`` steps; None when not recorded.
     :ivar n_steps: number of steps run.
+    :ivar state: the sampler's final state beside ``x`` (e.g. :class:`~scoredae.sampling.langevin.MALAState`),
+        None for samplers that carry none.
+    :ivar acceptance_rate: MALA's fraction of accepted proposals over chains and steps; None otherwise.
     """
 
     samples: torch.Tensor
-    mean: torch.Tensor
-    var: torch.Tensor
+    mean: torch.Tensor | None
+    var: torch.Tensor | None
     n_kept: int
-    acceptance_rate: float | None
     trajectory: torch.Tensor | None
     n_steps: int
-
-    @classmethod
-    def from_run(cls, x, stats, trajectory, n_steps, acceptance_rate=None) -> SamplerResult:
-        """The result of :func:`run_chain`'s ``(x, stats, trajectory)``."""
-        mean, var, n_kept = stats
-        return cls(x, mean, var, n_kept, acceptance_rate, trajectory, n_steps)
+    state: Any = None
+    acceptance_rate: float | None = None
 
     @property
     def pooled_mean(self) -> torch.Tensor:
         """Mean over chains and kept steps, shape ``x0.shape[1:]``."""
-        return self.mean.mean(0)
+        return self._statistics()[0].mean(0)
 
     @property
     def pooled_var(self) -> torch.Tensor:
         """Variance over chains and kept steps (divisor ``B * n_kept``), shape ``x0.shape[1:]``:
         the mean within-chain variance plus the variance of the chain means."""
-        return self.var.mean(0) + self.mean.var(0, correction=0)
+        mean, var = self._statistics()
+        return var.mean(0) + mean.var(0, correction=0)
+
+    def _statistics(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.mean is None:
+            raise ValueError("this sampler is not a stationary chain: it keeps no mean or variance; use the samples")
+        return self.mean, self.var
 
 
 def langevin_move(x: torch.Tensor, drift: torch.Tensor, eta: float, generator) -> torch.Tensor:
@@ -115,15 +155,12 @@ def rms_max(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], -1).square().mean(1).sqrt().max()
 
 
-def run_chain(step, x, aux, n_steps, *, burn_in=0, thinning=1, record_every=None, callback=None,
-              progress=False, max_norm=None, hint="", size_of=None, desc="Langevin", level_of=None, until=None):
-    """The shared loop: ``step(x, aux, t)`` for t = 1..n_steps; returns (x, aux, stats, trajectory).
-
-    ``size_of(x, aux)`` is the 0-d size the divergence checks read (default: the largest per-chain
-    root-mean-square of ``x``); ``level_of(t)``, when given, is shown on the progress bar;
-    ``until(x, aux)``, a 0-d boolean tensor read with the divergence checks, ends the loop early
-    when True (``n_steps`` is then a cap, and the step function counts the steps it ran).
-    """
+def run_chain(step, x, state, n_steps: int, spec: LoopSpec, *, burn_in: int = 0, thinning: int = 1,
+              record_every: int | None = None, callback=None, progress: bool = False,
+              max_norm: float | None = None) -> SamplerResult:
+    """The shared loop: ``x, state = step(x, state, t)`` for t = 1..n_steps, with the statistics,
+    trajectory, callback, progress bar and divergence checks of the module docstring; ``spec``
+    is the sampler's :class:`LoopSpec`, the keyword arguments the user's options."""
     positive_int("n_steps", n_steps)
     positive_int("thinning", thinning)
     if record_every is not None:
@@ -133,43 +170,66 @@ def run_chain(step, x, aux, n_steps, *, burn_in=0, thinning=1, record_every=None
     if thinning > n_steps - burn_in:
         raise ValueError(f"thinning: expected at most n_steps - burn_in = {n_steps - burn_in} so that "
                          f"a step is kept, got {thinning}")
+    if not spec.stationary and (burn_in or thinning != 1):
+        raise ValueError(f"burn_in, thinning: {spec.desc} is not a stationary chain and keeps no statistics; "
+                         f"leave them at 0 and 1")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a callable callback(step, x), got {type(callback).__name__}")
-    previous = float(rms_max(x))
-    bound = _NORM_FACTOR * (1 + previous) if max_norm is None else positive("max_norm", max_norm)
-    size_of = size_of or (lambda x, aux: rms_max(x))
+    size_of = spec.size_of or (lambda x, state: rms_max(x))
+    checked = float(size_of(x, state))  # the size at the previous check
+    bound = _NORM_FACTOR * (1 + checked) if max_norm is None else positive("max_norm", max_norm)
     trajectory = None
     if record_every is not None:
         trajectory = x.new_empty((x.shape[0], n_steps // record_every + 1, *x.shape[1:]))  # (B, R, *S)
         trajectory[:, 0] = x
-    mean, m2, n_kept = torch.zeros_like(x), torch.zeros_like(x), 0
-    bar = tqdm(range(1, n_steps + 1), disable=not progress, desc=desc)
+    welford = (torch.zeros_like(x), torch.zeros_like(x)) if spec.stationary else None  # mean, sum of squares
+    n_kept, checked_at, before = 0, 0, None
+    bar = tqdm(range(1, n_steps + 1), disable=not progress, desc=spec.desc)
+    t = 0
     for t in bar:
-        if level_of is not None and progress:
-            bar.set_postfix(sigma=f"{level_of(t):.3g}", refresh=False)
-        x, aux = step(x, aux, t)
-        if t > burn_in and (t - burn_in) % thinning == 0:  # Welford's update
+        if spec.level_of is not None and progress:
+            bar.set_postfix(sigma=f"{spec.level_of(t):.3g}", refresh=False)
+        x, state = step(x, state, t)
+        if welford is not None and t > burn_in and (t - burn_in) % thinning == 0:  # Welford's update
             n_kept += 1
+            mean, m2 = welford
             delta = x - mean
             mean.add_(delta, alpha=1.0 / n_kept)
             m2.addcmul_(delta, x - mean)
         if trajectory is not None and t % record_every == 0:
             trajectory[:, t // record_every] = x
-        if t % _CHECK_EVERY == 0 or t == n_steps:
-            size = float(size_of(x, aux))
-            if not math.isfinite(size):
-                why = "the state became NaN or inf"
-            elif size > bound:
-                why = f"state root-mean-square {size:.3g} > max_norm={bound:.3g}"
-            elif size > _GROWTH * (1 + previous):
-                why = f"state root-mean-square grew from {previous:.3g} to {size:.3g} in {_CHECK_EVERY} steps or fewer"
-            else:
-                why, previous = None, size
-            if why:
-                raise SamplerDivergedError(f"the chain diverged by step {t} (checked every {_CHECK_EVERY} "
-                                           f"steps): {why}; try a smaller step size{hint}")
+        last = t == n_steps
+        if (t + 1) % _CHECK_EVERY == 0 or t + 1 == n_steps:
+            before = size_of(x, state)  # the size one step before the check, read with it
+        if t % _CHECK_EVERY == 0 or last:
+            now = size_of(x, state)
+            previous_step, size = (torch.stack([before, now]).tolist() if before is not None
+                                   else (checked, float(now)))
+            _check_growth(t, size, previous_step, checked, t - checked_at, bound, spec.hint)
+            checked, checked_at, before = size, t, None
+            stop = spec.until is not None and bool(spec.until(x, state))
+        else:
+            stop = False
         if callback is not None:
             callback(t, x)
-        if until is not None and (t % _CHECK_EVERY == 0 or t == n_steps) and bool(until(x, aux)):
+        if stop:
             break
-    return x, aux, (mean, m2 / n_kept, n_kept), trajectory
+    if trajectory is not None:
+        trajectory = trajectory[:, : t // record_every + 1]
+    stats = (welford[0], welford[1] / n_kept) if welford is not None else (None, None)
+    return SamplerResult(x, *stats, n_kept, trajectory, t, state)
+
+
+def _check_growth(t: int, size: float, previous_step: float, checked: float, k: int, bound: float, hint: str) -> None:
+    """Raise :class:`SamplerDivergedError` at step ``t`` by the rules of the module docstring."""
+    if not math.isfinite(size):
+        why = "the state became NaN or inf"
+    elif size > bound:
+        why = f"state root-mean-square {size:.3g} > max_norm={bound:.3g}"
+    elif (1 + size) > _STEP_GROWTH * (1 + previous_step) and (1 + size) > _STEP_GROWTH**k * (1 + checked):
+        why = (f"state root-mean-square grew geometrically, from {checked:.3g} to {size:.3g} in {k} steps "
+               f"({previous_step:.3g} one step before)")
+    else:
+        return
+    raise SamplerDivergedError(f"the chain diverged by step {t} (checked every {_CHECK_EVERY} steps): {why}; "
+                               f"try a smaller step size{hint}")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 
 from .._checks import finite, finite_number, positive
-from .loop import SamplerResult, check_chain_inputs, langevin_move, rms_max, run_chain
+from .loop import LoopSpec, SamplerResult, check_chain_inputs, langevin_move, rms_max, run_chain
 
 
 def linear_operator(forward, x0: torch.Tensor) -> tuple[Callable, Callable]:
@@ -89,14 +89,15 @@ def posterior_langevin(prior_score: Callable, y: torch.Tensor, forward, noise_si
     prior = (lambda x: prior_score(x)) if prior_sigma is None else (lambda x: prior_score(x, prior_sigma))
     y = y.to(x0)
 
-    def step(x, unclipped, t):
+    def step(x, unclipped, t):  # the state: the largest unclamped size so far
         drift = A_adjoint(y - A(x)) / noise_sigma**2 + alpha * prior(x)
         x = langevin_move(x, drift, step_size, generator)
         if clip is None:
             return x, unclipped
         return x.clamp(*clip), torch.maximum(unclipped, rms_max(x))  # the largest unclamped size so far
 
-    size = None if clip is None else (lambda x, unclipped: unclipped)
-    x, _, stats, traj = run_chain(step, x0, rms_max(x0), n_steps, hint=f" (step_size={step_size:g})",
-                                  size_of=size, **common)
-    return SamplerResult.from_run(x, stats, traj, n_steps)
+    spec = LoopSpec("PnP-ULA" if prior_sigma is None else f"PnP-ULA, prior sigma {prior_sigma:.3g}", hint=f" (step_size={step_size:g})",
+                    size_of=None if clip is None else (lambda x, unclipped: unclipped))
+    result = run_chain(step, x0, rms_max(x0), n_steps, spec, **common)
+    result.state = None  # a size used by the checks alone
+    return result

@@ -1,7 +1,7 @@
 """Training: the one loop and the recipes that feed it (denoisers, toy scores, the classifier)."""
 
 from .loop import TrainConfig, TrainResult, train
-from .recipes import OBJECTIVES, denoiser_loss, train_classifier, train_denoiser, train_toy
+from .trainers import OBJECTIVES, denoiser_loss, train_classifier, train_denoiser, train_toy
 from .state import EMA
 
 __all__ = ["EMA", "OBJECTIVES", "TrainConfig", "TrainResult", "denoiser_loss", "train", "train_classifier",

@@ -1,6 +1,6 @@
 r"""The one training loop: every denoiser, toy score network and classifier of scoredae trains here.
 
-A recipe (:mod:`scoredae.train.recipes`) gives the loop a model, a source of batches and a loss
+A recipe (:mod:`scoredae.train.trainers`) gives the loop a model, a source of batches and a loss
 ``loss_fn(net, batch, generator) -> (B,)`` returning one value per sample (as NVlabs/edm's
 ``training/loss.py``); the loop minimises their mean with Adam and owns everything else:
 

@@ -32,6 +32,7 @@ import torch
 from .._checks import positive_int, resolve_device
 from ..data.batches import TensorBatches, toy_batches
 from ..eval.denoising import evaluate_psnr
+from ..eval.report import EVAL_SIGMAS
 from ..nets.base import ImageDenoiser
 from ..nets.classifier import MNISTClassifier
 from ..nets.toy import ToyDenoiser
@@ -97,7 +98,7 @@ def train_denoiser(
     test_images: torch.Tensor,
     config: TrainConfig,
     *,
-    eval_sigmas: tuple[float, ...] = (0.1, 0.25, 0.5),
+    eval_sigmas: tuple[float, ...] = EVAL_SIGMAS["mnist"],
     eval_images: int = 500,
     log_normal: tuple[float, float] | None = None,
     loss: str = "mse",

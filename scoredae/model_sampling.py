@@ -15,18 +15,24 @@ Each recipe turns a denoiser into a score with Tweedie's formula,
   or Kadkhodaie & Simoncelli's coarse-to-fine ascent, from noise to digits in tens to hundreds of
   denoiser calls.
 * :func:`posterior_sampling`: PnP-ULA (Laumont et al. 2022) for :math:`y = A x + \sigma_y n`
-  (denoising, inpainting), giving a posterior mean and a per-pixel standard deviation.
+  (the :data:`TASKS`: denoising, inpainting), giving a posterior mean and a per-pixel standard deviation.
+
+The method names of :data:`METHODS` are those of ``scoredae sample --method``; each recipe's
+defaults (its steps, its noise levels) are in its signature, and the command line passes on only
+what the user gave.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 from ._checks import positive, positive_int
 from .data.mnist import IMAGE_SHAPE
-from .rng import Generator, rand, randn
+from .rng import Generator, rand, randn, seeded
 from .sampling import (
     SamplerResult,
     annealed_langevin,
@@ -43,6 +49,33 @@ from .score import TweedieScore, require_every_level, trained_sigma
 MNIST_PIXELS = (0.1307, 0.3081)
 #: NCSN's MNIST setting (Song & Ermon 2019, Sec. 5 and App. B.1), on a 1 -> 0.01 geometric ladder
 ANNEALED_DEFAULTS = {"sigma_max": 1.0, "sigma_min": 0.01, "n_levels": 10, "n_steps_each": 100, "eps": 2e-5}
+#: the diffusion-era generation methods of :func:`diffusion_generation`
+DIFFUSION_METHODS = ("heun", "euler", "ks")
+#: every method of ``scoredae sample``, by the recipe that runs it
+METHODS = {"langevin": "langevin_at_level", "annealed": "annealed_generation", "posterior": "posterior_sampling",
+           **{m: "diffusion_generation" for m in DIFFUSION_METHODS}}
+
+
+def sampling_level(denoiser, sigma: float | None = None) -> float:
+    r"""The level to sample :math:`p_\sigma` at: ``sigma``, or a fixed-sigma model's own level (which
+    is the only one it takes); a noise-conditional model needs it given."""
+    fixed = trained_sigma(denoiser)
+    if sigma is None and fixed is None:
+        raise ValueError("sigma: a noise-conditional denoiser needs the level to sample p_sigma at")
+    if fixed is not None and sigma is not None and sigma != fixed:
+        raise ValueError(f"sigma: this denoiser was trained at sigma = {fixed:g} only, got {sigma:g}")
+    return positive("sigma", fixed if sigma is None else sigma)
+
+
+def chain_starts(x: torch.Tensor, n: int, sigma: float, *, start: str = "noisy", generator: Generator = None):
+    """``n`` initial states near the image ``x`` (1, C, H, W): ``x + sigma z`` (``start="noisy"``), or
+    uniform noise on [0, 1] (``"noise"``, far from every image); on the device of ``x``."""
+    shape = (positive_int("n", n), *x.shape[1:])
+    if start == "noisy":
+        return x + sigma * randn(shape, generator, device=x.device, dtype=x.dtype)
+    if start == "noise":
+        return rand(shape, generator, device=x.device, dtype=x.dtype)
+    raise ValueError(f"start: expected 'noisy' or 'noise', got {start!r}")
 
 
 @torch.no_grad()
@@ -51,23 +84,19 @@ def langevin_at_level(
     x0: torch.Tensor,
     *,
     sigma: float | None = None,
-    n_steps: int = 200,
+    n_steps: int = 40,
     step_size: float | None = None,
     generator: Generator = None,
     progress: bool = False,
 ) -> SamplerResult:
     r"""ULA targeting :math:`p_\sigma` with the Tweedie score of ``denoiser`` at ``sigma``: by
-    default the level a fixed-sigma model was trained at; a noise-conditional model needs it given.
+    default the level a fixed-sigma model was trained at; a noise-conditional model needs it given
+    (:func:`sampling_level`).
 
     The default step is :math:`\eta = 0.05\,\sigma^2`, a small fraction of the local curvature
     scale :math:`\sigma^2` of :math:`p_\sigma`.
     """
-    fixed = trained_sigma(denoiser)
-    if sigma is None and fixed is None:
-        raise ValueError("sigma: a noise-conditional denoiser needs the level to sample p_sigma at")
-    if fixed is not None and sigma is not None and sigma != fixed:
-        raise ValueError(f"sigma: this denoiser was trained at sigma = {fixed:g} only, got {sigma:g}")
-    sigma = positive("sigma", fixed if sigma is None else sigma)
+    sigma = sampling_level(denoiser, sigma)
     score = TweedieScore(denoiser)
     step = 0.05 * sigma**2 if step_size is None else step_size
     return ula(lambda x: score(x, sigma), x0, step, n_steps, generator=generator, progress=progress)
@@ -151,8 +180,8 @@ def diffusion_generation(
         return kadkhodaie_simoncelli(denoiser, (n, *shape), sigma_start=min(sigma_max, 1.0),
                                      sigma_stop=max(sigma_min, 0.01),
                                      generator=generator, record_every=record_every, progress=progress)
-    if method not in ("heun", "euler"):
-        raise ValueError(f"method: expected 'heun', 'euler' or 'ks', got {method!r}")
+    if method not in DIFFUSION_METHODS:
+        raise ValueError(f"method: expected one of {DIFFUSION_METHODS}, got {method!r}")
     x_T = data_mean + math.sqrt(data_std**2 + sigma_max**2) * randn((n, *shape), generator, device=device)
     s_max = sigma_max / (1 + min(churn / steps, math.sqrt(2) - 1))  # churn keeps within the trained range
     return edm_sampler(denoiser, x_T, karras_sigmas(sigma_min, sigma_max, steps), solver=method, churn=churn,
@@ -168,6 +197,38 @@ def box_mask(size: int = 12, top: int = 8, left: int = 8) -> torch.Tensor:
     return mask
 
 
+@dataclass(frozen=True)
+class Task:
+    r"""An inverse problem on a digit, :math:`y = M \odot x + \sigma_y n`: the mask ``M`` (1, 28, 28)
+    of the observed pixels and the noise level :math:`\sigma_y`."""
+
+    description: str
+    noise_sigma: float
+    mask: Callable[[], torch.Tensor]
+
+
+#: the posterior-sampling tasks of ``scoredae sample --method posterior --task NAME``
+TASKS: dict[str, Task] = {
+    "denoise": Task("y = x + 0.3 n", 0.3, lambda: torch.ones(IMAGE_SHAPE)),
+    "inpaint": Task("a 12 x 12 box missing, y = M x + 0.05 n", 0.05, box_mask),
+}
+
+
+def observe(task: str, x: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """The observation of digit ``x`` (1, 1, 28, 28) under ``TASKS[task]``, its noise drawn from
+    ``seed``: ``(y, mask, noise_sigma)``, on the device of ``x``."""
+    if task not in TASKS:
+        raise ValueError(f"task: expected one of {sorted(TASKS)}, got {task!r}")
+    t = TASKS[task]
+    mask = t.mask().to(x)
+    noise = torch.randn(x.shape, generator=seeded(seed, -1, device=x.device), device=x.device, dtype=x.dtype)
+    return mask * x + t.noise_sigma * noise, mask, t.noise_sigma
+
+
+#: the level of the smoothed prior a warm start begins at (:func:`posterior_sampling`)
+WARM_START_SIGMA = 0.5
+
+
 @torch.no_grad()
 def posterior_sampling(
     denoiser,
@@ -179,7 +240,8 @@ def posterior_sampling(
     prior_sigma: float | None = None,
     n_steps: int = 1000,
     step_size: float | None = None,
-    warm_start_sigma: float | None = None,
+    warm_start: bool | None = None,
+    warm_start_sigma: float = WARM_START_SIGMA,
     generator: Generator = None,
     progress: bool = False,
 ) -> SamplerResult:
@@ -193,10 +255,11 @@ def posterior_sampling(
     inverse Lipschitz bound :math:`1 / (1/\sigma_y^2 + 1/\sigma_\text{prior}^2)` (Laumont et al.
     2022, Sec. 4.1).
 
-    With ``warm_start_sigma`` (noise-conditional models), the chains first run ``n_steps // 4``
-    steps at each of three geometric levels from ``warm_start_sigma`` down towards
-    ``prior_sigma``: a smoother prior lets them cross between modes (e.g. fill a missing box with
-    different strokes) before the final run, which alone is too local to do so.
+    With a warm start (``warm_start``: by default for a noise-conditional model, which alone has
+    the levels for it), the chains first run ``n_steps // 4`` steps at each of three geometric
+    levels from ``warm_start_sigma`` down towards ``prior_sigma``: a smoother prior lets them cross
+    between modes (e.g. fill a missing box with different strokes) before the final run, which
+    alone is too local to do so.
     """
     if y.shape != (1, *IMAGE_SHAPE):
         raise ValueError(f"y: expected shape (1, 1, 28, 28), got {tuple(y.shape)}")
@@ -209,6 +272,7 @@ def posterior_sampling(
         positive("step_size", step_size)
     if prior_sigma is None:
         prior_sigma = trained_sigma(denoiser) or 0.05
+    warm_start = trained_sigma(denoiser) is None if warm_start is None else warm_start
     mask = mask.to(y)
     forward = (lambda x: mask * x, lambda r: mask * r)  # A and its adjoint
     observations = y.expand(n_chains, *IMAGE_SHAPE)
@@ -217,11 +281,11 @@ def posterior_sampling(
         step = step_size if step_size is not None else 1 / (3 * (1 / noise_sigma**2 + 1 / level**2))
         return posterior_langevin(TweedieScore(denoiser), observations, forward, noise_sigma, x0, step, steps,
                                   prior_sigma=level, clip=(-0.5, 1.5), burn_in=burn_in, generator=generator,
-                                  progress=progress, desc=f"posterior, prior sigma {level:.3g}")
+                                  progress=progress)
 
     x = observations.clone()
-    if warm_start_sigma is not None:
+    if warm_start:
         require_every_level(denoiser, "a warm start")
-        for level in geometric_sigmas(warm_start_sigma, prior_sigma, 4)[:-1].tolist():
+        for level in geometric_sigmas(positive("warm_start_sigma", warm_start_sigma), prior_sigma, 4)[:-1].tolist():
             x = run(x, level, max(1, n_steps // 4), 0).samples
     return run(x, prior_sigma, n_steps, n_steps // 2)
