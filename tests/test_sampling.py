@@ -268,6 +268,38 @@ def test_divergence_stops_with_a_clear_error():
         ula(lambda x: torch.zeros_like(x), x0, 1.0, 100, max_norm=3.0, generator=gen(18))
 
 
+@pytest.mark.parametrize("steps", [8, 9, 10, 11, 25])
+def test_geometric_growth_is_reported_and_diffusive_growth_is_not(steps):
+    """ULA with step 2.5 on N(0, 1) multiplies the state by -1.5 a step: reported whenever the run
+    ends, even before the first check (8 steps: 25-fold growth). ULA from 0 towards N(0, 10^2) grows
+    too (20-fold in 8 steps), but diffusively, and runs to the end; so does one from 100 down."""
+    x0 = torch.randn(64, 1, generator=gen(30), dtype=F64)
+    with pytest.raises(SamplerDivergedError, match="grew geometrically"):
+        ula(lambda x: -x, x0, 2.5, steps, generator=gen(31))
+    wide = ula(lambda x: -x / 100, torch.zeros(64, 1, dtype=F64), 1.0, steps, generator=gen(32))
+    assert wide.samples.abs().max() > 2  # it did grow, from 0
+    ula(lambda x: -x / 100, 100 + x0, 1.0, steps, generator=gen(33))
+
+
+def test_transport_samplers_keep_no_statistics_and_states_are_named():
+    from scoredae.sampling import KSState, MALAState, edm_sampler, kadkhodaie_simoncelli, karras_sigmas
+
+    denoiser = MixtureDenoiser(SONG_ERMON)
+    ode = edm_sampler(denoiser, 20 * torch.randn(8, 2, generator=gen(34), dtype=F64), karras_sigmas(0.01, 20, 5))
+    ks = kadkhodaie_simoncelli(denoiser, torch.randn(8, 2, generator=gen(35), dtype=F64), generator=gen(36))
+    for result in (ode, ks):
+        assert result.mean is None and result.var is None and result.n_kept == 0
+        with pytest.raises(ValueError, match="not a stationary chain"):
+            result.pooled_mean
+    assert isinstance(ks.state, KSState) and bool((ks.state.sigma < 0.01).all())
+    with pytest.raises(ValueError, match="burn_in, thinning: EDM heun is not a stationary chain"):
+        edm_sampler(denoiser, torch.zeros(8, 2, dtype=F64), karras_sigmas(0.01, 20, 5), burn_in=2)
+    chain = mala(SONG_ERMON.log_prob, SONG_ERMON.score, torch.zeros(8, 2, dtype=F64), 0.5, 20, generator=gen(37))
+    assert isinstance(chain.state, MALAState)
+    assert chain.acceptance_rate == float(chain.state.accepted.sum()) / (8 * 20)
+    torch.testing.assert_close(chain.state.log_prob, SONG_ERMON.log_prob(chain.samples))
+
+
 def test_bad_arguments_are_refused():
     x0 = torch.zeros(4, 2, dtype=F64)
     score = lambda x: -x

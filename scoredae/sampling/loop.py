@@ -23,13 +23,14 @@ Common keyword arguments of every sampler:
   :math:`10^6 (1 + \max_b \operatorname{rms}(x_{0,b}))`).
 
 Every ``10`` steps and at the last step the loop reads the largest per-chain root-mean-square
-:math:`r_t` of the state back to the host (its only synchronisation), with the same size one step
-earlier, and stops with a :class:`SamplerDivergedError` naming the step when the state is NaN or
-inf, when :math:`r_t` is above ``max_norm``, or when the chain grows geometrically, as an unstable
-linear recursion does: :math:`(1 + r_t) / (1 + r_{t-1}) > 1.2` in its last step *and*
-:math:`(1 + r_t) / (1 + r_{t-k}) > 1.2^k` since the previous check :math:`k` steps before. A chain
-that approaches a wider stationary law grows too, but ever more slowly (diffusively), so its last
-step is not 20% above the one before; an exploding chain is reported by the end of the run at
+:math:`r_t` of the state back to the host (its only synchronisation), with the same size at the
+middle step :math:`m` of the window since the previous check :math:`c`, and stops with a
+:class:`SamplerDivergedError` naming the step when the state is NaN or inf, when :math:`r_t` is
+above ``max_norm``, or when the chain grows geometrically, as an unstable linear recursion does:
+by more than 20% a step over *each* half of the window,
+:math:`(1 + r_m) / (1 + r_c) > 1.2^{m - c}` and :math:`(1 + r_t) / (1 + r_m) > 1.2^{t - m}`. A
+chain that approaches a wider stationary law grows too, but ever more slowly (diffusively), so its
+second half grows far less than its first; an exploding chain is reported by the end of the run at
 the latest, however few its steps.
 
 A sampler tells the loop about itself with a :class:`LoopSpec` (its name, what to suggest when it
@@ -183,7 +184,7 @@ def run_chain(step, x, state, n_steps: int, spec: LoopSpec, *, burn_in: int = 0,
         trajectory = x.new_empty((x.shape[0], n_steps // record_every + 1, *x.shape[1:]))  # (B, R, *S)
         trajectory[:, 0] = x
     welford = (torch.zeros_like(x), torch.zeros_like(x)) if spec.stationary else None  # mean, sum of squares
-    n_kept, checked_at, before = 0, 0, None
+    n_kept, checked_at, middle = 0, 0, None
     bar = tqdm(range(1, n_steps + 1), disable=not progress, desc=spec.desc)
     t = 0
     for t in bar:
@@ -198,18 +199,17 @@ def run_chain(step, x, state, n_steps: int, spec: LoopSpec, *, burn_in: int = 0,
             m2.addcmul_(delta, x - mean)
         if trajectory is not None and t % record_every == 0:
             trajectory[:, t // record_every] = x
-        last = t == n_steps
-        if (t + 1) % _CHECK_EVERY == 0 or t + 1 == n_steps:
-            before = size_of(x, state)  # the size one step before the check, read with it
-        if t % _CHECK_EVERY == 0 or last:
+        window_end = min(checked_at + _CHECK_EVERY, n_steps)
+        if t == checked_at + (window_end - checked_at) // 2:
+            middle = (t, size_of(x, state))  # read with the check, at the end of the window
+        stop = False
+        if t == window_end:
             now = size_of(x, state)
-            previous_step, size = (torch.stack([before, now]).tolist() if before is not None
-                                   else (checked, float(now)))
-            _check_growth(t, size, previous_step, checked, t - checked_at, bound, spec.hint)
-            checked, checked_at, before = size, t, None
+            size, at_middle = (float(now), None) if middle is None else torch.stack([now, middle[1]]).tolist()
+            _check_growth(t, size, checked, checked_at, None if middle is None else (middle[0], at_middle),
+                          bound, spec.hint)
+            checked, checked_at, middle = size, t, None
             stop = spec.until is not None and bool(spec.until(x, state))
-        else:
-            stop = False
         if callback is not None:
             callback(t, x)
         if stop:
@@ -220,15 +220,18 @@ def run_chain(step, x, state, n_steps: int, spec: LoopSpec, *, burn_in: int = 0,
     return SamplerResult(x, *stats, n_kept, trajectory, t, state)
 
 
-def _check_growth(t: int, size: float, previous_step: float, checked: float, k: int, bound: float, hint: str) -> None:
-    """Raise :class:`SamplerDivergedError` at step ``t`` by the rules of the module docstring."""
+def _check_growth(t: int, size: float, checked: float, checked_at: int, middle: tuple[int, float] | None,
+                  bound: float, hint: str) -> None:
+    """Raise :class:`SamplerDivergedError` at step ``t`` by the rules of the module docstring, from the
+    size now, at the previous check and at the ``(step, size)`` in the middle of the window."""
     if not math.isfinite(size):
         why = "the state became NaN or inf"
     elif size > bound:
         why = f"state root-mean-square {size:.3g} > max_norm={bound:.3g}"
-    elif (1 + size) > _STEP_GROWTH * (1 + previous_step) and (1 + size) > _STEP_GROWTH**k * (1 + checked):
-        why = (f"state root-mean-square grew geometrically, from {checked:.3g} to {size:.3g} in {k} steps "
-               f"({previous_step:.3g} one step before)")
+    elif middle is not None and (1 + middle[1]) > _STEP_GROWTH ** (middle[0] - checked_at) * (1 + checked) \
+            and (1 + size) > _STEP_GROWTH ** (t - middle[0]) * (1 + middle[1]):
+        why = (f"state root-mean-square grew geometrically, from {checked:.3g} at step {checked_at} to "
+               f"{middle[1]:.3g} at step {middle[0]} and {size:.3g} at step {t}")
     else:
         return
     raise SamplerDivergedError(f"the chain diverged by step {t} (checked every {_CHECK_EVERY} steps): {why}; "
