@@ -3,9 +3,13 @@ r"""Where a denoiser looks: class-activation maps without a class, and the Jacob
 A denoiser has no class score to explain, so a class-activation map (CAM) needs an artificial
 target. Through the ``grad-cam`` package (``pip install 'scoredae[explain]'``):
 
-* ``"eigen"``: EigenCAM (Muhammad & Yeasin 2020), the projection of a layer's activations on
-  their first principal component; gradient-free, no target.
+* ``"eigen"``: EigenCAM (Muhammad & Yeasin 2020), the projection of a layer's centred activations
+  :math:`A` (hw, C) on their first principal component, the first right singular vector of
+  :math:`A`; gradient-free, no target. It is computed from the thin SVD (grad-cam's own builds the
+  full hw x hw matrix of left singular vectors: 5 GB for a 192 x 192 layer).
 * ``"kpca"``: KPCA-CAM (Karmani et al. 2024), the same with kernel PCA; gradient-free, no target.
+  Its kernel matrix grows as the square of the pixels, so it is fitted on at most
+  :data:`KPCA_PIXELS` of them (evenly strided) and every pixel is projected on that fit.
 * ``"grad"``: Grad-CAM (Selvaraju et al. 2017), the activations weighted by the spatial mean of
   the gradient of a target: ``"mean"`` of the layer's activations (the default), their L2
   ``"norm"``, or a mask (H, W): the mean of the denoiser's output over that region.
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from ._checks import positive
@@ -34,6 +39,8 @@ from .uncertainty import jacobian_transpose_vp
 #: method name -> the grad-cam class that computes it
 METHODS = {"eigen": "EigenCAM", "kpca": "KPCA_CAM", "grad": "GradCAM"}
 TARGETS = ("mean", "norm")
+#: the most pixels kernel PCA is fitted on (its kernel matrix has their square of entries)
+KPCA_PIXELS = 2048
 
 
 def _grad_cam():
@@ -42,6 +49,52 @@ def _grad_cam():
     except ImportError as err:
         raise ImportError("activation maps need the grad-cam package: pip install 'scoredae[explain]'") from err
     return pytorch_grad_cam
+
+
+def first_component(activations: np.ndarray) -> np.ndarray:
+    """EigenCAM's projection, (B, C, h, w) -> (B, h, w): each image's centred activations (hw, C)
+    on their first right singular vector, from the thin SVD (the projection of grad-cam's
+    ``get_2d_projection``, in memory linear in hw)."""
+    maps = []
+    for a in np.nan_to_num(activations):
+        rows = a.reshape(a.shape[0], -1).T  # (hw, C)
+        rows = rows - rows.mean(axis=0)
+        _, _, vt = np.linalg.svd(rows, full_matrices=False)
+        maps.append((rows @ vt[0]).reshape(a.shape[1:]))
+    return np.float32(maps)
+
+
+def kernel_component(activations: np.ndarray, kernel: str = "sigmoid", gamma: float | None = None) -> np.ndarray:
+    """KPCA-CAM's projection, (B, C, h, w) -> (B, h, w): kernel PCA of each image's centred
+    activations (hw, C), fitted on at most :data:`KPCA_PIXELS` evenly strided pixels (all of them
+    when fewer, as grad-cam's ``get_2d_projection_kernel``), every pixel projected on it."""
+    from sklearn.decomposition import KernelPCA
+
+    maps = []
+    for a in np.nan_to_num(activations):
+        rows = a.reshape(a.shape[0], -1).T  # (hw, C)
+        rows = rows - rows.mean(axis=0)
+        fitted = rows[:: -(-len(rows) // KPCA_PIXELS)]  # every k-th pixel, k = ceil(hw / KPCA_PIXELS)
+        kpca = KernelPCA(n_components=1, kernel=kernel, gamma=gamma).fit(fitted)
+        maps.append(kpca.transform(rows).reshape(a.shape[1:]))
+    return np.float32(maps)
+
+
+def _cam_class(method: str):
+    """The grad-cam class of ``method``, EigenCAM and KPCA-CAM with the projections above."""
+    cams = _grad_cam()
+    if method == "grad":
+        return cams.GradCAM
+
+    class BoundedEigenCAM(cams.EigenCAM):
+        def get_cam_image(self, input_tensor, target_layer, target_category, activations, grads, eigen_smooth):
+            return first_component(activations)
+
+    class BoundedKPCACAM(cams.KPCA_CAM):
+        def get_cam_image(self, input_tensor, target_layer, target_category, activations, grads, eigen_smooth):
+            return kernel_component(activations, self.kernel, self.gamma)
+
+    return BoundedEigenCAM if method == "eigen" else BoundedKPCACAM
 
 
 def find_layer(model: torch.nn.Module, name: str) -> torch.nn.Module:
@@ -113,7 +166,7 @@ def activation_map(denoiser, y: torch.Tensor, sigma: float, layer: str, *, metho
     sigma = positive("sigma", sigma)
     module = find_layer(denoiser, layer)
     return_layer, score = _target(target, y)
-    cam_class = getattr(_grad_cam(), METHODS[method])
+    cam_class = _cam_class(method)
     scored = _Scored(denoiser, sigma, module, return_layer and method == "grad")
     with cam_class(model=scored, target_layers=[module], reshape_transform=_token_grid(*y.shape[-2:])) as cam:
         maps = cam(input_tensor=y, targets=[score] * len(y))

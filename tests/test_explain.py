@@ -3,6 +3,7 @@ back on their patch grid, the Jacobian row against the exact posterior covarianc
 
 import builtins
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -145,3 +146,32 @@ def test_a_missing_extra_names_the_extra_to_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", without_grad_cam)
     with pytest.raises(ImportError, match=r"pip install 'scoredae\[explain\]'"):
         activation_map(ConvDenoiser(), torch.rand(1, 1, 8, 8), 0.5, "conv1")
+
+
+@pytest.mark.parametrize("method", ["eigen", "kpca"])
+def test_the_bounded_projections_are_grad_cams_on_small_layers(method):
+    """On a layer of at most KPCA_PIXELS pixels, both projections are grad-cam's own, to float32."""
+    from pytorch_grad_cam.utils import svd_on_activations as grad_cam
+
+    from scoredae.explain import KPCA_PIXELS, first_component, kernel_component
+
+    a = np.random.default_rng(6).normal(size=(2, 5, 12, 16)).astype(np.float32)  # 192 pixels
+    assert 12 * 16 <= KPCA_PIXELS
+    ours, theirs = ((first_component(a), grad_cam.get_2d_projection(a)) if method == "eigen"
+                    else (kernel_component(a), grad_cam.get_2d_projection_kernel(a)))
+    np.testing.assert_allclose(np.abs(ours), np.abs(theirs), rtol=1e-4, atol=1e-5)  # a component's sign is free
+
+
+def test_kernel_pca_on_a_large_layer_fits_a_bounded_subset():
+    """A 64 x 64 layer (4,096 pixels) is fitted on 2,048 of them, and maps every pixel as the fit on
+    all of them (grad-cam's, a 4,096 x 4,096 kernel) does, to a correlation of 0.9999."""
+    from pytorch_grad_cam.utils import svd_on_activations as grad_cam
+
+    from scoredae.explain import KPCA_PIXELS, kernel_component
+
+    rng = np.random.default_rng(7)
+    field = np.sin(np.linspace(0, 3, 64))[:, None] * np.cos(np.linspace(0, 2, 64))[None, :]
+    a = (rng.normal(size=(4, 1, 1)) * field + 0.05 * rng.normal(size=(4, 64, 64)))[None].astype(np.float32)
+    assert 64 * 64 > KPCA_PIXELS
+    bounded, full = kernel_component(a)[0].ravel(), grad_cam.get_2d_projection_kernel(a)[0].ravel()
+    assert abs(np.corrcoef(bounded, full)[0, 1]) > 0.9999

@@ -4,10 +4,14 @@ and their animations as GIFs."""
 from __future__ import annotations
 
 import argparse
+import os
 import runpy
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+from .args import positive_float
 from .output import writable_folder
 
 HELP = "run the demos of a source checkout and write their figures as PNGs, their animations as GIFs"
@@ -19,18 +23,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--demos", default=str(CHECKOUT_DEMOS),
                    help="folder of plot_*.py scripts, searched with its subfolders (default: demos/ of the "
                         "source checkout)")
+    p.add_argument("--max-memory", type=positive_float, default=None, metavar="GB",
+                   help="fail when a demo's peak resident memory exceeds GB (each demo runs in a process "
+                        "of its own, whose peak is reported)")
     p.add_argument("names", nargs="*", help="demo names such as plot_posterior_1d (default: all)")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run each plot_*.py script; save every figure it leaves open as a PNG, or as a GIF when the
-    script holds a matplotlib animation of that figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.animation import Animation
-
+    """Run each demo in a process of its own; report its time and peak resident memory."""
     scripts = sorted(Path(args.demos).rglob("plot_*.py"))  # section folders in the learner's order
     if not scripts:
         raise SystemExit(f"scoredae demo: no plot_*.py scripts in {args.demos}. The demos ship with the "
@@ -46,17 +46,49 @@ def run(args: argparse.Namespace) -> int:
     for script in scripts:
         start = time.perf_counter()
         print(f"running {script.name} ...", flush=True)
-        names = runpy.run_path(str(script), run_name="__main__")
-        animations = {a._fig: a for a in names.values() if isinstance(a, Animation)}  # figure -> animation
-        for i, num in enumerate(plt.get_fignums(), start=1):
-            figure = plt.figure(num)
-            if figure in animations:
-                path = out / f"{script.stem}_{i}.gif"
-                animations[figure].save(path, writer="pillow", dpi=80)
-            else:
-                path = out / f"{script.stem}_{i}.png"
-                figure.savefig(path, dpi=110, bbox_inches="tight")
-            print(f"  wrote {path}")
-        plt.close("all")
-        print(f"  done in {time.perf_counter() - start:.1f} s", flush=True)
+        code, peak = _run_in_child(script, out)
+        if code != 0:
+            raise SystemExit(f"scoredae demo: {script.name} failed (exit status {code}); its traceback is above")
+        took = time.perf_counter() - start
+        print(f"  done in {took:.1f} s" + (f", peak memory {peak:.2f} GB" if peak is not None else ""), flush=True)
+        if args.max_memory and peak is not None and peak > args.max_memory:
+            raise SystemExit(f"scoredae demo: {script.name} peaked at {peak:.2f} GB of resident memory, above "
+                             f"--max-memory {args.max_memory:g} GB")
     return 0
+
+
+def _run_in_child(script: Path, out: Path) -> tuple[int, float | None]:
+    """Run :func:`run_script` on ``script`` in a new Python process: (exit status, its peak resident
+    memory in GB, where the system reports it)."""
+    command = [sys.executable, "-c", "import sys; from scoredae.cli.demo import run_script; "
+               "run_script(sys.argv[1], sys.argv[2])", str(script), str(out)]
+    child = subprocess.Popen(command, env={**os.environ, "MPLBACKEND": "Agg"})
+    if not hasattr(os, "wait4"):  # no resource usage of one child on this system
+        return child.wait(), None
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    return child.returncode, usage.ru_maxrss * scale / 2**30
+
+
+def run_script(script: str, out: str) -> None:
+    """Run one demo script and save its figures under ``out`` as PNGs and its animations as GIFs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import Animation
+
+    script, out = Path(script), Path(out)
+    names = runpy.run_path(str(script), run_name="__main__")
+    animations = {a._fig: a for a in names.values() if isinstance(a, Animation)}  # figure -> animation
+    for i, num in enumerate(plt.get_fignums(), start=1):
+        figure = plt.figure(num)
+        if figure in animations:
+            path = out / f"{script.stem}_{i}.gif"
+            animations[figure].save(path, writer="pillow", dpi=80)
+        else:
+            path = out / f"{script.stem}_{i}.png"
+            figure.savefig(path, dpi=110, bbox_inches="tight")
+        print(f"  wrote {path}", flush=True)
+    plt.close("all")
