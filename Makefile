@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	MPLBACKEND=Agg $(VENV)/bin/scoredae demo --out outputs --max-memory 3
+	MPLBACKEND=Agg $(VENV)/bin/scoredae demo --out outputs --jobs 2 --max-memory 3
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -4,6 +4,7 @@ Math is rendered by a MathJax copy served with the site, so it works offline."""
 
 import importlib
 import json
+import os
 from pathlib import Path
 
 import scoredae
@@ -22,7 +23,11 @@ extensions = [
     "sphinx.ext.viewcode",
     "sphinx_gallery.gen_gallery",
 ]
+# the demos run two at a time, each in a worker process on its share of the CPU threads, as `make demo` runs them
+GALLERY_JOBS = 2 if (os.cpu_count() or 1) >= 2 else 1
+os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // GALLERY_JOBS)))
 sphinx_gallery_conf = {
+    "parallel": GALLERY_JOBS,
     "examples_dirs": "../demos",
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"plot_",

@@ -52,3 +52,17 @@ def test_demo_command_writes_figures_as_png_and_animations_as_gif(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["plot_tiny_1.png", "plot_tiny_2.gif"]
     with Image.open(tmp_path / "out" / "plot_tiny_2.gif") as gif:
         assert gif.n_frames == 3
+
+
+def test_demo_command_reports_peak_memory_and_refuses_a_demo_above_the_limit(tmp_path, capsys):
+    from scoredae.cli import main
+
+    (tmp_path / "demos").mkdir()
+    (tmp_path / "demos" / "plot_big.py").write_text("import numpy as np\nblock = np.ones(2**27)  # 1 GiB\n")
+    (tmp_path / "demos" / "plot_small.py").write_text("print('small demo ran')\n")
+    assert main(["demo", "--demos", str(tmp_path / "demos"), "--out", str(tmp_path / "out"), "--jobs", "2",
+                 "plot_small"]) == 0
+    out = capsys.readouterr().out
+    assert "small demo ran" in out and "peak memory" in out
+    with pytest.raises(SystemExit, match=r"plot_big.py peaked at 1\.\d\d GB of resident memory, above --max-memory 0.5 GB"):
+        main(["demo", "--demos", str(tmp_path / "demos"), "--out", str(tmp_path / "out"), "--max-memory", "0.5"])

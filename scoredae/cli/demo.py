@@ -9,9 +9,10 @@ import runpy
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .args import positive_float
+from .args import positive_float, positive_int
 from .output import writable_folder
 
 HELP = "run the demos of a source checkout and write their figures as PNGs, their animations as GIFs"
@@ -26,11 +27,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-memory", type=positive_float, default=None, metavar="GB",
                    help="fail when a demo's peak resident memory exceeds GB (each demo runs in a process "
                         "of its own, whose peak is reported)")
+    p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+                   help="demos run at once, each on its share of the CPU threads (default: 1)")
     p.add_argument("names", nargs="*", help="demo names such as plot_posterior_1d (default: all)")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run each demo in a process of its own; report its time and peak resident memory."""
+    """Run each demo in a process of its own (``--jobs`` at once); report its output, time and peak
+    resident memory in the demos' order."""
     scripts = sorted(Path(args.demos).rglob("plot_*.py"))  # section folders in the learner's order
     if not scripts:
         raise SystemExit(f"scoredae demo: no plot_*.py scripts in {args.demos}. The demos ship with the "
@@ -43,32 +47,48 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit(f"unknown demo(s) {unknown}; available: {sorted(known)}")
         scripts = [known[n] for n in args.names]
     out = writable_folder(args.out)
-    for script in scripts:
-        start = time.perf_counter()
-        print(f"running {script.name} ...", flush=True)
-        code, peak = _run_in_child(script, out)
+
+    def report(script: Path, code: int, peak: float | None, took: float) -> None:
         if code != 0:
             raise SystemExit(f"scoredae demo: {script.name} failed (exit status {code}); its traceback is above")
-        took = time.perf_counter() - start
         print(f"  done in {took:.1f} s" + (f", peak memory {peak:.2f} GB" if peak is not None else ""), flush=True)
         if args.max_memory and peak is not None and peak > args.max_memory:
             raise SystemExit(f"scoredae demo: {script.name} peaked at {peak:.2f} GB of resident memory, above "
                              f"--max-memory {args.max_memory:g} GB")
+
+    if args.jobs == 1:  # one at a time, its output as it comes
+        for script in scripts:
+            print(f"running {script.name} ...", flush=True)
+            code, peak, took, _ = _run_in_child(script, out)
+            report(script, code, peak, took)
+        return 0
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    with ThreadPoolExecutor(args.jobs) as pool:  # each job waits on a child process of its own
+        runs = [pool.submit(_run_in_child, script, out, threads) for script in scripts]
+        for script, run in zip(scripts, runs):  # in the demos' order, each with what it printed
+            code, peak, took, printed = run.result()
+            print(f"ran {script.name}:\n{printed}", end="", flush=True)
+            report(script, code, peak, took)
     return 0
 
 
-def _run_in_child(script: Path, out: Path) -> tuple[int, float | None]:
-    """Run :func:`run_script` on ``script`` in a new Python process: (exit status, its peak resident
-    memory in GB, where the system reports it)."""
+def _run_in_child(script: Path, out: Path, threads: int | None = None) -> tuple[int, float | None, float, str]:
+    """Run :func:`run_script` on ``script`` in a new Python process: its exit status, peak resident
+    memory in GB (where the system reports it), seconds, and what it printed. With ``threads``,
+    the child runs on that many CPU threads and its output is collected; without, it is shown live."""
     command = [sys.executable, "-c", "import sys; from scoredae.cli.demo import run_script; "
                "run_script(sys.argv[1], sys.argv[2])", str(script), str(out)]
-    child = subprocess.Popen(command, env={**os.environ, "MPLBACKEND": "Agg"})
+    env = {**os.environ, "MPLBACKEND": "Agg", **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    start = time.perf_counter()
+    pipe = subprocess.PIPE if threads else None
+    child = subprocess.Popen(command, env=env, stdout=pipe, stderr=subprocess.STDOUT if threads else None, text=True)
+    printed = child.stdout.read() if threads else ""
     if not hasattr(os, "wait4"):  # no resource usage of one child on this system
-        return child.wait(), None
+        return child.wait(), None, time.perf_counter() - start, printed
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    return child.returncode, usage.ru_maxrss * scale / 2**30
+    return child.returncode, usage.ru_maxrss * scale / 2**30, time.perf_counter() - start, printed
 
 
 def run_script(script: str, out: str) -> None:

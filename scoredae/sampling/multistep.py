@@ -1,0 +1,137 @@
+r"""Multistep solvers of the probability-flow ODE: one denoiser call a step, reusing earlier ones.
+
+The ODE of :mod:`scoredae.sampling.diffusion`, :math:`dx/d\sigma = (x - D(x, \sigma)) / \sigma`,
+integrated from ``sigmas[0]`` down the ladder. A one-step method of order :math:`p` (Heun) spends
+:math:`p` calls a step; a multistep method reaches order :math:`p` with one call a step by
+interpolating the :math:`p - 1` previous denoiser outputs, started with lower orders while the
+history fills up. That start bounds the global order: a first-order first step leaves an
+:math:`O(h^2)` error, so DPM-Solver++(3M) and iPNDM, of orders 3 and 4 in their later steps, are
+second-order methods overall (tested), whose advantage is a small constant: their first step is
+taken at :math:`\sigma_{\max}`, where the path is nearly straight and a first-order step nearly
+exact.
+
+* :func:`dpm_solver_pp`: DPM-Solver++ (Lu et al. 2022, "DPM-Solver++: fast solver for guided
+  sampling of diffusion probabilistic models", Sec. 4 and Algorithm 2). In the log-SNR time
+  :math:`\lambda = -\ln \sigma` the ODE is :math:`dx/d\lambda = D - x`, whose exact solution over
+  a step :math:`h = \lambda_{i+1} - \lambda_i = \ln(\sigma_i / \sigma_{i+1})` is the exponential
+  integral (their eq. 9 with :math:`\alpha = 1`)
+
+  .. math::
+      x_{i+1} = e^{-h} x_i + \int_0^h e^{-(h - \tau)} D(\lambda_i + \tau)\, d\tau
+      = e^{-h} x_i + (1 - e^{-h}) D_i + h \varphi_2(h) D'_i - h^2 \varphi_3(h) D''_i + O(h^4),
+
+  with :math:`\varphi_2 = 1 - (1 - e^{-h}) / h` and :math:`\varphi_3 = \varphi_2 / h - 1/2`
+  (the integrals of :math:`e^{-(h - \tau)}` times :math:`\tau` and :math:`\tau^2 / 2`), and the
+  derivatives of :math:`D` in :math:`\lambda` from divided differences of the outputs at
+  :math:`\lambda_i, \lambda_i - h_1, \lambda_i - h_1 - h_2`:
+  :math:`h D' \approx d_1`, :math:`h^2 D'' / 2 \approx d_2`, so the third-order step adds
+  :math:`\varphi_2 d_1 - 2 \varphi_3 d_2`. ``order=2`` is DPM-Solver++(2M), ``order=3`` (3M). The
+  last step, to :math:`\sigma = 0`, lands on :math:`D` (:math:`e^{-h} = 0`).
+* :func:`ipndm`: the improved pseudo-numerical method of Zhang & Chen 2023 ("Fast sampling of
+  diffusion models with exponential integrator", Sec. 4, iPNDM), Adams-Bashforth in :math:`\sigma`
+  with the fixed coefficients of a uniform grid, up to fourth order,
+
+  .. math::
+      x_{i+1} = x_i + (\sigma_{i+1} - \sigma_i)\, \tfrac{1}{24}\big(55 d_i - 59 d_{i-1} + 37 d_{i-2} - 9 d_{i-3}\big),
+      \qquad d_i = \frac{x_i - D(x_i, \sigma_i)}{\sigma_i}.
+
+  Its order is 4 on a grid uniform in :math:`\sigma`; on EDM's grid the fixed coefficients are an
+  approximation, which is what Zhang & Chen use.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+from .._checks import decreasing_levels
+from ..score import require_every_level
+from .diffusion import ode_derivative
+from .loop import LoopSpec, SamplerResult, check_chain_inputs, run_chain
+
+#: Adams-Bashforth coefficients of a uniform grid, newest derivative first (iPNDM)
+ADAMS_BASHFORTH = {1: (1.0,), 2: (3 / 2, -1 / 2), 3: (23 / 12, -16 / 12, 5 / 12),
+                   4: (55 / 24, -59 / 24, 37 / 24, -9 / 24)}
+
+
+class MultistepState(NamedTuple):
+    """What a multistep solver carries between steps: the last outputs it reuses (denoiser outputs
+    for DPM-Solver++, ODE derivatives for iPNDM), newest first, with the lengths of the steps
+    that led to them (in log-SNR time for DPM-Solver++)."""
+
+    history: tuple[torch.Tensor, ...] = ()
+    steps: tuple[float, ...] = ()
+
+
+def dpm_solver_pp_step(denoiser, x: torch.Tensor, t: float, t_next: float, state: MultistepState,
+                       order: int = 2) -> tuple[torch.Tensor, MultistepState]:
+    r"""One DPM-Solver++ step from :math:`\sigma = t` to ``t_next`` (module docstring), of order
+    ``order`` or as high as the history in ``state`` allows; one denoiser call. Returns the new
+    state and the history for the next step (its ``order - 1`` newest outputs)."""
+    d0 = denoiser(x, t)
+    if t_next == 0:
+        return d0, state
+    h = math.log(t / t_next)
+    phi2 = 1 + math.expm1(-h) / h
+    x_next = (t_next / t) * x - math.expm1(-h) * d0  # e^{-h} x + (1 - e^{-h}) D: DDIM's step
+    q = min(order - 1, len(state.history))
+    if q >= 1:
+        d1_0 = (d0 - state.history[0]) * (h / state.steps[0])  # h D'
+        if q == 1:
+            x_next = x_next + phi2 * d1_0
+        else:
+            h1, h2 = state.steps[:2]
+            d1_1 = (state.history[0] - state.history[1]) * (h / h2)
+            d1 = d1_0 + (d1_0 - d1_1) * (h1 / (h1 + h2))  # h D', to second order
+            d2 = (d1_0 - d1_1) * (h / (h1 + h2))  # h^2 D'' / 2
+            x_next = x_next + phi2 * d1 - 2 * (phi2 / h - 0.5) * d2
+    keep = order - 1
+    return x_next, MultistepState((d0, *state.history)[:keep], (h, *state.steps)[:keep])
+
+
+def ipndm_step(denoiser, x: torch.Tensor, t: float, t_next: float, state: MultistepState,
+               order: int = 4) -> tuple[torch.Tensor, MultistepState]:
+    r"""One iPNDM step from :math:`\sigma = t` to ``t_next`` (module docstring), Adams-Bashforth of
+    order ``order`` or as high as the derivatives in ``state`` allow; one denoiser call."""
+    derivatives = (ode_derivative(denoiser, x, t), *state.history)[:order]
+    slope = sum(c * d for c, d in zip(ADAMS_BASHFORTH[len(derivatives)], derivatives))
+    return x + (t_next - t) * slope, MultistepState(derivatives[: order - 1])
+
+
+def _multistep(step, name: str, denoiser, x_T, sigmas, order: int, generator, common) -> SamplerResult:
+    """The shared body of the two samplers: checks, then ``step`` over the ladder on the loop."""
+    require_every_level(denoiser, name)
+    check_chain_inputs(x_T, generator)
+    levels = decreasing_levels("sigmas", sigmas, final_zero=True)
+    spec = LoopSpec(f"{name}, order {order}", hint="; check that the denoiser covers the levels of sigmas",
+                    level_of=lambda k: levels[k - 1], stationary=False)
+    return run_chain(lambda x, state, k: step(denoiser, x, levels[k - 1], levels[k], state, order),
+                     x_T, MultistepState(), len(levels) - 1, spec, **common)
+
+
+@torch.no_grad()
+def dpm_solver_pp(denoiser, x_T: torch.Tensor, sigmas, *, order: int = 2,
+                  generator: torch.Generator | None = None, **common) -> SamplerResult:
+    r"""DPM-Solver++ of ``order`` 1, 2 (2M) or 3 (3M) (module docstring): ``len(sigmas) - 1`` steps
+    of :func:`dpm_solver_pp_step`, one denoiser call each, from ``x_T`` at ``sigmas[0]``.
+
+    :param denoiser: a noise-conditional ``D(x, sigma)``, as for
+        :func:`~scoredae.sampling.diffusion.edm_sampler`.
+    :param sigmas: :math:`\sigma_0 > \dots > \sigma_N \ge 0`, e.g. :func:`~scoredae.sampling.diffusion.karras_sigmas`.
+    :param generator: unused (the ODE is deterministic); accepted for the samplers' one signature.
+    """
+    if order not in (1, 2, 3):
+        raise ValueError(f"order: DPM-Solver++ has orders 1, 2 (2M) and 3 (3M), got {order!r}")
+    return _multistep(dpm_solver_pp_step, "DPM-Solver++", denoiser, x_T, sigmas, order, generator, common)
+
+
+@torch.no_grad()
+def ipndm(denoiser, x_T: torch.Tensor, sigmas, *, order: int = 4,
+          generator: torch.Generator | None = None, **common) -> SamplerResult:
+    r"""iPNDM of ``order`` 1 to 4 (module docstring): ``len(sigmas) - 1`` steps of :func:`ipndm_step`,
+    one denoiser call each, from ``x_T`` at ``sigmas[0]``; arguments as for :func:`dpm_solver_pp`."""
+    if order not in ADAMS_BASHFORTH:
+        raise ValueError(f"order: iPNDM has orders 1 to 4, got {order!r}")
+    return _multistep(ipndm_step, "iPNDM", denoiser, x_T, sigmas, order, generator, common)
