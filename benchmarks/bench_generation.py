@@ -28,8 +28,8 @@ import torch
 from scoredae.cli.models import load_model
 from scoredae.data import load_mnist
 from scoredae.eval.sample_quality import mnist_sample_quality
-from scoredae.nets.registry import load_classifier
 from scoredae.model_sampling import diffusion_generation
+from scoredae.nets.registry import load_classifier
 from scoredae.sampling import karras_sigmas
 from scoredae.sampling.diffusion import bits_per_dim, pf_ode_log_likelihood
 

@@ -23,8 +23,8 @@ import deepinv
 import torch
 from timing import best_times
 
-from scoredae.nets import UNet, load_pretrained
 from scoredae.model_sampling import ANNEALED_DEFAULTS
+from scoredae.nets import UNet, load_pretrained
 from scoredae.sampling import annealed_langevin, geometric_sigmas, posterior_langevin
 from scoredae.score import TweedieScore
 

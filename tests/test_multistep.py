@@ -16,7 +16,13 @@ from scoredae import GaussianMixture
 from scoredae.mixtures import MixtureDenoiser
 from scoredae.nets import UNet
 from scoredae.sampling import karras_sigmas, ode_derivative
-from scoredae.sampling.multistep import MultistepState, dpm_solver_pp, dpm_solver_pp_step, ipndm, ipndm_step
+from scoredae.sampling.multistep import (
+    MultistepState,
+    dpm_solver_pp,
+    dpm_solver_pp_step,
+    ipndm,
+    ipndm_step,
+)
 
 F64 = torch.float64
 MU, S, S0 = torch.tensor([1.0, -2.0], dtype=F64), 0.5, 2.0

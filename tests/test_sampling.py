@@ -282,7 +282,13 @@ def test_geometric_growth_is_reported_and_diffusive_growth_is_not(steps):
 
 
 def test_transport_samplers_keep_no_statistics_and_states_are_named():
-    from scoredae.sampling import KSState, MALAState, edm_sampler, kadkhodaie_simoncelli, karras_sigmas
+    from scoredae.sampling import (
+        KSState,
+        MALAState,
+        edm_sampler,
+        kadkhodaie_simoncelli,
+        karras_sigmas,
+    )
 
     denoiser = MixtureDenoiser(SONG_ERMON)
     ode = edm_sampler(denoiser, 20 * torch.randn(8, 2, generator=gen(34), dtype=F64), karras_sigmas(0.01, 20, 5))
@@ -290,7 +296,7 @@ def test_transport_samplers_keep_no_statistics_and_states_are_named():
     for result in (ode, ks):
         assert result.mean is None and result.var is None and result.n_kept == 0
         with pytest.raises(ValueError, match="not a stationary chain"):
-            result.pooled_mean
+            _ = result.pooled_mean
     assert isinstance(ks.state, KSState) and bool((ks.state.sigma < 0.01).all())
     with pytest.raises(ValueError, match="burn_in, thinning: EDM heun is not a stationary chain"):
         edm_sampler(denoiser, torch.zeros(8, 2, dtype=F64), karras_sigmas(0.01, 20, 5), burn_in=2)

@@ -22,8 +22,8 @@ import torch
 
 from scoredae import GaussianMixture
 from scoredae.mixtures import MixtureDenoiser
-from scoredae.nets import list_pretrained, load_pretrained
 from scoredae.model_sampling import annealed_generation, diffusion_generation
+from scoredae.nets import list_pretrained, load_pretrained
 from scoredae.sampling import edm_sampler, karras_sigmas
 from scoredae.viz import plot_score_field
 

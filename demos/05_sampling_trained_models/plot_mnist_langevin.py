@@ -22,13 +22,13 @@ import torch
 
 from scoredae import TweedieScore
 from scoredae.data import load_mnist
-from scoredae.nets import load_pretrained
 from scoredae.model_sampling import (
     annealed_generation,
     box_mask,
     langevin_at_level,
     posterior_sampling,
 )
+from scoredae.nets import load_pretrained
 from scoredae.sampling import geometric_sigmas
 from scoredae.viz import animate_images, image_grid
 

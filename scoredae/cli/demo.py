@@ -76,8 +76,8 @@ def _run_in_child(script: Path, out: Path, threads: int | None = None) -> tuple[
     """Run :func:`run_script` on ``script`` in a new Python process: its exit status, peak resident
     memory in GB (where the system reports it), seconds, and what it printed. With ``threads``,
     the child runs on that many CPU threads and its output is collected; without, it is shown live."""
-    command = [sys.executable, "-c", "import sys; from scoredae.cli.demo import run_script; "
-               "run_script(sys.argv[1], sys.argv[2])", str(script), str(out)]
+    code = "import sys; from scoredae.cli.demo import run_script; run_script(sys.argv[1], sys.argv[2])"
+    command = [sys.executable, "-c", code, str(script), str(out)]
     env = {**os.environ, "MPLBACKEND": "Agg", **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     start = time.perf_counter()
     pipe = subprocess.PIPE if threads else None

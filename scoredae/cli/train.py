@@ -87,10 +87,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from .._checks import resolve_device
+    from ..eval.report import eval_sigmas
     from ..nets.checkpoints import load_into
     from ..nets.registry import model_class
     from ..train.loop import TrainConfig, distributed_world
-    from ..eval.report import eval_sigmas
     from ..train.trainers import train_denoiser
     from .output import writable_folder
 

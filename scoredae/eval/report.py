@@ -99,7 +99,7 @@ def picture_report(data: str, stems: dict, sigmas, *, bm3d: bool = False, tile: 
     denoisers.update({name: (model, _levels(model, sigmas)) for name, (model, _) in loaded.items()})
     if bm3d:
         try:
-            import bm3d as _  # noqa: F401 - deepinv's BM3D needs it
+            import bm3d as _
         except ImportError as err:
             raise ValueError("--bm3d needs the bm3d package: pip install 'scoredae[bm3d]'") from err
         denoisers["BM3D"] = (deepinv.models.BM3D(), list(sigmas))

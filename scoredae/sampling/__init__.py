@@ -1,5 +1,5 @@
 """Samplers driven by a score: the Langevin family, posterior sampling, the diffusion-era samplers
-(EDM's ODE and stochastic sampler), and chain diagnostics.
+(EDM's ODE and stochastic sampler, the multistep DPM-Solver++ and iPNDM), and chain diagnostics.
 
 Each sampler is a step function on the one shared loop of :mod:`scoredae.sampling.loop`.
 """
@@ -16,19 +16,23 @@ from .diffusion import (
 )
 from .langevin import MALAState, annealed_langevin, geometric_sigmas, mala, ula
 from .loop import LoopSpec, SamplerDivergedError, SamplerResult, run_chain
+from .multistep import MultistepState, dpm_solver_pp, ipndm
 from .posterior import posterior_langevin
 
 __all__ = [
     "KSState",
     "LoopSpec",
     "MALAState",
+    "MultistepState",
     "SamplerDivergedError",
     "SamplerResult",
     "annealed_langevin",
     "bits_per_dim",
+    "dpm_solver_pp",
     "edm_sampler",
     "effective_sample_size",
     "geometric_sigmas",
+    "ipndm",
     "kadkhodaie_simoncelli",
     "karras_sigmas",
     "mala",
