@@ -36,21 +36,27 @@ from .rng import Generator, rand, randn, seeded
 from .sampling import (
     SamplerResult,
     annealed_langevin,
+    dpm_solver_pp,
     edm_sampler,
     geometric_sigmas,
+    ipndm,
     kadkhodaie_simoncelli,
     karras_sigmas,
     posterior_langevin,
     ula,
 )
-from .score import TweedieScore, require_every_level, trained_sigma
+from .score import GuidedDenoiser, TweedieScore, require_every_level, trained_sigma
 
 #: mean and standard deviation of MNIST's training pixels (in [0, 1])
 MNIST_PIXELS = (0.1307, 0.3081)
 #: NCSN's MNIST setting (Song & Ermon 2019, Sec. 5 and App. B.1), on a 1 -> 0.01 geometric ladder
 ANNEALED_DEFAULTS = {"sigma_max": 1.0, "sigma_min": 0.01, "n_levels": 10, "n_steps_each": 100, "eps": 2e-5}
+#: the probability-flow ODE solvers of :func:`diffusion_generation`: (sampler, its options)
+ODE_SOLVERS = {"heun": (edm_sampler, {"solver": "heun"}), "euler": (edm_sampler, {"solver": "euler"}),
+               "dpm++2m": (dpm_solver_pp, {"order": 2}), "dpm++3m": (dpm_solver_pp, {"order": 3}),
+               "ipndm": (ipndm, {"order": 4})}
 #: the diffusion-era generation methods of :func:`diffusion_generation`
-DIFFUSION_METHODS = ("heun", "euler", "ks")
+DIFFUSION_METHODS = (*ODE_SOLVERS, "ks")
 #: every method of ``scoredae sample``, by the recipe that runs it
 METHODS = {"langevin": "langevin_at_level", "annealed": "annealed_generation", "posterior": "posterior_sampling",
            **{m: "diffusion_generation" for m in DIFFUSION_METHODS}}
@@ -143,14 +149,34 @@ def annealed_generation(
     )
 
 
+def denoiser_calls(method: str, steps: int, guided: bool = False) -> int:
+    """The denoiser calls of ``steps`` steps of an ODE ``method``: Heun's ``2 steps - 1`` (the last
+    step is Euler's), one a step for the others; twice as many with guidance."""
+    return (2 * steps - 1 if method == "heun" else steps) * (2 if guided else 1)
+
+
+def steps_for_calls(method: str, nfe: int, guided: bool = False) -> int:
+    """The most steps of ``method`` that fit in ``nfe`` denoiser calls (two steps at least)."""
+    per_call = 2 if guided else 1
+    steps = (nfe // per_call + 1) // 2 if method == "heun" else nfe // per_call
+    if steps < 2:
+        least = denoiser_calls(method, 2, guided)
+        raise ValueError(f"nfe: {method}{' with guidance' if guided else ''} needs at least {least} denoiser calls "
+                         f"(two steps), got {nfe}")
+    return steps
+
+
 @torch.no_grad()
 def diffusion_generation(
     denoiser,
     n: int,
     *,
     method: str = "heun",
-    steps: int = 18,
+    steps: int | None = None,
+    nfe: int | None = None,
     churn: float = 0.0,
+    class_labels=None,
+    guidance: float = 0.0,
     data_mean: float = MNIST_PIXELS[0],
     data_std: float = MNIST_PIXELS[1],
     shape: tuple[int, ...] = IMAGE_SHAPE,
@@ -162,30 +188,50 @@ def diffusion_generation(
     r"""``n`` images of ``shape`` by the diffusion-era samplers over a noise-conditional model's range
     :math:`[\sigma_{\min}, \sigma_{\max}]`:
 
-    * ``"heun"`` / ``"euler"``: :func:`~scoredae.sampling.diffusion.edm_sampler` on
-      :func:`~scoredae.sampling.diffusion.karras_sigmas` (``steps`` levels, then 0; Heun makes
-      ``2 steps - 1`` denoiser calls, Euler ``steps``), with ``churn``, from the Gaussian fit of
+    * the probability-flow ODE solvers of :data:`ODE_SOLVERS`: EDM's ``"heun"`` and ``"euler"``
+      (:func:`~scoredae.sampling.diffusion.edm_sampler`, with ``churn``), and the multistep
+      ``"dpm++2m"``, ``"dpm++3m"`` and ``"ipndm"`` (:mod:`scoredae.sampling.multistep`), on
+      :func:`~scoredae.sampling.diffusion.karras_sigmas` (``steps`` levels, then 0; default 18, or as
+      many as ``nfe`` denoiser calls allow, :func:`steps_for_calls`), from the Gaussian fit of
       :math:`p_{\sigma_{\max}}`, :math:`\mathcal N(\text{data\_mean}, (\text{data\_std}^2 + \sigma_{\max}^2) I)`
       (MNIST's pixel statistics by default): exact only when :math:`\sigma_{\max}` dwarfs the data;
       churn is applied where it keeps the raised level :math:`\hat t` within the range;
     * ``"ks"``: :func:`~scoredae.sampling.diffusion.kadkhodaie_simoncelli` from
       :math:`\mathcal N(0.5, \sigma_0^2 I)` down to :math:`\max(\sigma_{\min}, 0.01)`, with
-      :math:`\sigma_0 = \min(\sigma_{\max}, 1)`: their start and stop for images in [0, 1] (``steps`` is
-      then ignored: the algorithm decides when it has arrived).
+      :math:`\sigma_0 = \min(\sigma_{\max}, 1)`: their start and stop for images in [0, 1] (the
+      algorithm decides how many steps it takes).
+
+    With ``class_labels`` (an int, or int64 (n,)) a class-conditional model samples those classes,
+    with classifier-free ``guidance`` :math:`w \ge 0` (:class:`~scoredae.score.GuidedDenoiser`;
+    a guided call costs two denoiser calls).
     """
     positive_int("n", n)
     require_every_level(denoiser, f"{method} generation")
+    if method not in DIFFUSION_METHODS:
+        raise ValueError(f"method: expected one of {DIFFUSION_METHODS}, got {method!r}")
+    if class_labels is not None:
+        denoiser = GuidedDenoiser(denoiser, class_labels, guidance)
+    elif guidance:
+        raise ValueError("guidance: give the class_labels to guide towards")
+    guided = class_labels is not None and guidance > 0
     sigma_min, sigma_max = denoiser.sigma_range
     if method == "ks":
+        if steps is not None or nfe is not None:
+            raise ValueError("steps, nfe: Kadkhodaie-Simoncelli decides its own number of steps; give neither")
         return kadkhodaie_simoncelli(denoiser, (n, *shape), sigma_start=min(sigma_max, 1.0),
                                      sigma_stop=max(sigma_min, 0.01),
                                      generator=generator, record_every=record_every, progress=progress)
-    if method not in DIFFUSION_METHODS:
-        raise ValueError(f"method: expected one of {DIFFUSION_METHODS}, got {method!r}")
+    if steps is not None and nfe is not None:
+        raise ValueError("steps, nfe: give the steps or the denoiser calls, not both")
+    steps = steps_for_calls(method, nfe, guided) if nfe is not None else (steps or 18)
+    sampler, options = ODE_SOLVERS[method]
+    if churn:
+        if method not in ("heun", "euler"):
+            raise ValueError(f"churn: only EDM's heun and euler take churn, not {method}")
+        options = {**options, "churn": churn, "s_max": sigma_max / (1 + min(churn / steps, math.sqrt(2) - 1))}
     x_T = data_mean + math.sqrt(data_std**2 + sigma_max**2) * randn((n, *shape), generator, device=device)
-    s_max = sigma_max / (1 + min(churn / steps, math.sqrt(2) - 1))  # churn keeps within the trained range
-    return edm_sampler(denoiser, x_T, karras_sigmas(sigma_min, sigma_max, steps), solver=method, churn=churn,
-                       s_max=s_max, generator=generator, record_every=record_every, progress=progress)
+    return sampler(denoiser, x_T, karras_sigmas(sigma_min, sigma_max, steps), generator=generator,
+                   record_every=record_every, progress=progress, **options)
 
 
 def box_mask(size: int = 12, top: int = 8, left: int = 8) -> torch.Tensor:

@@ -16,6 +16,7 @@ from scoredae.cli import main
 from scoredae.data import mnist
 from scoredae.eval import frechet_distance
 from scoredae.nets import UNet
+from scoredae.nets.resunet import ResUNet
 from scoredae.nets.checkpoints import save_checkpoint
 from scoredae.sampling import (
     SamplerDivergedError,
@@ -219,6 +220,17 @@ def test_the_parser_refuses_numbers_out_of_range(argv, stem, tmp_path, capsys):
     (["train", "--model", "unet", "--sigma", "0.5", "--steps", "1", "--out", "{tmp}/a_file"],
      r"scoredae train: --out: .*a_file is a file, so no folder"),
     (["demo", "--out", "{tmp}/a_file/figures"], r"scoredae demo: --out: .*a_file is a file"),
+    (["sample", "--model", "{stem}", "--label", "3", "--out", "{tmp}/a.png"],
+     r"scoredae sample: --label: .*cond is unconditional \(trained without labels\)"),
+    (["sample", "--model", "{stem}", "--method", "annealed", "--label", "3", "--out", "{tmp}/a.png"],
+     r"--label: only the ODE solvers \(heun, euler, dpm\+\+2m, dpm\+\+3m, ipndm\) take it, not annealed"),
+    (["sample", "--model", "{stem}", "--guidance", "2", "--out", "{tmp}/a.png"], r"--guidance: give the --label"),
+    (["sample", "--model", "{stem}", "--method", "heun", "--nfe", "2", "--out", "{tmp}/a.png"],
+     r"nfe: heun needs at least 3 denoiser calls \(two steps\), got 2"),
+    (["sample", "--model", "{labelled}", "--method", "dpm++2m", "--nfe", "3", "--label", "1", "--guidance", "1",
+      "--out", "{tmp}/a.png"], r"nfe: dpm\+\+2m with guidance needs at least 4 denoiser calls \(two steps\), got 3"),
+    (["sample", "--model", "{fixed}", "--method", "ipndm", "--out", "{tmp}/a.png"],
+     r"ipndm generation needs a noise-conditional denoiser .* trained at sigma = 0.5 only"),
     (["sample", "--model", "{tmp}/none", "--method", "annealed", "--out", "{tmp}/a.png"],
      r"--model: expected a shipped model .* or a checkpoint path"),
     (["sample", "--model", "{stem}", "--method", "annealed", "--device", "bogus", "--out", "{tmp}/a.png"],
@@ -235,7 +247,12 @@ def test_the_command_line_says_what_to_do_in_one_line(argv, match, stem, tmp_pat
     if "cuda" in argv and torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
     (tmp_path / "a_file").write_text("a file where a folder is expected")
-    message = cli_error([a.format(stem=stem, tmp=tmp_path) for a in argv])
+    labelled = ResUNet(widths=(8, 8), attention=(), head_channels=8, num_classes=10, sigma_range=(0.01, 1.0))
+    save_checkpoint(tmp_path / "labelled", labelled, {"model": "ResUNet", "config": labelled.config})
+    fixed = unet(sigma=0.5)
+    save_checkpoint(tmp_path / "fixed", fixed, {"model": "UNet", "config": fixed.config})
+    names = {"stem": stem, "tmp": tmp_path, "labelled": tmp_path / "labelled", "fixed": tmp_path / "fixed"}
+    message = cli_error([a.format(**names) for a in argv])
     assert len(message.splitlines()) == 1 and __import__("re").search(match, message), message
 
 

@@ -85,3 +85,17 @@ def test_classifier_learns_separable_toy_classes():
     assert model.features(images[:4]).shape == (4, 128)
     with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\)"):
         MNISTClassifier()(torch.zeros(2, 28, 28))
+
+
+def test_nearest_training_distances_and_the_near_copy_ratio():
+    from scoredae.eval.sample_quality import memorisation, nearest_training_distances
+
+    g = torch.Generator().manual_seed(0)
+    training, fresh = torch.rand(300, 1, 6, 6, generator=g), torch.rand(20, 1, 6, 6, generator=g)
+    d = nearest_training_distances(fresh, training, chunk=64)
+    brute = torch.cdist(fresh.reshape(20, -1).double(), training.reshape(300, -1).double()).sort(1).values[:, :2]
+    torch.testing.assert_close(d, brute, rtol=1e-9, atol=1e-9)
+    copies = training[:20] + 0.01 * torch.randn(20, 1, 6, 6, generator=g)
+    report = memorisation(copies, training, fresh)
+    assert report["samples near copies"] == 1.0 and report["held-out near copies"] == 0.0
+    assert report["samples median nearest"] < 0.1 < report["held-out median nearest"]

@@ -298,3 +298,21 @@ def test_sample_command_runs_the_diffusion_samplers(tmp_path):
         assert main(["sample", "--model", str(tmp_path / "ncsn"), "--method", method, "--steps", "3", "--churn", "1",
                      "--n", "2", "--out", str(out), "--no-progress"]) == 0
         assert torch.load(out).shape == (2, 1, 28, 28)
+
+
+def test_sample_command_draws_labelled_digits_in_the_calls_it_is_given(tmp_path, capsys):
+    """--nfe sets the denoiser calls whatever the method; --label and --guidance reach the model."""
+    from scoredae.cli import main
+    from scoredae.nets.checkpoints import as_json, save_checkpoint
+    from scoredae.nets.resunet import ResUNet
+
+    torch.manual_seed(0)
+    model = ResUNet(widths=(8, 8), attention=(1,), head_channels=8, num_classes=10, sigma_range=(0.01, 1.0))
+    save_checkpoint(tmp_path / "cfg", model, {"model": "ResUNet", "config": as_json(model.config)})
+    for method, calls in (("dpm++3m", 6), ("ipndm", 6), ("heun", 6)):
+        out = tmp_path / f"{method}.pt"
+        assert main(["sample", "--model", str(tmp_path / "cfg"), "--method", method, "--nfe", str(calls), "--label", "3",
+                     "--guidance", "1.5", "--n", "2", "--out", str(out), "--no-progress"]) == 0
+        assert torch.load(out).shape == (2, 1, 28, 28)
+        printed = capsys.readouterr().out
+        assert f"{calls} denoiser calls, digit 3, guidance 1.5" in printed, printed  # heun: 2 steps, 3 calls, x2

@@ -79,3 +79,54 @@ def test_bad_input_is_refused(gm):
         MixtureDenoiser(torch.zeros(3))
     with pytest.raises(ValueError, match=r"prod\(S\) = 4"):
         MixtureDenoiser(gm)(torch.zeros(2, 5, dtype=F64), 0.5)
+
+
+class ComponentLabels(torch.nn.Module):
+    """The exact class-conditional MMSE denoiser of a mixture whose components are the classes:
+    E[x | y, c] is component c's posterior mean, E[x | y] the mixture's (no label)."""
+
+    label_conditional = True
+
+    def __init__(self, mixture):
+        super().__init__()
+        self.mixture = mixture
+
+    def forward(self, x, sigma, class_labels=None):
+        if class_labels is None:
+            return MixtureDenoiser(self.mixture)(x, sigma)
+        m = self.mixture
+        component = GaussianMixture(torch.ones(1, dtype=m.weights.dtype), m.means[class_labels][None],
+                                    m.covs[class_labels][None])
+        return MixtureDenoiser(component)(x, sigma)
+
+
+@pytest.mark.parametrize("weight", [0.0, 1.0, 3.0])
+def test_guidance_is_the_score_of_the_tilted_density(weight):
+    """Tweedie's score of the guided denoiser is grad log p_sigma(x) + (1 + w) grad log p_sigma(c | x),
+    computed from the mixture's exact noised density by autograd."""
+    from scoredae.score import GuidedDenoiser
+
+    g = torch.Generator().manual_seed(0)
+    mixture = GaussianMixture(torch.tensor([0.3, 0.7], dtype=F64), torch.tensor([[-1.0, 0.0], [1.5, 1.0]], dtype=F64),
+                              torch.tensor([0.2, 0.4], dtype=F64))
+    sigma, label = 0.7, 1
+    x = 2 * torch.randn(6, 2, generator=g, dtype=F64)
+    guided = TweedieScore(GuidedDenoiser(ComponentLabels(mixture), label, weight))(x, sigma)
+    noised = mixture.noised(sigma)
+    z = x.clone().requires_grad_(True)
+    log_p = noised.log_prob(z)
+    component = GaussianMixture(torch.ones(1, dtype=F64), mixture.means[label][None],
+                                (mixture.covs[label] + sigma**2 * torch.eye(2, dtype=F64))[None])
+    log_p_c = mixture.weights[label].log() + component.log_prob(z) - log_p  # log p_sigma(c | x)
+    expected = torch.autograd.grad((log_p + (1 + weight) * log_p_c).sum(), z)[0]
+    torch.testing.assert_close(guided, expected, atol=1e-10, rtol=1e-10)
+
+
+def test_guidance_refuses_an_unconditional_model_and_a_negative_weight():
+    from scoredae.score import GuidedDenoiser
+
+    mixture = GaussianMixture(torch.tensor([1.0], dtype=F64), torch.zeros(1, 2, dtype=F64), 1.0)
+    with pytest.raises(ValueError, match="guidance needs a class-conditional model"):
+        GuidedDenoiser(MixtureDenoiser(mixture), 0, 1.0)
+    with pytest.raises(ValueError, match=r"weight: expected a guidance weight w >= 0"):
+        GuidedDenoiser(ComponentLabels(mixture), 0, -0.5)

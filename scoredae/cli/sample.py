@@ -13,22 +13,36 @@ from pathlib import Path
 from .args import non_negative_float, non_negative_int, positive_float, positive_int
 from .output import writable_output
 
-HELP = "Langevin sampling from a trained denoiser (MNIST digits, or a photograph with a colour model)"
-# the names of scoredae.model_sampling.METHODS and TASKS, listed here so that --help imports nothing
-METHODS = ("langevin", "annealed", "posterior", "heun", "euler", "ks")
+HELP = ("sample from a trained denoiser: digits by the diffusion-era ODE solvers or annealed Langevin, with or "
+        "without labels; Langevin chains and posterior sampling (MNIST, or a photograph with a colour model)")
+# the names of scoredae.model_sampling.METHODS, TASKS and GENERATION_DEFAULTS, listed here so that
+# --help imports nothing
+DIFFUSION = ("heun", "euler", "dpm++2m", "dpm++3m", "ipndm", "ks")
+METHODS = ("langevin", "annealed", "posterior", *DIFFUSION)
 TASKS = ("denoise", "inpaint")
+DEFAULT_MODEL, DEFAULT_METHOD = "unet_edm", "dpm++2m"
 # what --steps counts for each method: the keyword of its recipe
 STEPS_KEYWORD = {"langevin": "n_steps", "annealed": "n_steps_each", "posterior": "n_steps",
-                 "heun": "steps", "euler": "steps"}
+                 **{m: "steps" for m in DIFFUSION if m != "ks"}}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True,
-                   help="a shipped model name (see `scoredae eval`) or a checkpoint path")
-    p.add_argument("--method", required=True, choices=METHODS,
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"a shipped model name (see `scoredae eval`) or a checkpoint path (default: {DEFAULT_MODEL}, "
+                        f"the best shipped generative model)")
+    p.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
                    help="langevin: ULA at a fixed-sigma model's level; annealed: generation with a "
                         "noise-conditional model; posterior: PnP-ULA for denoising or inpainting; heun / "
-                        "euler: EDM's probability-flow ODE (--steps levels, --churn); ks: Kadkhodaie-Simoncelli")
+                        "euler: EDM's probability-flow ODE (--churn for its stochastic version); dpm++2m, dpm++3m, "
+                        "ipndm: multistep ODE solvers, one denoiser call a step; ks: Kadkhodaie-Simoncelli "
+                        f"(default: {DEFAULT_METHOD})")
+    p.add_argument("--nfe", type=positive_int, default=None, metavar="N",
+                   help="the ODE solvers: N denoiser calls in all, whatever the method (guided: two a step)")
+    p.add_argument("--label", type=_digit, default=None, metavar="K",
+                   help="the ODE solvers and a class-conditional model: draw digits of class K (0-9)")
+    p.add_argument("--guidance", type=non_negative_float, default=None, metavar="W",
+                   help="with --label: classifier-free guidance weight W >= 0 (0: the conditional model; "
+                        "more: surer digits, less diverse)")
     p.add_argument("--n", type=positive_int, default=16, help="samples (chains) to draw (default: 16)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", required=True, help="a .png image grid, or .pt / .npy raw samples (N, C, H, W)")
@@ -60,9 +74,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def _digit(text: str) -> int:
+    if text not in tuple("0123456789"):
+        raise argparse.ArgumentTypeError(f"expected a digit class 0 to 9, got {text!r}")
+    return int(text)
+
+
 def _options(args: argparse.Namespace) -> dict:
     """The recipe keywords the user gave (the recipes hold the defaults)."""
     options = {"progress": not args.no_progress}
+    ode = args.method in DIFFUSION and args.method != "ks"
+    for flag, value, keyword in (("--nfe", args.nfe, "nfe"), ("--label", args.label, "class_labels"),
+                                 ("--guidance", args.guidance, "guidance")):
+        if value is not None:
+            if not ode:
+                raise ValueError(f"{flag}: only the ODE solvers ({', '.join(m for m in DIFFUSION if m != 'ks')}) "
+                                 f"take it, not {args.method}")
+            options[keyword] = value
+    if args.guidance is not None and args.label is None:
+        raise ValueError("--guidance: give the --label to guide towards")
+    if args.nfe is not None and args.steps is not None:
+        raise ValueError("--nfe, --steps: give the denoiser calls or the steps, not both")
     if args.steps is not None and args.method in STEPS_KEYWORD:
         options[STEPS_KEYWORD[args.method]] = args.steps
     if args.step_size is not None:
@@ -117,6 +149,9 @@ def run(args: argparse.Namespace) -> int:
     options = _options(args)
     device = resolve_device(args.device)
     model = load_model(args.model, device)
+    if args.label is not None and not getattr(model, "label_conditional", False):
+        raise ValueError(f"--label: {args.model} is unconditional (trained without labels); drop --label or give "
+                         f"a class-conditional model")
     chains = RowGenerators(args.seed, args.n, device)  # chain i draws from (seed, i) alone
     labels = None
     if args.method == "annealed":
@@ -125,7 +160,10 @@ def run(args: argparse.Namespace) -> int:
     elif args.method in ms.DIFFUSION_METHODS:
         result = ms.diffusion_generation(model, args.n, method=args.method, device=device, generator=chains,
                                          **options)
-        images, what = result.samples, f"{args.n} samples, {args.method}, {result.n_steps} steps"
+        calls = (ms.denoiser_calls(args.method, result.n_steps, bool(args.guidance)) if args.method != "ks"
+                 else result.n_steps)
+        label = "" if args.label is None else f", digit {args.label}, guidance {args.guidance or 0:g}"
+        images, what = result.samples, f"{args.n} samples, {args.method}, {calls} denoiser calls{label}"
     elif args.image:
         images, what, labels, result = _photograph_chains(args, model, chains, device, options)
     elif args.method == "langevin":

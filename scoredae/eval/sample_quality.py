@@ -106,3 +106,34 @@ def quality_beside_real(samples: torch.Tensor, seed: int = 0) -> dict[str, dict[
     real = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[: len(samples)]]
     return {name: mnist_sample_quality(images.float(), classifier, test)
             for name, images in (("samples", samples.cpu().clamp(0, 1)), ("training digits", real))}
+
+
+#: a sample is a near copy when its nearest training image is this much closer than the second
+#: nearest (the ratio test of Yoon et al. 2023, "Diffusion probabilistic models generalize when they
+#: fail to memorize")
+COPY_RATIO = 1 / 3
+
+
+def nearest_training_distances(samples: torch.Tensor, training: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+    r"""The pixel L2 distances :math:`\lVert x - t \rVert` from each sample (N, ...) to its nearest
+    and second-nearest images of ``training`` (M, ...), shape (N, 2), on the device of ``samples``;
+    the training set is read ``chunk`` images at a time."""
+    x = samples.reshape(len(samples), -1).double()
+    best = x.new_full((len(x), 2), math.inf)
+    for part in training.split(chunk):
+        t = part.reshape(len(part), -1).to(x)
+        d2 = (x.square().sum(1, keepdim=True) - 2 * x @ t.T + t.square().sum(1)).clamp(min=0)  # (N, chunk)
+        best = torch.cat([best, d2.sqrt().topk(min(2, len(t)), dim=1, largest=False).values], 1).sort(1).values[:, :2]
+    return best
+
+
+def memorisation(samples: torch.Tensor, training: torch.Tensor, held_out: torch.Tensor) -> dict[str, float]:
+    """How close ``samples`` come to the training images, beside ``held_out`` images (digits the
+    model never saw) of the same number: the median distance to the nearest training image and the
+    share of near copies (:data:`COPY_RATIO`), for each."""
+    out = {}
+    for name, images in (("samples", samples), ("held-out", held_out[: len(samples)])):
+        d = nearest_training_distances(images, training)
+        out[f"{name} median nearest"] = float(d[:, 0].median())
+        out[f"{name} near copies"] = float((d[:, 0] < COPY_RATIO * d[:, 1]).double().mean())
+    return out

@@ -7,6 +7,7 @@ from .drunet import DRUNetDenoiser
 from .hybrid import HybridTransformerUNet
 from .mlp import MLPDAE
 from .registry import MODELS, list_pretrained, load_classifier, load_pretrained, model_class
+from .resunet import ResUNet
 from .toy import ToyDenoiser
 from .transformer import PatchTransformer
 from .unet import UNet
@@ -21,6 +22,7 @@ __all__ = [
     "ImageDenoiser",
     "MNISTClassifier",
     "PatchTransformer",
+    "ResUNet",
     "ToyDenoiser",
     "UNet",
     "list_pretrained",
