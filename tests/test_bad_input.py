@@ -16,8 +16,8 @@ from scoredae.cli import main
 from scoredae.data import mnist
 from scoredae.eval import frechet_distance
 from scoredae.nets import UNet
-from scoredae.nets.resunet import ResUNet
 from scoredae.nets.checkpoints import save_checkpoint
+from scoredae.nets.resunet import ResUNet
 from scoredae.sampling import (
     SamplerDivergedError,
     annealed_langevin,
