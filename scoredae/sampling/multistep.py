@@ -68,8 +68,8 @@ class MultistepState(NamedTuple):
 def dpm_solver_pp_step(denoiser, x: torch.Tensor, t: float, t_next: float, state: MultistepState,
                        order: int = 2) -> tuple[torch.Tensor, MultistepState]:
     r"""One DPM-Solver++ step from :math:`\sigma = t` to ``t_next`` (module docstring), of order
-    ``order`` or as high as the history in ``state`` allows; one denoiser call. Returns the new
-    state and the history for the next step (its ``order - 1`` newest outputs)."""
+    ``order`` or as high as the history in ``state`` allows; one denoiser call. Returns the next
+    ``x`` and the state of the next step (the ``order - 1`` newest outputs and their step lengths)."""
     d0 = denoiser(x, t)
     if t_next == 0:
         return d0, state

@@ -83,6 +83,6 @@ def posthoc_ema(run: str | os.PathLike, std: float, step: int | None = None) -> 
         tensors, _, meta = read_checkpoint(snap["stem"])
         for k, v in tensors.items():  # floating weights combined in float64; integer buffers: the latest
             combined[k] = combined.get(k, 0) + coefficient * v.double() if v.is_floating_point() else v
-    dtypes = {k: v.dtype for k, v in read_checkpoint(used[-1]["stem"])[0].items()}
+    dtypes = {k: v.dtype for k, v in tensors.items()}  # those of the last snapshot read
     posthoc = {"std": std, "step": step, "snapshots": len(used), "largest coefficient": float(np.abs(c).max())}
     return {k: v.to(dtypes[k]) for k, v in combined.items()}, {**meta, "step": step, "posthoc_ema": posthoc}
