@@ -18,7 +18,6 @@ and :math:`z_k = L_k^{-1}(x - \mu_k)`,
 
 from __future__ import annotations
 
-import functools
 import math
 
 import deepinv
@@ -204,10 +203,39 @@ class GaussianMixture:
         else:
             terms = self._conditioning(sigma, A)
         evidence, gain, covs, projected_means = terms
-        log_pi = evidence.log_joint(evidence.whiten(y))  # (n, K)
+        log_pi = evidence.log_joint(evidence.whiten(y))  # (n, K): log w_k + log N(y; A mu_k, G_k)
         resid = y[:, None, :] - projected_means  # (n, K, m)
         means = self.means + torch.einsum("kdm,nkm->nkd", gain, resid)  # (n, K, d)
-        return MixturePosterior(torch.softmax(log_pi, dim=-1), means, covs)
+        return MixturePosterior(torch.softmax(log_pi, dim=-1), means, covs, torch.logsumexp(log_pi, dim=-1))
+
+    def noised_likelihood(self, x: torch.Tensor, sigma: float, y: torch.Tensor, noise_sigma: float,
+                          A: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""The exact noised likelihood :math:`\log p(y \mid x_\sigma)` (n,) of :math:`y = A x_0 +
+        \sigma_y n` given :math:`x_\sigma = x_0 + \sigma n'`, and its gradient in :math:`x_\sigma`
+        (n, d): the guidance term every diffusion posterior sampler approximates.
+
+        Bayes' rule along the diffusion, :math:`p(y \mid x_\sigma) = p_\sigma(x_\sigma \mid y)\,
+        p(y) / p_\sigma(x_\sigma)`, where :math:`p_\sigma(\cdot \mid y)` is the exact posterior
+        (:meth:`posterior`) noised by :math:`\sigma` (:meth:`MixturePosterior.log_prob_and_score`),
+        gives both in closed form:
+
+        .. math::
+            \log p(y \mid x_\sigma) = \log p_\sigma(x_\sigma \mid y) + \log p(y) - \log p_\sigma(x_\sigma),
+            \qquad
+            \nabla_{x_\sigma} \log p(y \mid x_\sigma) = \nabla \log p_\sigma(x_\sigma \mid y)
+            - \nabla \log p_\sigma(x_\sigma).
+
+        :param x: points :math:`x_\sigma` (n, d); :param sigma: their level :math:`\sigma \ge 0`.
+        :param y: observations (n, m), one per point, or (1, m) for all.
+        """
+        _check_points(x, self.dim)
+        posterior = self.posterior(y, noise_sigma, A)
+        if posterior.weights.shape[0] not in (1, x.shape[0]):
+            raise ValueError(f"y: expected one observation per point ({x.shape[0]}) or one for all, "
+                             f"got {posterior.weights.shape[0]}")
+        log_post, grad_post = posterior.log_prob_and_score(x, sigma)
+        log_prior, grad_prior = self.log_prob_and_score(x, sigma)
+        return log_post + posterior.log_evidence - log_prior, grad_post - grad_prior
 
     def _conditioning(self, sigma: float, A: torch.Tensor):
         """Per-component terms of the posterior that do not depend on y: the evidence components
@@ -226,15 +254,31 @@ class GaussianMixture:
 
 class MixturePosterior:
     r"""One Gaussian mixture per observation: weights (n, K), means (n, K, d), covariances (K, d, d)
-    shared by all observations."""
+    shared by all observations, and the log evidence :math:`\log p(y) = \log \sum_k w_k\,
+    \mathcal N(y; A \mu_k, A \Sigma_k A^\top + \sigma^2 I)` of each observation (n,)."""
 
-    def __init__(self, weights: torch.Tensor, means: torch.Tensor, covs: torch.Tensor):
+    def __init__(self, weights: torch.Tensor, means: torch.Tensor, covs: torch.Tensor,
+                 log_evidence: torch.Tensor | None = None):
         self.weights, self.means, self.covs = weights, means, covs
+        self.log_evidence = log_evidence
+        self._noised: dict[float, _Components] = {}
 
-    @functools.cached_property
-    def _comps(self) -> _Components:
-        """Cholesky factors of the C_k, computed on first use (mean() and cov() do not need them)."""
-        return _Components(self.weights.log(), self.means, self.covs)
+    def _components(self, sigma: float) -> _Components:
+        r"""Cholesky factors of the :math:`C_k + \sigma^2 I`, computed on first use per level."""
+        sigma = finite_number("sigma", sigma, allow_zero=True)
+        if sigma not in self._noised:
+            if len(self._noised) >= 64:
+                self._noised.clear()
+            eye = torch.eye(self.covs.shape[-1], dtype=self.covs.dtype, device=self.covs.device)
+            self._noised[sigma] = _Components(self.weights.log(), self.means, self.covs + sigma**2 * eye)
+        return self._noised[sigma]
+
+    def log_prob_and_score(self, x: torch.Tensor, sigma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""The posterior noised by :math:`\sigma`, :math:`p_\sigma(x \mid y) = \sum_k \pi_k\,
+        \mathcal N(x; m_k, C_k + \sigma^2 I)`, each observation's at its own point: its log density
+        (n,) and score (n, d) at ``x`` (n, d) (or at every ``x`` for a single observation)."""
+        _check_points(x, self.means.shape[-1])
+        return self._components(sigma).log_prob_and_score(x)
 
     def mean(self) -> torch.Tensor:
         r""":math:`\sum_k \pi_k m_k`, shape (n, d): the MMSE estimate."""
@@ -265,8 +309,7 @@ class MixturePosterior:
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log density of each observation's posterior at its own point: x (n, d) -> (n,)."""
-        _check_points(x, self.means.shape[-1])
-        return torch.logsumexp(self._comps.log_joint(self._comps.whiten(x)), dim=-1)
+        return self.log_prob_and_score(x)[0]
 
     def sample(self, m: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """m draws from each posterior, shape (m, n, d)."""

@@ -31,7 +31,7 @@ from ..rng import rademacher, randn
 from ..score import require_every_level
 from ..uncertainty import jacobian_trace
 from .loop import LoopSpec, SamplerResult, check_chain_inputs, run_chain
-from .posterior import linear_operator, pseudo_inverse
+from .operators import linear_operator
 
 SOLVERS = ("heun", "euler")
 
@@ -239,8 +239,8 @@ def kadkhodaie_simoncelli(denoiser, y0, *, h0: float = 0.01, beta: float = 0.01,
     check_chain_inputs(y0, generator)
     residual = lambda y, sigma: denoiser(y, sigma) - y
     if forward is not None:
-        A, _ = linear_operator(forward, y0)
-        pinv = pseudo_inverse(forward, y0)
+        op = linear_operator(forward, y0)
+        A, pinv = op.A, op.pinv
         xc = measurements.to(y0)
         y0 = y0 - pinv(A(y0) - xc)  # the start's mean moved onto the measurements
 

@@ -2,44 +2,13 @@ r"""Posterior sampling for linear inverse problems: PnP-ULA on :math:`y = A x + 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 
-from .._checks import finite, finite_number, positive
+from .._checks import finite_number, positive
 from .loop import LoopSpec, SamplerResult, check_chain_inputs, langevin_move, rms_max, run_chain
-
-
-def linear_operator(forward, x0: torch.Tensor) -> tuple[Callable, Callable]:
-    """(A, A_adjoint) from an (m, d) matrix, a deepinv LinearPhysics, or a pair of callables."""
-    if isinstance(forward, torch.Tensor):
-        d = math.prod(x0.shape[1:])
-        if forward.ndim != 2 or forward.shape[1] != d:
-            raise ValueError(f"forward: expected an (m, {d}) matrix for x0 of shape {tuple(x0.shape)}, "
-                             f"got shape {tuple(forward.shape)}")
-        A = forward.to(dtype=x0.dtype, device=x0.device)
-        return (lambda x: x.reshape(x.shape[0], d) @ A.T,  # (B, d) @ (d, m) -> (B, m)
-                lambda r: (r @ A).reshape(r.shape[0], *x0.shape[1:]))
-    if isinstance(forward, (tuple, list)) and len(forward) == 2 and all(map(callable, forward)):
-        return tuple(forward)
-    if callable(getattr(forward, "A", None)) and callable(getattr(forward, "A_adjoint", None)):
-        return forward.A, forward.A_adjoint
-    raise TypeError("forward: expected an (m, d) tensor, a deepinv.physics.LinearPhysics or a pair "
-                    f"(A, A_adjoint) of callables, got {type(forward).__name__}")
-
-
-def pseudo_inverse(forward, x0: torch.Tensor) -> Callable:
-    r""":math:`A^+` for :func:`linear_operator`'s ``forward``: ``torch.linalg.pinv`` of a matrix, a
-    deepinv physics' ``A_dagger``, and for a pair of callables the adjoint, which is :math:`A^+`
-    when :math:`A A^\top = I` (masks, subsampling, orthonormal measurements)."""
-    linear_operator(forward, x0)  # the same checks
-    if isinstance(forward, torch.Tensor):
-        pinv = torch.linalg.pinv(forward.to(dtype=x0.dtype, device=x0.device))  # (d, m)
-        return lambda r: (r @ pinv.T).reshape(r.shape[0], *x0.shape[1:])
-    if isinstance(forward, (tuple, list)):
-        return forward[1]
-    return forward.A_dagger
+from .operators import check_observation, linear_operator
 
 
 @torch.no_grad()
@@ -74,20 +43,12 @@ def posterior_langevin(prior_score: Callable, y: torch.Tensor, forward, noise_si
     if prior_sigma is not None:
         positive("prior_sigma", prior_sigma)
     check_chain_inputs(x0, generator)
-    A, A_adjoint = linear_operator(forward, x0)
-    ax0 = A(x0)
-    try:
-        broadcasts = torch.broadcast_shapes(y.shape, ax0.shape) == ax0.shape
-    except RuntimeError:
-        broadcasts = False
-    if not broadcasts:
-        raise ValueError(f"y: expected the shape of forward(x0), {tuple(ax0.shape)} (or one broadcasting "
-                         f"to it), got {tuple(y.shape)}")
+    op = linear_operator(forward, x0)
+    A, A_adjoint = op.A, op.A_adjoint
+    y = check_observation(y, op, x0)
     if clip is not None and not clip[0] < clip[1]:
         raise ValueError(f"clip: expected (a, b) with a < b, got {clip!r}")
-    finite("y", y)
     prior = (lambda x: prior_score(x)) if prior_sigma is None else (lambda x: prior_score(x, prior_sigma))
-    y = y.to(x0)
 
     def step(x, unclipped, t):  # the state: the largest unclamped size so far
         drift = A_adjoint(y - A(x)) / noise_sigma**2 + alpha * prior(x)

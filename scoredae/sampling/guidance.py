@@ -1,0 +1,113 @@
+r"""What the diffusion posterior samplers approximate: the noised likelihood :math:`p(y \mid x_\sigma)`.
+
+For :math:`y = A x_0 + \sigma_y n` and :math:`x_\sigma = x_0 + \sigma n'`, Bayes' rule at every level
+gives the score of the noised posterior,
+:math:`\nabla \log p_\sigma(x_\sigma \mid y) = \nabla \log p_\sigma(x_\sigma) + \nabla \log p(y \mid x_\sigma)`,
+and, multiplied by :math:`\sigma^2` (Tweedie's formula), its denoiser
+:math:`D_y(x, \sigma) = D(x, \sigma) + \sigma^2 \nabla \log p(y \mid x)`. The exact
+:math:`p(y \mid x_\sigma) = \int \mathcal N(y; A x_0, \sigma_y^2 I)\, p(x_0 \mid x_\sigma)\, dx_0` needs
+the whole denoising posterior :math:`p(x_0 \mid x_\sigma)` (closed form for a Gaussian mixture:
+:meth:`~scoredae.mixtures.GaussianMixture.noised_likelihood`); each method replaces it by a Gaussian
+around the MMSE estimate :math:`D = \mathbb E[x_0 \mid x_\sigma]` and keeps the gradient through
+:math:`D` only (its covariance held fixed):
+
+.. math::
+    p(y \mid x_\sigma) \approx \mathcal N\big(y;\, A D(x_\sigma, \sigma),\, \sigma_y^2 I + A \Sigma A^\top\big),
+    \qquad
+    \nabla \log p(y \mid x_\sigma) \approx J_D^\top A^\top \big(\sigma_y^2 I + A \Sigma A^\top\big)^{-1}
+    \big(y - A D\big),
+
+with :math:`\Sigma = 0` for DPS (Chung et al. 2023, eq. 11-16: :math:`p(x_0 \mid x_t)` a Dirac at the
+Tweedie mean), :math:`\Sigma = r_\sigma^2 I`, :math:`r_\sigma^2 = \sigma^2 \sigma_{data}^2 / (\sigma^2 +
+\sigma_{data}^2)` for PiGDM (Song et al. 2023, eq. 7-8, the posterior variance of a Gaussian prior
+of variance :math:`\sigma_{data}^2`), and :math:`\Sigma = \sigma^2 J_D`, the true posterior covariance
+(second-order Tweedie, :mod:`scoredae.uncertainty`), for TMPD (Boys et al. 2023, eq. 9-11). Each
+``*_guidance`` returns ``guide(x, sigma) -> (D(x, sigma), gradient)`` from one denoiser call and
+one vector-Jacobian product (TMPD adds the Jacobian-vector products of its covariance).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..uncertainty import _call, _differentiable, jacobian_vp
+from .operators import LinearOperator, conjugate_solve
+
+TMPD_COVARIANCES = ("full", "row_sum")
+
+
+def denoise_with_pullback(denoiser, x: torch.Tensor, sigma: float):
+    r"""``(D(x, sigma), v -> J_D^T v)``: the denoiser's output and its vector-Jacobian product."""
+    try:
+        with torch.enable_grad():
+            denoised, pullback = torch.func.vjp(_call(denoiser, sigma), x)
+    except (RuntimeError, TypeError, NotImplementedError) as err:
+        raise _differentiable(err, denoiser) from err
+    return denoised.detach(), lambda v: pullback(v.to(denoised))[0].detach()
+
+
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(t.shape[0], -1)
+
+
+def dps_guidance(denoiser, y: torch.Tensor, op: LinearOperator, noise_sigma: float):
+    r"""DPS's :math:`\nabla \log p(y \mid x_\sigma) \approx J_D^\top A^\top (y - A D) / \sigma_y^2`."""
+
+    def guide(x, sigma):
+        denoised, pullback = denoise_with_pullback(denoiser, x, sigma)
+        return denoised, pullback(op.A_adjoint(y - op.A(denoised)) / noise_sigma**2)
+
+    return guide
+
+
+def pigdm_guidance(denoiser, y: torch.Tensor, op: LinearOperator, noise_sigma: float, data_variance: float):
+    r"""PiGDM's :math:`J_D^\top A^\top (r_\sigma^2 A A^\top + \sigma_y^2 I)^{-1} (y - A D)`,
+    :math:`r_\sigma^2 = \sigma^2 \sigma_{data}^2 / (\sigma^2 + \sigma_{data}^2)`."""
+
+    def guide(x, sigma):
+        denoised, pullback = denoise_with_pullback(denoiser, x, sigma)
+        r2 = sigma**2 * data_variance / (sigma**2 + data_variance)
+        return denoised, pullback(op.A_adjoint(op.gram_solve(y - op.A(denoised), r2, noise_sigma**2)))
+
+    return guide
+
+
+def tmpd_guidance(denoiser, y: torch.Tensor, op: LinearOperator, noise_sigma: float, covariance: str = "full"):
+    r"""TMPD's :math:`J_D^\top A^\top (\sigma_y^2 I + \sigma^2 A J_D A^\top)^{-1} (y - A D)`.
+
+    ``covariance="full"`` builds :math:`A J_D A^\top` from the :math:`m` products :math:`J_D A^\top e_j`
+    (one Jacobian-vector product per measurement; for few measurements), ``"row_sum"`` replaces
+    :math:`J_D` by the diagonal of its row sums :math:`J_D \mathbf 1` (one product; Boys et al. 2023,
+    section 4, for large images), the solve then by :func:`~scoredae.sampling.operators.LinearOperator`'s
+    conjugate gradients (or in closed form for a diagonal :math:`A`, which it then is)."""
+    if covariance not in TMPD_COVARIANCES:
+        raise ValueError(f"covariance: expected one of {TMPD_COVARIANCES}, got {covariance!r}")
+
+    def guide(x, sigma):
+        denoised, pullback = denoise_with_pullback(denoiser, x, sigma)
+        residual = y - op.A(denoised)
+        if covariance == "full":
+            solved = _full_solve(denoiser, x, sigma, op, residual, noise_sigma)
+        else:
+            row_sums = jacobian_vp(denoiser, x, sigma, torch.ones_like(x))  # J_D 1
+            diag = (sigma**2 * row_sums).clamp(min=0)  # a variance, >= 0
+
+            def apply(v):  # (sigma_y^2 I + A diag(c) A^T) v
+                return noise_sigma**2 * v + op.A(diag * op.A_adjoint(v))
+
+            solved = conjugate_solve(apply, residual)
+        return denoised, pullback(op.A_adjoint(solved))
+
+    return guide
+
+
+def _full_solve(denoiser, x, sigma, op: LinearOperator, residual: torch.Tensor, noise_sigma: float):
+    r""":math:`(\sigma_y^2 I + \sigma^2 A J_D A^\top)^{-1} r` per chain, the :math:`m \times m` matrix built
+    from the columns :math:`A J_D A^\top e_j` (the symmetric part: a covariance is symmetric)."""
+    b, m = residual.shape[0], _flat(residual).shape[1]
+    basis = torch.eye(m, dtype=x.dtype, device=x.device)[:, None, :].expand(m, b, m)  # (m, B, m)
+    back = torch.stack([op.A_adjoint(e.reshape(residual.shape)) for e in basis])  # A^T e_j, (m, B, *S)
+    columns = jacobian_vp(denoiser, x, sigma, back)  # J A^T e_j, (m, B, *S)
+    ajat = torch.stack([_flat(op.A(c)) for c in columns], dim=-1)  # (B, m, m): [:, :, j] = A J A^T e_j
+    gram = noise_sigma**2 * torch.eye(m, dtype=x.dtype, device=x.device) + sigma**2 * 0.5 * (ajat + ajat.mT)
+    return torch.linalg.solve(gram, _flat(residual)).reshape(residual.shape)

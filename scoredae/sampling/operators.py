@@ -1,0 +1,138 @@
+r"""Linear forward operators :math:`y = A x + \sigma_y n` for the posterior samplers, from a matrix, a
+deepinv physics or a pair of callables, with the solves the samplers need.
+
+:func:`linear_operator` gives a :class:`LinearOperator` whose ``A`` and ``A_adjoint`` act on batches
+``(B, *S)`` of images or points. When :math:`A` has a known singular value decomposition
+:math:`A = U \operatorname{diag}(s) V^\top` (a matrix, through ``torch.linalg.svd``, or a
+:class:`deepinv.physics.DecomposablePhysics`: masks, circular blurs, denoising), the solves are
+closed form in the spectral domain; otherwise they run conjugate gradients on :math:`A A^\top`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import deepinv
+import torch
+from deepinv.optim.utils import conjugate_gradient
+
+_CG_ITERATIONS = 100  # the most conjugate-gradient iterations of a solve with no SVD
+_CG_TOLERANCE = 1e-10  # their relative residual
+
+
+def conjugate_solve(apply: Callable, u: torch.Tensor) -> torch.Tensor:
+    """``apply^{-1} u`` for a symmetric positive-definite ``apply``, per sample, by deepinv's
+    conjugate gradients (with no 1e-8 added to their denominators, which biases small systems)."""
+    return conjugate_gradient(apply, u, max_iter=_CG_ITERATIONS, tol=_CG_TOLERANCE, eps=1e-30)
+
+
+class LinearOperator:
+    r""":math:`A` and :math:`A^\top` on batches, and, when known, its SVD.
+
+    The spectral coordinates are :math:`\bar x = V^\top x`; ``singular`` holds :math:`s`, broadcasting
+    against them (zero where :math:`A` sees nothing), and ``spectral_y(y)`` is :math:`U^\top y` laid
+    out like :math:`\bar x`, so that :math:`\overline{A x} = s \odot \bar x` there.
+    """
+
+    def __init__(self, A: Callable, A_adjoint: Callable, *, pinv: Callable | None = None, spectral=None,
+                 gram: Callable | None = None):
+        self.A, self.A_adjoint = A, A_adjoint
+        self._pinv = pinv
+        self._spectral = spectral  # (V_adjoint, V, spectral_y, singular values) or None
+        self._gram = gram  # (u, c, shift) -> (c A A^T + shift I)^{-1} u in closed form, or None
+
+    @property
+    def has_svd(self) -> bool:
+        return self._spectral is not None
+
+    def svd(self) -> tuple[Callable, Callable, Callable, torch.Tensor]:
+        """``(V_adjoint, V, spectral_y, s)``; a ValueError when the operator has none."""
+        if self._spectral is None:
+            raise ValueError("forward: this method needs the SVD of the operator; give an (m, d) matrix or a "
+                             "deepinv.physics.DecomposablePhysics (Inpainting, BlurFFT, Denoising, ...)")
+        return self._spectral
+
+    def pinv(self, r: torch.Tensor) -> torch.Tensor:
+        r""":math:`A^+ r`; for a pair of callables the adjoint, which is :math:`A^+` when :math:`A A^\top = I`."""
+        return (self._pinv or self.A_adjoint)(r)
+
+    def gram_solve(self, u: torch.Tensor, scale, shift: float) -> torch.Tensor:
+        r""":math:`(c\, A A^\top + \sigma^2 I)^{-1} u` for the scale :math:`c` (a float or a ``(B,)``
+        tensor) and the shift :math:`\sigma^2 > 0`; in the spectral domain with an SVD, else by
+        conjugate gradients (with no 1e-8 added to their denominators, which biases small systems)."""
+        c = torch.as_tensor(scale, dtype=u.dtype, device=u.device)
+        c = c.reshape(-1, *[1] * (u.ndim - 1)) if c.ndim == 1 else c
+        if self._gram is not None:
+            return self._gram(u, c, shift)
+        return conjugate_solve(lambda v: c * self.A(self.A_adjoint(v)) + shift * v, u)
+
+
+def _matrix(A: torch.Tensor, x0: torch.Tensor) -> LinearOperator:
+    shape, d = x0.shape[1:], math.prod(x0.shape[1:])
+    if A.ndim != 2 or A.shape[1] != d:
+        raise ValueError(f"forward: expected an (m, {d}) matrix for x of shape {tuple(x0.shape)}, "
+                         f"got shape {tuple(A.shape)}")
+    A = A.to(dtype=x0.dtype, device=x0.device)
+    m = A.shape[0]
+    U, s, Vh = torch.linalg.svd(A)  # U (m, m), s (min(m, d),), Vh (d, d)
+    singular = torch.cat([s, s.new_zeros(d - len(s))])  # (d,)
+
+    def spectral_y(y):  # U^T y, padded (or cut) to d coordinates: (B, d)
+        uy = y @ U
+        return torch.cat([uy, uy.new_zeros(uy.shape[0], d - m)], 1) if d > m else uy[:, :d]
+
+    s_m = torch.cat([s, s.new_zeros(max(m - len(s), 0))])  # (m,): A A^T = U diag(s_m^2) U^T
+    pinv = torch.linalg.pinv(A)  # (d, m)
+
+    def gram(u, c, shift):  # U diag(1 / (c s^2 + shift)) U^T u
+        return ((u @ U) / (c.reshape(-1, 1) * s_m**2 + shift)) @ U.T
+
+    return LinearOperator(lambda x: x.reshape(x.shape[0], d) @ A.T,  # (B, d) @ (d, m) -> (B, m)
+                          lambda r: (r @ A).reshape(r.shape[0], *shape),
+                          pinv=lambda r: (r @ pinv.T).reshape(r.shape[0], *shape),
+                          spectral=(lambda x: x.reshape(x.shape[0], d) @ Vh.T,  # V^T x, (B, d)
+                                    lambda xbar: (xbar @ Vh).reshape(xbar.shape[0], *shape),
+                                    spectral_y, singular),
+                          gram=gram)
+
+
+def _decomposable(physics) -> LinearOperator:
+    spectral_y = physics.U_adjoint
+    def gram(u, c, shift):  # U diag(1 / (c |s|^2 + shift)) U^T u
+        s = physics.mask
+        return physics.U(physics.U_adjoint(u) / (c * (s.conj() * s).real + shift))
+
+    return LinearOperator(physics.A, physics.A_adjoint, pinv=physics.A_dagger,
+                          spectral=(physics.V_adjoint, physics.V, spectral_y, physics.mask), gram=gram)
+
+
+def linear_operator(forward, x0: torch.Tensor) -> LinearOperator:
+    """The :class:`LinearOperator` of an ``(m, d)`` matrix (``x`` flattened to ``(B, d)``), a
+    deepinv ``LinearPhysics`` (with its SVD when it is a ``DecomposablePhysics``), or a pair
+    ``(A, A_adjoint)`` of callables; ``x0`` an example batch of the unknown."""
+    if isinstance(forward, torch.Tensor):
+        return _matrix(forward, x0)
+    if isinstance(forward, (tuple, list)) and len(forward) == 2 and all(map(callable, forward)):
+        return LinearOperator(*forward)
+    if isinstance(forward, deepinv.physics.DecomposablePhysics):
+        return _decomposable(forward)
+    if callable(getattr(forward, "A", None)) and callable(getattr(forward, "A_adjoint", None)):
+        return LinearOperator(forward.A, forward.A_adjoint, pinv=getattr(forward, "A_dagger", None))
+    raise TypeError("forward: expected an (m, d) tensor, a deepinv.physics.LinearPhysics or a pair "
+                    f"(A, A_adjoint) of callables, got {type(forward).__name__}")
+
+
+def check_observation(y: torch.Tensor, op: LinearOperator, x0: torch.Tensor) -> torch.Tensor:
+    """``y`` as the shape of ``A(x0)``: one observation per chain, or one broadcast to all; finite."""
+    ax0 = op.A(x0)
+    try:
+        broadcasts = torch.broadcast_shapes(y.shape, ax0.shape) == ax0.shape
+    except RuntimeError:
+        broadcasts = False
+    if not broadcasts:
+        raise ValueError(f"y: expected the shape of forward(x), {tuple(ax0.shape)} (or one broadcasting "
+                         f"to it), got {tuple(y.shape)}")
+    if not bool(torch.isfinite(y).all()):
+        raise ValueError("y: expected finite values, got NaN or inf")
+    return y.to(x0).expand_as(ax0)
