@@ -307,6 +307,13 @@ class MixturePosterior:
             lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
         return (lo + hi) / 2
 
+    def responsibilities(self, x: torch.Tensor) -> torch.Tensor:
+        r"""The component probabilities :math:`\pi_k \mathcal N(x; m_k, C_k) / p(x \mid y)` of each
+        point (n, K), each observation's at its own point (or every point's for one observation)."""
+        _check_points(x, self.means.shape[-1])
+        comps = self._components(0.0)
+        return torch.softmax(comps.log_joint(comps.whiten(x)), dim=-1)
+
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log density of each observation's posterior at its own point: x (n, d) -> (n,)."""
         return self.log_prob_and_score(x)[0]

@@ -1,0 +1,261 @@
+r"""Posterior samplers with a diffusion prior, measured against the exact posterior of a Gaussian
+mixture.
+
+The problems are MCGdiff's (Cardoso et al. 2024, section 4.1; ``scripts/viz_gaussian.py`` of
+gabrielvc/mcg_diff) and TMPD's: 25 identity-covariance components whose means
+:math:`(8i, 8j)` for :math:`i, j \in \{-2..2\}` repeat over the pairs of coordinates, weights squared
+normals normalised (or equal), :math:`A = U \operatorname{diag}(s) V_{1:d_y}` from the SVD of a
+Gaussian matrix with :math:`s` sorted uniform draws, :math:`\sigma_y` a uniform draw times
+:math:`\max s`, and :math:`y = A x + \sigma_y n` for a draw :math:`x` of the prior. Everything a
+sampler is compared with is closed form (:meth:`~scoredae.mixtures.GaussianMixture.posterior`):
+
+* the sliced Wasserstein distance to as many exact posterior draws, beside the median of the same
+  distance between independent pairs of exact draws (the floor of the sample size);
+* the total variation between the share of samples per component (each sample given to the
+  posterior component of highest responsibility) and the exact posterior weights;
+* the share of samples inside the exact central 90% interval of a few linear functionals
+  :math:`u^\top x` (0.90 when right);
+* the relative error of a guidance term against the exact :math:`\nabla \log p(y \mid x_\sigma)`
+  at draws of the noised posterior, level by level (:func:`guidance_error`).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import deepinv
+import torch
+
+from ..mixtures import GaussianMixture, MixtureDenoiser, MixturePosterior
+from ..rng import seeded
+from ..sampling import (
+    SamplerDivergedError,
+    ddrm,
+    diffpir,
+    dps,
+    karras_sigmas,
+    likelihood_guided,
+    pigdm,
+    tmpd,
+    twisted_diffusion,
+)
+from ..sampling.guidance import dps_guidance, pigdm_guidance, tmpd_guidance
+from ..sampling.operators import linear_operator
+from ..sampling.smc import SMCState
+
+SIGMA_MAX = 100.0  # the start of every chain: far above the spread of the means (16 per coordinate)
+SIGMA_MIN = 0.002
+
+
+@dataclass
+class MixtureProblem:
+    """A prior, ``y = A x + noise_sigma * n`` with its clean ``x``, and the exact posterior."""
+
+    prior: GaussianMixture
+    A: torch.Tensor
+    noise_sigma: float
+    y: torch.Tensor  # (1, d_y)
+    x: torch.Tensor  # (1, d_x)
+    posterior: MixturePosterior = field(init=False)
+
+    def __post_init__(self):
+        self.posterior = self.prior.posterior(self.y, self.noise_sigma, self.A)
+
+    @property
+    def data_variance(self) -> float:
+        """The prior's variance per coordinate, :math:`\\operatorname{tr} \\operatorname{Cov}(x) / d`."""
+        spread = (self.prior.weights[:, None] * (self.prior.means - self.prior.weights @ self.prior.means) ** 2).sum(0)
+        return float(spread.mean() + torch.diagonal(self.prior.covs, dim1=-2, dim2=-1).mean())
+
+
+def grid_mixture_problem(d_x: int, d_y: int, seed: int, *, equal_weights: bool = False) -> MixtureProblem:
+    """The 25-component problem of the module docstring in float64, drawn from ``seed``."""
+    if d_x < 2 or d_x % 2 or not 1 <= d_y <= d_x:
+        raise ValueError(f"d_x, d_y: expected an even d_x >= 2 and 1 <= d_y <= d_x, got {d_x}, {d_y}")
+    gen = torch.Generator().manual_seed(seed)
+    f64 = torch.float64
+    grid = torch.tensor([[-8.0 * i, -8.0 * j] for i in range(-2, 3) for j in range(-2, 3)], dtype=f64)
+    means = grid.repeat(1, d_x // 2)  # (25, d_x): the pair repeated
+    weights = torch.full((25,), 1 / 25, dtype=f64) if equal_weights else torch.randn(25, generator=gen, dtype=f64) ** 2
+    prior = GaussianMixture(weights / weights.sum(), means, 1.0)
+    u, _, vh = torch.linalg.svd(torch.randn(d_y, d_x, generator=gen, dtype=f64))
+    s = torch.sort(torch.rand(d_y, generator=gen, dtype=f64), descending=True).values
+    A = u @ torch.diag(s) @ vh[:d_y]
+    noise_sigma = float(torch.rand((), generator=gen, dtype=f64) * s.max())
+    x = prior.sample(1, generator=gen)
+    y = x @ A.T + noise_sigma * torch.randn(1, d_y, generator=gen, dtype=f64)
+    return MixtureProblem(prior, A, noise_sigma, y, x)
+
+
+def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, n_directions: int = 256,
+                       generator: torch.Generator | None = None) -> float:
+    r"""The sliced 2-Wasserstein distance :math:`\big(\mathbb E_u W_2^2(u^\top a, u^\top b)\big)^{1/2}`
+    over ``n_directions`` uniform unit directions, each 1-D distance between sorted projections of
+    equally many points (n, d)."""
+    if a.shape != b.shape:
+        raise ValueError(f"a, b: expected two sample sets of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    u = torch.randn(a.shape[1], n_directions, generator=generator, dtype=a.dtype)
+    u = u / u.norm(dim=0)
+    pa, pb = (a @ u).sort(0).values, (b @ u).sort(0).values
+    return float((pa - pb).square().mean().sqrt())
+
+
+def sliced_wasserstein_floor(posterior: MixturePosterior, n: int, seed: int, pairs: int = 8) -> float:
+    """The median of :func:`sliced_wasserstein` between ``pairs`` pairs of independent exact draws of
+    ``n`` points each (one draw's distance is itself noisy: the mode counts vary from draw to draw)."""
+    gen = seeded(seed, 5)
+    draws = posterior.sample(2 * n * pairs, generator=gen)[:, 0].reshape(pairs, 2, n, -1)
+    return statistics.median(sliced_wasserstein(a, b, generator=seeded(seed, 3)) for a, b in draws)
+
+
+def component_shares(posterior: MixturePosterior, samples: torch.Tensor) -> torch.Tensor:
+    """The share of samples (n, d) whose most responsible posterior component is k, (K,)."""
+    owner = posterior.responsibilities(samples).argmax(1)
+    return torch.bincount(owner, minlength=posterior.weights.shape[1]).to(samples.dtype) / len(samples)
+
+
+def mode_tv(posterior: MixturePosterior, samples: torch.Tensor) -> float:
+    """Total variation between :func:`component_shares` and the exact posterior weights."""
+    return float((component_shares(posterior, samples) - posterior.weights[0]).abs().sum() / 2)
+
+
+def interval_coverage(posterior: MixturePosterior, samples: torch.Tensor, directions: torch.Tensor,
+                      level: float = 0.9) -> torch.Tensor:
+    r"""For each direction :math:`u` (d, L), the share of samples inside the exact central ``level``
+    interval of :math:`u^\top x`, whose law is the 1-D mixture of means :math:`u^\top m_k` and
+    variances :math:`u^\top C_k u` (quantiles by 200 bisections), (L,)."""
+    w = posterior.weights[0]  # (K,)
+    mean = posterior.means[0] @ directions  # (K, L)
+    sd = torch.einsum("dl,kde,el->kl", directions, posterior.covs, directions).sqrt()
+    bounds = []
+    for q in ((1 - level) / 2, (1 + level) / 2):
+        lo, hi = (mean - 12 * sd).amin(0), (mean + 12 * sd).amax(0)
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            below = (w[:, None] * torch.special.ndtr((mid - mean) / sd)).sum(0) < q
+            lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+        bounds.append((lo + hi) / 2)
+    proj = samples @ directions  # (n, L)
+    return ((proj >= bounds[0]) & (proj <= bounds[1])).to(samples.dtype).mean(0)
+
+
+class CountingDenoiser(deepinv.models.Denoiser):
+    """A denoiser that counts its evaluations (those inside Jacobian products too)."""
+
+    def __init__(self, denoiser):
+        super().__init__()
+        self.denoiser, self.calls = denoiser, 0
+
+    def forward(self, x, sigma, **kwargs):
+        self.calls += 1
+        return self.denoiser(x, sigma, **kwargs)
+
+
+class PerturbedDenoiser(deepinv.models.Denoiser):
+    r"""The exact denoiser perturbed in one controlled way, to tell a sampler's error from the
+    denoiser's: ``"bias"`` :math:`D + b \mathbf 1`; ``"sigma"`` :math:`D(x, (1 + \epsilon)\sigma)`, a
+    wrong noise level; ``"asymmetric"`` :math:`D + \epsilon W (x - D)` with a fixed antisymmetric
+    :math:`W` of unit spectral norm, a Jacobian :math:`J + \epsilon W (I - J)` that is not symmetric."""
+
+    KINDS = ("bias", "sigma", "asymmetric")
+
+    def __init__(self, denoiser, kind: str, size: float, dim: int, seed: int = 0):
+        super().__init__()
+        if kind not in self.KINDS:
+            raise ValueError(f"kind: expected one of {self.KINDS}, got {kind!r}")
+        self.denoiser, self.kind, self.size = denoiser, kind, size
+        g = torch.randn(dim, dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        w = g - g.T
+        self.W = w / torch.linalg.matrix_norm(w, ord=2)
+
+    def forward(self, x, sigma, **kwargs):
+        if self.kind == "sigma":
+            return self.denoiser(x, sigma * (1 + self.size))
+        d = self.denoiser(x, sigma)
+        if self.kind == "bias":
+            return d + self.size
+        return d + self.size * (x - d) @ self.W.T.to(x)
+
+
+def _run(name: str, denoiser, problem: MixtureProblem, x_T, sigmas, generator):
+    """One sampler on one problem with the options the benchmark uses."""
+    args = (denoiser, problem.y, problem.A, problem.noise_sigma, x_T, sigmas)
+    if name == "oracle":
+        oracle = lambda x, s: problem.prior.noised_likelihood(x, s, problem.y, problem.noise_sigma, problem.A)[1]
+        return likelihood_guided(denoiser, oracle, x_T, sigmas, generator=generator)
+    if name in ("pigdm", "smc"):
+        fn = pigdm if name == "pigdm" else twisted_diffusion
+        return fn(*args, data_variance=problem.data_variance, generator=generator)
+    if name == "dps":  # their Algorithm 1 with zeta' = 1
+        return dps(*args, zeta=1.0, generator=generator)
+    return {"dps-gaussian": dps, "tmpd": tmpd, "ddrm": ddrm, "diffpir": diffpir}[name](*args, generator=generator)
+
+
+SAMPLERS = ("oracle", "dps", "dps-gaussian", "pigdm", "tmpd", "ddrm", "diffpir", "smc")
+
+
+def evaluate(name: str, problem: MixtureProblem, n: int, steps: int, seed: int, *, denoiser=None,
+             n_directions: int = 4) -> dict:
+    """One row of the benchmark: ``n`` samples of sampler ``name`` on ``steps`` levels (the exact
+    mixture denoiser, or ``denoiser``), against ``n`` exact posterior draws: sliced Wasserstein and
+    its floor, mode total variation, the lowest and highest interval coverage, seconds, denoiser
+    calls, and for the particle sampler the error of its log evidence; a sampler that diverges
+    gets a row saying where, its measures NaN. The exact draws and the
+    directions come from ``seed`` alone, the same for every sampler."""
+    reference = seeded(seed, 1)
+    exact = problem.posterior.sample(n, generator=reference)[:, 0]
+    directions = torch.randn(problem.prior.dim, n_directions, generator=reference, dtype=exact.dtype)
+    gen = seeded(seed, 2)
+    counted = CountingDenoiser(denoiser or MixtureDenoiser(problem.prior))
+    x_T = problem.prior.noised(SIGMA_MAX).sample(n, generator=gen)  # the exact start, no initial error
+    start = time.perf_counter()
+    try:
+        result = _run(name, counted, problem, x_T, karras_sigmas(SIGMA_MIN, SIGMA_MAX, steps), gen)
+    except SamplerDivergedError as err:  # a failure mode to report, not to hide
+        return {"sampler": name, "n": n, "steps": steps, "calls": counted.calls,
+                "seconds": time.perf_counter() - start, "diverged": str(err).split(":")[0],
+                **dict.fromkeys(("sw", "sw_floor", "mode_tv", "coverage_min", "coverage_max"), math.nan)}
+    seconds = time.perf_counter() - start
+    samples = result.samples
+    coverage = interval_coverage(problem.posterior, samples, directions / directions.norm(dim=0))
+    row = {"sampler": name, "n": n, "steps": steps, "calls": counted.calls, "seconds": seconds,
+           "sw": sliced_wasserstein(samples, exact, generator=seeded(seed, 3)),
+           "sw_floor": sliced_wasserstein_floor(problem.posterior, n, seed),
+           "mode_tv": mode_tv(problem.posterior, samples),
+           "coverage_min": float(coverage.min()), "coverage_max": float(coverage.max())}
+    if isinstance(result.state, SMCState):
+        row["evidence_error"] = float(result.state.log_evidence - problem.posterior.log_evidence[0])
+        row["min_ess"] = float(result.state.ess.min())
+    return row
+
+
+GUIDANCES = {"dps": dps_guidance, "pigdm": pigdm_guidance, "tmpd": tmpd_guidance}
+
+
+def guidance_error(name: str, problem: MixtureProblem, sigmas, n: int = 256, *, denoiser=None,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""The relative error :math:`\mathbb E \lVert g - g^\star \rVert / \mathbb E \lVert g^\star \rVert`
+    of the guidance ``name`` (``dps``, ``pigdm``, ``tmpd``) against the exact
+    :math:`g^\star = \nabla \log p(y \mid x_\sigma)` at ``n`` draws of the noised posterior
+    :math:`x_\sigma = x + \sigma n`, :math:`x \sim p(x \mid y)`, at each level of ``sigmas`` (all > 0)."""
+    denoiser = denoiser or MixtureDenoiser(problem.prior)
+    op = linear_operator(problem.A, problem.x)
+    y = problem.y.expand(n, -1)
+    extra = {"pigdm": (problem.data_variance,)}.get(name, ())
+    guide = GUIDANCES[name](denoiser, y, op, problem.noise_sigma, *extra)
+    errors = []
+    for sigma in [float(s) for s in sigmas]:
+        x0 = problem.posterior.sample(n, generator=generator)[:, 0]
+        x = x0 + sigma * torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+        exact = problem.prior.noised_likelihood(x, sigma, problem.y, problem.noise_sigma, problem.A)[1]
+        g = guide(x, sigma)[1]
+        errors.append(float((g - exact).norm(dim=1).mean() / exact.norm(dim=1).mean()))
+    return torch.tensor(errors)
+
+
+def rounded(row: dict, digits: int = 4) -> dict:
+    """The row with its floats to ``digits`` significant digits, for tables and JSON."""
+    return {k: (float(f"{v:.{digits}g}") if isinstance(v, float) and math.isfinite(v) else v) for k, v in row.items()}
