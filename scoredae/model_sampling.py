@@ -14,8 +14,8 @@ Each recipe turns a denoiser into a score with Tweedie's formula,
 * :func:`diffusion_generation`: EDM's Heun or Euler ODE (Karras et al. 2022), with optional churn,
   or Kadkhodaie & Simoncelli's coarse-to-fine ascent, from noise to digits in tens to hundreds of
   denoiser calls.
-* :func:`posterior_sampling`: PnP-ULA (Laumont et al. 2022) for :math:`y = A x + \sigma_y n`
-  (the :data:`TASKS`: denoising, inpainting), giving a posterior mean and a per-pixel standard deviation.
+
+Posterior sampling for inverse problems, with the same models, is in :mod:`scoredae.model_posterior`.
 
 The method names of :data:`METHODS` are those of ``scoredae sample --method``; each recipe's
 defaults (its steps, its noise levels) are in its signature, and the command line passes on only
@@ -25,14 +25,12 @@ what the user gave.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
 from ._checks import positive, positive_int
 from .data.mnist import IMAGE_SHAPE
-from .rng import Generator, rand, randn, seeded
+from .rng import Generator, rand, randn
 from .sampling import (
     SamplerResult,
     annealed_langevin,
@@ -42,7 +40,6 @@ from .sampling import (
     ipndm,
     kadkhodaie_simoncelli,
     karras_sigmas,
-    posterior_langevin,
     ula,
 )
 from .score import GuidedDenoiser, TweedieScore, require_every_level, trained_sigma
@@ -57,8 +54,8 @@ ODE_SOLVERS = {"heun": (edm_sampler, {"solver": "heun"}), "euler": (edm_sampler,
                "ipndm": (ipndm, {"order": 4})}
 #: the diffusion-era generation methods of :func:`diffusion_generation`
 DIFFUSION_METHODS = (*ODE_SOLVERS, "ks")
-#: every method of ``scoredae sample``, by the recipe that runs it
-METHODS = {"langevin": "langevin_at_level", "annealed": "annealed_generation", "posterior": "posterior_sampling",
+#: the generation methods of ``scoredae sample``, by the recipe that runs it
+METHODS = {"langevin": "langevin_at_level", "annealed": "annealed_generation",
            **{m: "diffusion_generation" for m in DIFFUSION_METHODS}}
 
 
@@ -232,106 +229,3 @@ def diffusion_generation(
     x_T = data_mean + math.sqrt(data_std**2 + sigma_max**2) * randn((n, *shape), generator, device=device)
     return sampler(denoiser, x_T, karras_sigmas(sigma_min, sigma_max, steps), generator=generator,
                    record_every=record_every, progress=progress, **options)
-
-
-def box_mask(size: int = 12, top: int = 8, left: int = 8) -> torch.Tensor:
-    """A (1, 28, 28) mask of ones with a ``size`` x ``size`` box of zeros (the missing pixels)."""
-    if not (0 <= top and 0 <= left and top + size <= 28 and left + size <= 28 and size > 0):
-        raise ValueError(f"box of size {size} at ({top}, {left}) does not fit a 28 x 28 image")
-    mask = torch.ones(IMAGE_SHAPE)
-    mask[:, top : top + size, left : left + size] = 0
-    return mask
-
-
-@dataclass(frozen=True)
-class Task:
-    r"""An inverse problem on a digit, :math:`y = M \odot x + \sigma_y n`: the mask ``M`` (1, 28, 28)
-    of the observed pixels and the noise level :math:`\sigma_y`."""
-
-    description: str
-    noise_sigma: float
-    mask: Callable[[], torch.Tensor]
-
-
-#: the posterior-sampling tasks of ``scoredae sample --method posterior --task NAME``
-TASKS: dict[str, Task] = {
-    "denoise": Task("y = x + 0.3 n", 0.3, lambda: torch.ones(IMAGE_SHAPE)),
-    "inpaint": Task("a 12 x 12 box missing, y = M x + 0.05 n", 0.05, box_mask),
-}
-
-
-def observe(task: str, x: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """The observation of digit ``x`` (1, 1, 28, 28) under ``TASKS[task]``, its noise drawn from
-    ``seed``: ``(y, mask, noise_sigma)``, on the device of ``x``."""
-    if task not in TASKS:
-        raise ValueError(f"task: expected one of {sorted(TASKS)}, got {task!r}")
-    t = TASKS[task]
-    mask = t.mask().to(x)
-    noise = torch.randn(x.shape, generator=seeded(seed, -1, device=x.device), device=x.device, dtype=x.dtype)
-    return mask * x + t.noise_sigma * noise, mask, t.noise_sigma
-
-
-#: the level of the smoothed prior a warm start begins at (:func:`posterior_sampling`)
-WARM_START_SIGMA = 0.5
-
-
-@torch.no_grad()
-def posterior_sampling(
-    denoiser,
-    y: torch.Tensor,
-    *,
-    noise_sigma: float,
-    mask: torch.Tensor | None = None,
-    n_chains: int = 8,
-    prior_sigma: float | None = None,
-    n_steps: int = 1000,
-    step_size: float | None = None,
-    warm_start: bool | None = None,
-    warm_start_sigma: float = WARM_START_SIGMA,
-    generator: Generator = None,
-    progress: bool = False,
-) -> SamplerResult:
-    r"""PnP-ULA for one observation ``y`` (1, 1, 28, 28) of :math:`y = M \odot x + \sigma_y n`
-    (``mask`` M of shape (1, 28, 28), all ones when None: plain denoising).
-
-    ``n_chains`` chains start at ``y`` and run ``n_steps``, the second half kept; the result's
-    ``pooled_mean`` and ``pooled_var.sqrt()`` are the per-pixel posterior mean and standard
-    deviation. The prior score is the Tweedie score at ``prior_sigma`` (default: the model's
-    trained sigma, or 0.05 for a noise-conditional model). The default step is a third of the
-    inverse Lipschitz bound :math:`1 / (1/\sigma_y^2 + 1/\sigma_\text{prior}^2)` (Laumont et al.
-    2022, Sec. 4.1).
-
-    With a warm start (``warm_start``: by default for a noise-conditional model, which alone has
-    the levels for it), the chains first run ``n_steps // 4`` steps at each of three geometric
-    levels from ``warm_start_sigma`` down towards ``prior_sigma``: a smoother prior lets them cross
-    between modes (e.g. fill a missing box with different strokes) before the final run, which
-    alone is too local to do so.
-    """
-    if y.shape != (1, *IMAGE_SHAPE):
-        raise ValueError(f"y: expected shape (1, 1, 28, 28), got {tuple(y.shape)}")
-    mask = torch.ones(IMAGE_SHAPE) if mask is None else mask
-    if tuple(mask.shape) != IMAGE_SHAPE:
-        raise ValueError(f"mask: expected shape (1, 28, 28), got {tuple(mask.shape)}")
-    positive_int("n_chains", n_chains)
-    positive("noise_sigma", noise_sigma)
-    if step_size is not None:
-        positive("step_size", step_size)
-    if prior_sigma is None:
-        prior_sigma = trained_sigma(denoiser) or 0.05
-    warm_start = trained_sigma(denoiser) is None if warm_start is None else warm_start
-    mask = mask.to(y)
-    forward = (lambda x: mask * x, lambda r: mask * r)  # A and its adjoint
-    observations = y.expand(n_chains, *IMAGE_SHAPE)
-
-    def run(x0: torch.Tensor, level: float, steps: int, burn_in: int) -> SamplerResult:
-        step = step_size if step_size is not None else 1 / (3 * (1 / noise_sigma**2 + 1 / level**2))
-        return posterior_langevin(TweedieScore(denoiser), observations, forward, noise_sigma, x0, step, steps,
-                                  prior_sigma=level, clip=(-0.5, 1.5), burn_in=burn_in, generator=generator,
-                                  progress=progress)
-
-    x = observations.clone()
-    if warm_start:
-        require_every_level(denoiser, "a warm start")
-        for level in geometric_sigmas(positive("warm_start_sigma", warm_start_sigma), prior_sigma, 4)[:-1].tolist():
-            x = run(x, level, max(1, n_steps // 4), 0).samples
-    return run(x, prior_sigma, n_steps, n_steps // 2)

@@ -11,6 +11,7 @@ import torch
 
 import scoredae.scratch as S
 from scoredae import GaussianMixture, MixtureDenoiser, TweedieScore
+from scoredae import model_posterior as P
 from scoredae import model_sampling as R
 from scoredae.cli import main
 from scoredae.data import mnist
@@ -112,9 +113,9 @@ CASES = [
         gaussian_score, x2(), mask_forward(), 0.1, x2(), 1e6, 20, clip=(0.0, 1.0), generator=torch.Generator().manual_seed(0)),
      SamplerDivergedError, r"diverged by step 10 .*step_size=1e\+06"),
     # --- recipes for trained models
-    ("posterior_sampling noise_sigma 0", lambda: R.posterior_sampling(unet(), images(1), noise_sigma=0.0), ValueError,
+    ("posterior_sampling noise_sigma 0", lambda: P.posterior_sampling(unet(), images(1), noise_sigma=0.0), ValueError,
      r"noise_sigma: expected a finite number > 0, got 0"),
-    ("posterior_sampling step_size 0", lambda: R.posterior_sampling(unet(), images(1), noise_sigma=0.1, step_size=0.0),
+    ("posterior_sampling step_size 0", lambda: P.posterior_sampling(unet(), images(1), noise_sigma=0.1, step_size=0.0),
      ValueError, r"step_size: expected a finite number > 0, got 0"),
     ("annealed_generation n 0", lambda: R.annealed_generation(unet(), 0), ValueError, r"n: expected a positive integer"),
     ("langevin step 0", lambda: R.langevin_at_level(unet(sigma=0.5), images(), step_size=0.0), ValueError,

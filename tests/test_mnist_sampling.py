@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from scoredae import GaussianMixture, MixtureDenoiser
+from scoredae import model_posterior as mp
 from scoredae import model_sampling as ms
 from scoredae.cli import main
 from scoredae.nets import UNet
@@ -33,11 +34,11 @@ def test_inpainting_posterior_matches_the_exact_gaussian_posterior():
     prior = image_prior([mu], v, [1.0])
     g = torch.Generator().manual_seed(0)
     x = prior.sample(1, generator=g).reshape(1, 1, 28, 28)
-    mask = ms.box_mask(size=12, top=8, left=8).double()
+    mask = mp.box_mask(size=12, top=8, left=8).double()
     y = mask * x + s * torch.randn(x.shape, generator=g, dtype=torch.float64)
     n_chains, n_steps = 8, 2000
-    res = ms.posterior_sampling(MixtureDenoiser(prior), y, noise_sigma=s, mask=mask, n_chains=n_chains,
-                                prior_sigma=ps, n_steps=n_steps, warm_start=False, generator=g)
+    res = mp.posterior_sampling(MixtureDenoiser(prior), y, noise_sigma=s, forward=(lambda x: mask * x, lambda r: mask * r),
+                                n_chains=n_chains, prior_sigma=ps, n_steps=n_steps, warm_start=False, generator=g)
     h = 1 / (3 * (1 / s**2 + 1 / ps**2))
     for observed in (True, False):
         pixels = (mask[0] == 1) if observed else (mask[0] == 0)
@@ -106,10 +107,10 @@ def test_fixed_sigma_recipes_and_refusals():
         ms.annealed_generation(model, 4)
     with pytest.raises(ValueError, match="n: expected a positive integer, got 0"):
         ms.annealed_generation(UNet(width=4, sigma_range=(0.01, 1)), 0)
-    with pytest.raises(ValueError, match=r"mask: expected shape \(1, 28, 28\)"):
-        ms.posterior_sampling(model, x0[:1], noise_sigma=0.1, mask=torch.ones(28, 28))
+    with pytest.raises(ValueError, match=r"y: expected the shape of forward\(x\), \(1, 1, 28, 28\)"):
+        mp.posterior_sampling(model, x0[:1, :, :14], noise_sigma=0.1)
     with pytest.raises(ValueError, match="does not fit"):
-        ms.box_mask(size=20, top=10)
+        mp.box_mask(size=20, top=10)
 
 
 @pytest.fixture

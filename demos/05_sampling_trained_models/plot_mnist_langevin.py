@@ -22,12 +22,8 @@ import torch
 
 from scoredae import TweedieScore
 from scoredae.data import load_mnist
-from scoredae.model_sampling import (
-    annealed_generation,
-    box_mask,
-    langevin_at_level,
-    posterior_sampling,
-)
+from scoredae.model_posterior import box_mask, posterior_sampling
+from scoredae.model_sampling import annealed_generation, langevin_at_level
 from scoredae.nets import load_pretrained
 from scoredae.sampling import geometric_sigmas
 from scoredae.viz import animate_images, image_grid
@@ -101,7 +97,8 @@ tasks = {
 fig, axes = plt.subplots(2, 4, figsize=(9, 5))
 for row, (name, (mask, noise_sigma)) in zip(axes, tasks.items()):
     y = mask * x + noise_sigma * torch.randn(x.shape, generator=generator)
-    post = posterior_sampling(ncsn, y, noise_sigma=noise_sigma, mask=mask, n_chains=8, n_steps=600,
+    post = posterior_sampling(ncsn, y, noise_sigma=noise_sigma, forward=(lambda x: mask * x, lambda r: mask * r),
+                              n_chains=8, n_steps=600,
                               warm_start_sigma=0.5, generator=generator)
     panels = [(x, "truth"), (y, "observation y"), (post.pooled_mean[None], "posterior mean"),
               (post.pooled_var.sqrt()[None], "posterior std")]

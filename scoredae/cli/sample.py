@@ -14,16 +14,19 @@ from .args import non_negative_float, non_negative_int, positive_float, positive
 from .output import writable_output
 
 HELP = ("sample from a trained denoiser: digits by the diffusion-era ODE solvers or annealed Langevin, with or "
-        "without labels; Langevin chains and posterior sampling (MNIST, or a photograph with a colour model)")
-# the names of scoredae.model_sampling.METHODS, TASKS and GENERATION_DEFAULTS, listed here so that
-# --help imports nothing
+        "without labels; Langevin chains and posterior sampling for inverse problems (MNIST, or a photograph "
+        "with a colour model)")
+# the names of scoredae.model_sampling.METHODS and of scoredae.model_posterior's TASKS and
+# DIFFUSION_POSTERIOR, listed here so that --help imports nothing
 DIFFUSION = ("heun", "euler", "dpm++2m", "dpm++3m", "ipndm", "ks")
-METHODS = ("langevin", "annealed", "posterior", *DIFFUSION)
-TASKS = ("denoise", "inpaint")
+INVERSE = ("dps", "pigdm", "tmpd", "ddrm", "diffpir", "smc")
+METHODS = ("langevin", "annealed", "posterior", *DIFFUSION, *INVERSE)
+TASKS = ("denoise", "inpaint", "super-resolution", "deblur")
+PHOTOGRAPH_PIXELS = (0.45, 0.25)  # the Gaussian fit of p_sigma_max's start for photographs: mean, std
 DEFAULT_MODEL, DEFAULT_METHOD = "unet_edm", "dpm++2m"
 # what --steps counts for each method: the keyword of its recipe
 STEPS_KEYWORD = {"langevin": "n_steps", "annealed": "n_steps_each", "posterior": "n_steps",
-                 **{m: "steps" for m in DIFFUSION if m != "ks"}}
+                 **{m: "steps" for m in (*DIFFUSION, *INVERSE) if m != "ks"}}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,9 +35,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"the best shipped generative model)")
     p.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
                    help="langevin: ULA at a fixed-sigma model's level; annealed: generation with a "
-                        "noise-conditional model; posterior: PnP-ULA for denoising or inpainting; heun / "
+                        "noise-conditional model; posterior: PnP-ULA for the --task; heun / "
                         "euler: EDM's probability-flow ODE (--churn for its stochastic version); dpm++2m, dpm++3m, "
-                        "ipndm: multistep ODE solvers, one denoiser call a step; ks: Kadkhodaie-Simoncelli "
+                        "ipndm: multistep ODE solvers, one denoiser call a step; ks: Kadkhodaie-Simoncelli; "
+                        "dps, pigdm, tmpd, ddrm, diffpir: posterior sampling for the --task with a diffusion "
+                        "prior, smc: the twisted diffusion sampler, --n particles "
                         f"(default: {DEFAULT_METHOD})")
     p.add_argument("--nfe", type=positive_int, default=None, metavar="N",
                    help="the ODE solvers: N denoiser calls in all, whatever the method (guided: two a step)")
@@ -48,8 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="a .png image grid, or .pt / .npy raw samples (N, C, H, W)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
     p.add_argument("--steps", type=positive_int, default=None,
-                   help="Langevin steps (annealed: per level; heun, euler: ODE levels); default: the recipe's "
-                        "(40, 100, 1000, 18)")
+                   help="Langevin steps (annealed: per level; ODE solvers and posterior samplers with a "
+                        "diffusion prior: levels); default: the recipe's (40, 100, 1000, 18, 100)")
     p.add_argument("--churn", type=non_negative_float, default=None,
                    help="heun, euler: EDM's S_churn >= 0 (default 0, the ODE)")
     p.add_argument("--step-size", type=positive_float, default=None,
@@ -61,11 +66,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "noise-conditional model)")
     p.add_argument("--image", default=None, metavar="PNG",
                    help="langevin: start from this photograph (its central --crop pixels) instead of a digit; "
-                        "the PNG shows it, the noisy start and each chain's Tweedie estimate D(x_T, sigma)")
+                        "the PNG shows it, the noisy start and each chain's Tweedie estimate D(x_T, sigma); "
+                        "posterior methods: the clean image of the --task")
     p.add_argument("--crop", type=positive_int, default=128,
                    help="side of the central crop of --image (default 128)")
     p.add_argument("--task", choices=TASKS, default="denoise",
-                   help="posterior: y = x + 0.3 n, or a 12 x 12 box missing and y = M x + 0.05 n")
+                   help="posterior methods: denoise (y = x + 0.3 n), inpaint (a 12 x 12 box of 28 missing, "
+                        "sigma_y 0.05), super-resolution (2 x 2 block means, sigma_y 0.02), deblur (Gaussian "
+                        "blur of width 1, sigma_y 0.02); default denoise")
     p.add_argument("--index", type=non_negative_int, default=0,
                    help="test digit used by langevin and posterior (0 to 9999)")
     p.add_argument("--quality", action="store_true",
@@ -134,7 +142,6 @@ def _save(images, out: Path, title: str, labels: list[str] | None = None) -> Non
 
 def run(args: argparse.Namespace) -> int:
     """Draw samples with the recipe of ``--method`` (:mod:`scoredae.model_sampling`)."""
-    import torch
 
     from .. import model_sampling as ms
     from .._checks import resolve_device
@@ -142,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
     from .models import load_model
 
     out = writable_output(args.out, (".png", ".pt", ".npy"))  # found out now, not after the sampling
-    if args.image and args.method != "langevin":
-        raise ValueError("--image: only the langevin method starts from a photograph")
+    if args.image and args.method not in ("langevin", "posterior", *INVERSE):
+        raise ValueError("--image: only the langevin and posterior methods take a photograph")
     if args.quality and args.n < 2:
         raise ValueError(f"--quality: the Frechet distance needs at least 2 samples, got --n {args.n}")
     options = _options(args)
@@ -164,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
                  else result.n_steps)
         label = "" if args.label is None else f", digit {args.label}, guidance {args.guidance or 0:g}"
         images, what = result.samples, f"{args.n} samples, {args.method}, {calls} denoiser calls{label}"
-    elif args.image:
+    elif args.image and args.method == "langevin":
         images, what, labels, result = _photograph_chains(args, model, chains, device, options)
     elif args.method == "langevin":
         sigma = ms.sampling_level(model, args.sigma)
@@ -172,21 +179,52 @@ def run(args: argparse.Namespace) -> int:
         result = ms.langevin_at_level(model, x0, sigma=sigma, generator=chains, **options)
         images, what = result.samples, f"{args.n} ULA chains from {args.start}"
     else:
-        x = _test_digit(args.index, device)
-        y, mask, noise_sigma = ms.observe(args.task, x, args.seed)
-        result = ms.posterior_sampling(model, y, noise_sigma=noise_sigma, mask=mask, n_chains=args.n,
-                                       generator=chains, **options)
-        images = result.samples
-        if out.suffix == ".png":  # truth, observation, posterior mean and std, then the chains
-            std = result.pooled_var.sqrt()[None]
-            images = torch.cat([x, y, result.pooled_mean[None], std / std.max(), images])
-            labels = ["truth", "observation y", "posterior mean", "posterior std"]
-        what = f"posterior {args.task}: truth, y, mean, std (scaled to its max), then {args.n} chains"
+        images, what, labels, result = _posterior(args, model, chains, device, options, out)
     _save(images, out, what, labels)
     print(f"{what} from {args.model} ({args.method}, seed {args.seed}) -> {out}")
     if args.quality:
         _print_quality(result.samples, args.seed)
     return 0
+
+
+def _posterior(args: argparse.Namespace, model, chains, device, options: dict, out: Path):
+    """Posterior sampling for ``--task`` on a test digit or ``--image``; prints the PSNR of the
+    samples' mean and the coverage of the clean pixels by their 90% intervals. Returns (grid or raw
+    samples, title, labels, result)."""
+    import torch
+
+    from .. import model_posterior as mp
+    from ..rng import seeded
+
+    x = _photograph(args, model, device) if args.image else _test_digit(args.index, device)
+    y, op, noise_sigma = mp.observe(args.task, x, args.seed)
+    shape = tuple(x.shape[1:])
+    if args.method == "posterior":
+        result = mp.posterior_sampling(model, y, noise_sigma=noise_sigma, forward=op, shape=shape, n_chains=args.n,
+                                       generator=chains, **options)
+    else:
+        pixels = {"data_mean": PHOTOGRAPH_PIXELS[0], "data_std": PHOTOGRAPH_PIXELS[1]} if args.image else {}
+        generator = seeded(args.seed, device=device) if args.method == "smc" else chains  # one particle system
+        result = mp.diffusion_posterior(model, y, noise_sigma=noise_sigma, forward=op, method=args.method, n=args.n,
+                                        shape=shape, generator=generator, **pixels, **options)
+    summary = mp.posterior_summary(result.samples, x)
+    print(f"{args.method} on {args.task} ({mp.TASKS[args.task].description}): PSNR of the mean of {args.n} samples "
+          f"{summary['psnr']:.2f} dB, clean pixels inside their 90% intervals {summary['coverage']:.3f}")
+    what = f"{args.method}, {args.task}: truth, A^+ y, mean, std (scaled to its max), then {args.n} samples"
+    if out.suffix != ".png":
+        return result.samples, what, None, result
+    std = summary["std"]
+    images = torch.cat([x, op.pinv(y).reshape(x.shape), summary["mean"], std / std.max().clamp(min=1e-12),
+                        result.samples])
+    return images, what, ["truth", "A^+ y", "posterior mean", "posterior std"], result
+
+
+def _photograph(args: argparse.Namespace, model, device):
+    """The central ``--crop`` of ``--image`` in the model's channels, (1, C, s, s) on ``device``."""
+    from ..data.images import center_crops, evaluation_side, read_image, to_channels
+
+    picture = to_channels(read_image(args.image), model.config.channels)
+    return center_crops([picture], evaluation_side([picture], model.size_multiple, args.crop)).to(device)
 
 
 def _test_digit(index: int, device):
@@ -205,10 +243,8 @@ def _photograph_chains(args: argparse.Namespace, model, chains, device, options:
     import torch
 
     from .. import model_sampling as ms
-    from ..data.images import center_crops, evaluation_side, read_image, to_channels
 
-    picture = to_channels(read_image(args.image), model.config.channels)
-    x = center_crops([picture], evaluation_side([picture], model.size_multiple, args.crop)).to(device)  # (1, C, s, s)
+    x = _photograph(args, model, device)  # (1, C, s, s)
     sigma = ms.sampling_level(model, args.sigma)
     x0 = ms.chain_starts(x, args.n, sigma, generator=chains)
     result = ms.langevin_at_level(model, x0, sigma=sigma, generator=chains, **options)

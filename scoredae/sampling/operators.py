@@ -97,26 +97,84 @@ def _matrix(A: torch.Tensor, x0: torch.Tensor) -> LinearOperator:
                           gram=gram)
 
 
-def _decomposable(physics) -> LinearOperator:
+def _decomposable(physics, x0: torch.Tensor) -> LinearOperator:
     spectral_y = physics.U_adjoint
     def gram(u, c, shift):  # U diag(1 / (c |s|^2 + shift)) U^T u
         s = physics.mask
         return physics.U(physics.U_adjoint(u) / (c * (s.conj() * s).real + shift))
 
     return LinearOperator(physics.A, physics.A_adjoint, pinv=physics.A_dagger,
-                          spectral=(physics.V_adjoint, physics.V, spectral_y, physics.mask), gram=gram)
+                          spectral=(physics.V_adjoint, physics.V, spectral_y, physics.mask)
+                          if _real_isometry(physics, x0) else None, gram=gram)
+
+
+def _real_isometry(physics, x0: torch.Tensor) -> bool:
+    r"""Whether the physics' :math:`V` is a real orthonormal basis, :math:`\lVert V z \rVert =
+    \lVert z \rVert` and :math:`V^\top V z = z` on a random probe :math:`z`: masks are; the real
+    view of a half Fourier spectrum (``BlurFFT``) is not, so a sampler that draws white noise in
+    the spectral domain cannot use it."""
+    if torch.is_complex(torch.as_tensor(physics.mask)):
+        return False
+    z = torch.randn(physics.V_adjoint(x0).shape, generator=torch.Generator().manual_seed(0), dtype=x0.dtype)
+    vz = physics.V(z.to(x0.device))
+    return bool(torch.allclose(vz.norm(), z.norm().to(vz), rtol=1e-4)
+                and torch.allclose(physics.V_adjoint(vz).cpu(), z, rtol=1e-4, atol=1e-5))
+
+
+def block_average(factor: int) -> LinearOperator:
+    r"""Super-resolution's forward operator: the mean of each ``factor`` x ``factor`` block of images
+    (B, C, H, W), H and W multiples of ``factor``, with its SVD. With :math:`Q` an orthonormal basis
+    of a block's :math:`f^2` pixels whose first vector is :math:`\mathbf 1 / f`, the spectral
+    coordinates are :math:`Q^\top` of each block, the one singular value :math:`1 / f` (the mean
+    is :math:`(1/f)` times the first coordinate), the others 0; :math:`A A^\top = I / f^2`."""
+    f = factor
+    first = torch.full((f * f, 1), 1.0 / f, dtype=torch.float64)
+    q, _ = torch.linalg.qr(torch.cat([first, torch.eye(f * f, dtype=torch.float64)[:, 1:]], 1))
+    q = q * torch.sign(q[0, 0])  # the first column +1/f
+
+    def blocks(x):  # (B, C, H, W) -> (B, C, H/f, W/f, f*f)
+        b, c, h, w = x.shape
+        return x.reshape(b, c, h // f, f, w // f, f).permute(0, 1, 2, 4, 3, 5).reshape(b, c, h // f, w // f, f * f)
+
+    def unblocks(z):  # the inverse of blocks
+        b, c, h, w, _ = z.shape
+        return z.reshape(b, c, h, w, f, f).permute(0, 1, 2, 4, 3, 5).reshape(b, c, h * f, w * f)
+
+    def v_adjoint(x):
+        return blocks(x) @ q.to(x)
+
+    def v(z):
+        return unblocks(z @ q.T.to(z))
+
+    def spectral_y(y):  # U = I: y sits in the first coordinate of each block
+        return torch.cat([y[..., None], y.new_zeros(*y.shape, f * f - 1)], -1)
+
+    singular = torch.cat([torch.ones(1), torch.zeros(f * f - 1)]).double() / f
+
+    def A(x):
+        return blocks(x).mean(-1)
+
+    def A_adjoint(y):  # each block gets y / f^2
+        return unblocks(y[..., None].expand(*y.shape, f * f)) / f**2
+
+    return LinearOperator(A, A_adjoint, pinv=lambda y: unblocks(y[..., None].expand(*y.shape, f * f)),
+                          spectral=(v_adjoint, v, spectral_y, singular),
+                          gram=lambda u, c, shift: u / (c / f**2 + shift))
 
 
 def linear_operator(forward, x0: torch.Tensor) -> LinearOperator:
     """The :class:`LinearOperator` of an ``(m, d)`` matrix (``x`` flattened to ``(B, d)``), a
-    deepinv ``LinearPhysics`` (with its SVD when it is a ``DecomposablePhysics``), or a pair
-    ``(A, A_adjoint)`` of callables; ``x0`` an example batch of the unknown."""
+    deepinv ``LinearPhysics`` (with its SVD when it is a ``DecomposablePhysics`` whose :math:`V`
+    is a real orthonormal basis), or a pair ``(A, A_adjoint)`` of callables; ``x0`` an example batch of the unknown.
+    A :class:`LinearOperator` is returned as it is."""
+    if isinstance(forward, LinearOperator):
+        return forward
     if isinstance(forward, torch.Tensor):
         return _matrix(forward, x0)
     if isinstance(forward, (tuple, list)) and len(forward) == 2 and all(map(callable, forward)):
         return LinearOperator(*forward)
     if isinstance(forward, deepinv.physics.DecomposablePhysics):
-        return _decomposable(forward)
+        return _decomposable(forward, x0)
     if callable(getattr(forward, "A", None)) and callable(getattr(forward, "A_adjoint", None)):
         return LinearOperator(forward.A, forward.A_adjoint, pinv=getattr(forward, "A_dagger", None))
     raise TypeError("forward: expected an (m, d) tensor, a deepinv.physics.LinearPhysics or a pair "
