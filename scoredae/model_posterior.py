@@ -40,6 +40,7 @@ from .sampling import (
     tmpd,
     twisted_diffusion,
 )
+from .sampling.inverse import data_proximal
 from .sampling.operators import LinearOperator, block_average, check_observation, linear_operator
 from .score import TweedieScore, require_every_level, trained_sigma
 
@@ -173,15 +174,21 @@ DIFFUSION_POSTERIOR = {"dps": dps, "pigdm": pigdm, "tmpd": tmpd, "ddrm": ddrm, "
 def diffusion_posterior(denoiser, y: torch.Tensor, *, noise_sigma: float, forward, method: str = "smc",
                         n: int = 8, steps: int = 100, shape: tuple[int, int, int] = IMAGE_SHAPE,
                         data_mean: float = MNIST_PIXELS[0], data_std: float = MNIST_PIXELS[1],
-                        generator: Generator = None, progress: bool = False) -> SamplerResult:
+                        start: str = "noise", generator: Generator = None, progress: bool = False) -> SamplerResult:
     r"""``n`` draws of :math:`p(x \mid y)` for one observation ``y`` (1, ...) by ``method`` of
     :data:`DIFFUSION_POSTERIOR`, on ``steps`` :func:`~scoredae.sampling.diffusion.karras_sigmas`
-    levels of the model's range (then 0), from the Gaussian fit
-    :math:`\mathcal N(\text{data\_mean}, (\text{data\_std}^2 + \sigma_{\max}^2) I)` of
-    :math:`p_{\sigma_{\max}}`, each sampler with the options for images: DPS their Algorithm 1
+    levels of the model's range (then 0), each sampler with the options for images: DPS their Algorithm 1
     (:math:`\zeta' = 1`), PiGDM and the particle sampler the data variance :math:`\text{data\_std}^2`,
     TMPD the row-sum covariance. The particle sampler (``smc``) runs ``n`` particles for the one
     observation; the others ``n`` independent chains.
+
+    ``start="noise"`` draws the initial states from the Gaussian fit
+    :math:`\mathcal N(\text{data\_mean}, (\text{data\_std}^2 + \sigma_{\max}^2) I)` of
+    :math:`p_{\sigma_{\max}}`, right when :math:`\sigma_{\max}` dwarfs the data; ``"observation"``
+    from :math:`\hat x + \sigma_{\max} z`, :math:`\hat x = m + A^\top (A A^\top + \rho I)^{-1}
+    (y - A m)`, :math:`\rho = \sigma_y^2 / \text{data\_std}^2`, the posterior mean under the white
+    prior :math:`\mathcal N(m, \text{data\_std}^2 I)` (a Wiener filter), for a model whose range
+    stops low (the colour models' :math:`\sigma_{\max} = 0.2`).
     """
     if method not in DIFFUSION_POSTERIOR:
         raise ValueError(f"method: expected one of {sorted(DIFFUSION_POSTERIOR)}, got {method!r}")
@@ -192,7 +199,15 @@ def diffusion_posterior(denoiser, y: torch.Tensor, *, noise_sigma: float, forwar
     options = {"dps": {"zeta": 1.0}, "pigdm": {"data_variance": data_std**2}, "tmpd": {"covariance": "row_sum"},
                "smc": {"data_variance": data_std**2}}.get(method, {})
     sigma_min, sigma_max = denoiser.sigma_range
-    x_T = data_mean + math.sqrt(data_std**2 + sigma_max**2) * randn((n, *shape), generator, device=y.device)
+    if start == "noise":
+        x_T = data_mean + math.sqrt(data_std**2 + sigma_max**2) * randn((n, *shape), generator, device=y.device)
+    elif start == "observation":
+        op = linear_operator(forward, torch.zeros(1, *shape, dtype=y.dtype, device=y.device))
+        wiener = data_proximal(op, torch.full((1, *shape), data_mean, dtype=y.dtype, device=y.device), y,
+                               noise_sigma**2 / data_std**2)
+        x_T = wiener + sigma_max * randn((n, *shape), generator, device=y.device)
+    else:
+        raise ValueError(f"start: expected 'noise' or 'observation', got {start!r}")
     sampler = DIFFUSION_POSTERIOR[method]
     return sampler(denoiser, y.expand(n, *y.shape[1:]), forward, noise_sigma, x_T.to(y.dtype),
                    karras_sigmas(sigma_min, sigma_max, positive_int("steps", steps)), generator=generator,

@@ -97,8 +97,8 @@ tasks = {
 fig, axes = plt.subplots(2, 4, figsize=(9, 5))
 for row, (name, (mask, noise_sigma)) in zip(axes, tasks.items()):
     y = mask * x + noise_sigma * torch.randn(x.shape, generator=generator)
-    post = posterior_sampling(ncsn, y, noise_sigma=noise_sigma, forward=(lambda x: mask * x, lambda r: mask * r),
-                              n_chains=8, n_steps=600,
+    masking = (lambda v, m=mask: m * v, lambda r, m=mask: m * r)  # A = A^T: keep the observed pixels
+    post = posterior_sampling(ncsn, y, noise_sigma=noise_sigma, forward=masking, n_chains=8, n_steps=600,
                               warm_start_sigma=0.5, generator=generator)
     panels = [(x, "truth"), (y, "observation y"), (post.pooled_mean[None], "posterior mean"),
               (post.pooled_var.sqrt()[None], "posterior std")]

@@ -203,7 +203,8 @@ def _posterior(args: argparse.Namespace, model, chains, device, options: dict, o
         result = mp.posterior_sampling(model, y, noise_sigma=noise_sigma, forward=op, shape=shape, n_chains=args.n,
                                        generator=chains, **options)
     else:
-        pixels = {"data_mean": PHOTOGRAPH_PIXELS[0], "data_std": PHOTOGRAPH_PIXELS[1]} if args.image else {}
+        pixels = ({"data_mean": PHOTOGRAPH_PIXELS[0], "data_std": PHOTOGRAPH_PIXELS[1], "start": "observation"}
+                  if args.image else {})
         generator = seeded(args.seed, device=device) if args.method == "smc" else chains  # one particle system
         result = mp.diffusion_posterior(model, y, noise_sigma=noise_sigma, forward=op, method=args.method, n=args.n,
                                         shape=shape, generator=generator, **pixels, **options)

@@ -180,7 +180,7 @@ class PerturbedDenoiser(deepinv.models.Denoiser):
         return d + self.size * (x - d) @ self.W.T.to(x)
 
 
-def _run(name: str, denoiser, problem: MixtureProblem, x_T, sigmas, generator):
+def run_sampler(name: str, denoiser, problem: MixtureProblem, x_T, sigmas, generator):
     """One sampler on one problem with the options the benchmark uses."""
     args = (denoiser, problem.y, problem.A, problem.noise_sigma, x_T, sigmas)
     if name == "oracle":
@@ -213,7 +213,7 @@ def evaluate(name: str, problem: MixtureProblem, n: int, steps: int, seed: int, 
     x_T = problem.prior.noised(SIGMA_MAX).sample(n, generator=gen)  # the exact start, no initial error
     start = time.perf_counter()
     try:
-        result = _run(name, counted, problem, x_T, karras_sigmas(SIGMA_MIN, SIGMA_MAX, steps), gen)
+        result = run_sampler(name, counted, problem, x_T, karras_sigmas(SIGMA_MIN, SIGMA_MAX, steps), gen)
     except SamplerDivergedError as err:  # a failure mode to report, not to hide
         return {"sampler": name, "n": n, "steps": steps, "calls": counted.calls,
                 "seconds": time.perf_counter() - start, "diverged": str(err).split(":")[0],

@@ -173,6 +173,7 @@ def ddrm(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *,
     """
     op, y, levels = _setup(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "DDRM", allow_noiseless=True)
     v_adjoint, v, spectral_y, s = op.svd()
+    s = torch.as_tensor(s).to(dtype=x_T.dtype, device=x_T.device)
     for name, value in (("eta", eta), ("eta_b", eta_b)):
         if not 0 <= finite_number(name, value, allow_zero=True) <= 1:
             raise ValueError(f"{name}: expected a number in [0, 1], got {value!r}")
