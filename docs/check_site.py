@@ -25,7 +25,8 @@ import matplotlib.image
 
 SITE = Path(__file__).resolve().parent / "_build" / "html"
 SHOTS = SITE.parent / "screenshots"
-MATH_PAGES = ["index.html", "theory/estimators.html", "theory/langevin.html", "theory/diffusion.html", "theory/score_matching.html"]
+MATH_PAGES = ["index.html", "theory/estimators.html", "theory/langevin.html", "theory/diffusion.html", "theory/inverse.html",
+              "theory/score_matching.html"]
 ANIMATED = ["auto_examples/02_samplers/plot_langevin_2d.html",
             "auto_examples/05_sampling_trained_models/plot_mnist_langevin.html"]
 BACKREFERENCED = ["generated/scoredae.sampling.langevin.ula.html", "generated/scoredae.mixtures.GaussianMixture.html"]
