@@ -342,3 +342,18 @@ def test_the_guidance_errors_are_zero_at_low_noise_for_tmpd_on_a_gaussian_and_me
     assert float(guidance_error("tmpd", problem, levels, 64, generator=gen).max()) < 1e-8
     dps_err = guidance_error("dps", problem, levels, 64, generator=gen)
     assert float(dps_err[0]) > 0.5
+
+
+def test_tmpd_row_sum_on_a_mask_solves_elementwise_as_conjugate_gradients_do():
+    """A deepinv mask is diagonal: the elementwise solve equals the conjugate gradients of the same
+    operator given as a pair of callables."""
+    mask = torch.tensor([1.0, 0.0, 1.0], dtype=F64).reshape(1, 1, 1, 3)
+    physics = deepinv.physics.Inpainting(img_size=(1, 1, 3), mask=mask)
+    gm = GaussianMixture(torch.ones(1, dtype=F64), MU[None], S[None])
+    x = torch.randn(4, 1, 1, 3, generator=torch.Generator().manual_seed(0), dtype=F64)
+    y = physics.A(torch.randn(4, 1, 1, 3, generator=torch.Generator().manual_seed(1), dtype=F64))
+    assert linear_operator(physics, x).diagonal is not None
+    runs = [tmpd(MixtureDenoiser(gm), y, forward, SY, x, [SIG0, SIG1], covariance="row_sum",
+                 generator=torch.Generator().manual_seed(2)).samples
+            for forward in (physics, (physics.A, physics.A_adjoint))]
+    torch.testing.assert_close(runs[0], runs[1])

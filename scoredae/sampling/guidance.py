@@ -78,8 +78,8 @@ def tmpd_guidance(denoiser, y: torch.Tensor, op: LinearOperator, noise_sigma: fl
     ``covariance="full"`` builds :math:`A J_D A^\top` from the :math:`m` products :math:`J_D A^\top e_j`
     (one Jacobian-vector product per measurement; for few measurements), ``"row_sum"`` replaces
     :math:`J_D` by the diagonal of its row sums :math:`J_D \mathbf 1` (one product; Boys et al. 2023,
-    section 4, for large images), the solve then by :func:`~scoredae.sampling.operators.LinearOperator`'s
-    conjugate gradients (or in closed form for a diagonal :math:`A`, which it then is)."""
+    section 4, for large images), the solve then elementwise for a diagonal :math:`A` (a mask) and by
+    conjugate gradients otherwise."""
     if covariance not in TMPD_COVARIANCES:
         raise ValueError(f"covariance: expected one of {TMPD_COVARIANCES}, got {covariance!r}")
 
@@ -91,11 +91,10 @@ def tmpd_guidance(denoiser, y: torch.Tensor, op: LinearOperator, noise_sigma: fl
         else:
             row_sums = jacobian_vp(denoiser, x, sigma, torch.ones_like(x))  # J_D 1
             diag = (sigma**2 * row_sums).clamp(min=0)  # a variance, >= 0
-
-            def apply(v):  # (sigma_y^2 I + A diag(c) A^T) v
-                return noise_sigma**2 * v + op.A(diag * op.A_adjoint(v))
-
-            solved = conjugate_solve(apply, residual)
+            if op.diagonal is not None:  # A = diag(a): the solve is elementwise
+                solved = residual / (noise_sigma**2 + op.diagonal**2 * diag)
+            else:
+                solved = conjugate_solve(lambda v: noise_sigma**2 * v + op.A(diag * op.A_adjoint(v)), residual)
         return denoised, pullback(op.A_adjoint(solved))
 
     return guide

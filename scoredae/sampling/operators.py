@@ -36,8 +36,9 @@ class LinearOperator:
     """
 
     def __init__(self, A: Callable, A_adjoint: Callable, *, pinv: Callable | None = None, spectral=None,
-                 gram: Callable | None = None):
+                 gram: Callable | None = None, diagonal: torch.Tensor | None = None):
         self.A, self.A_adjoint = A, A_adjoint
+        self.diagonal = diagonal  # d with A x = d * x (a mask, the identity), or None
         self._pinv = pinv
         self._spectral = spectral  # (V_adjoint, V, spectral_y, singular values) or None
         self._gram = gram  # (u, c, shift) -> (c A A^T + shift I)^{-1} u in closed form, or None
@@ -103,9 +104,17 @@ def _decomposable(physics, x0: torch.Tensor) -> LinearOperator:
         s = physics.mask
         return physics.U(physics.U_adjoint(u) / (c * (s.conj() * s).real + shift))
 
+    probe = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0), dtype=x0.dtype).to(x0.device)
+    diagonal = torch.as_tensor(physics.mask).to(x0) if _is_identity(physics.V_adjoint, probe) and \
+        _is_identity(physics.U_adjoint, probe) else None
     return LinearOperator(physics.A, physics.A_adjoint, pinv=physics.A_dagger,
                           spectral=(physics.V_adjoint, physics.V, spectral_y, physics.mask)
-                          if _real_isometry(physics, x0) else None, gram=gram)
+                          if _real_isometry(physics, x0) else None, gram=gram, diagonal=diagonal)
+
+
+def _is_identity(transform: Callable, probe: torch.Tensor) -> bool:
+    out = transform(probe)
+    return out.shape == probe.shape and bool(torch.equal(out, probe))
 
 
 def _real_isometry(physics, x0: torch.Tensor) -> bool:
