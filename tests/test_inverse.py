@@ -357,3 +357,35 @@ def test_tmpd_row_sum_on_a_mask_solves_elementwise_as_conjugate_gradients_do():
                  generator=torch.Generator().manual_seed(2)).samples
             for forward in (physics, (physics.A, physics.A_adjoint))]
     torch.testing.assert_close(runs[0], runs[1])
+
+
+class _Squashing(deepinv.models.Denoiser):
+    """A smooth denoiser with outputs inside (0, 1), where deepinv's DiffPIR clamps nothing."""
+
+    def forward(self, x, sigma, **kwargs):
+        return 0.5 + 0.4 * torch.tanh(x - 0.5)
+
+
+def test_diffpir_is_deepinvs_diffpir_in_the_variance_exploding_form():
+    """deepinv's DiffPIR runs the same algorithm in the variance-preserving form on [-1, 1] images:
+    its state x_t is ours as 2 sqrt(alpha_bar_t) (z - 1/2), its level sigma_t twice ours, and its
+    proximal step 1/2 ||A z - y||^2 + rho_t ||z - x0||^2 with rho_t = lambda sigma_y^2 / sigma_t^2,
+    our lam = lambda / 2. It stops at its last level (sigma_t of 0.01, alpha_bar_t = 1 - 1e-4) and
+    returns the state there; ours, on the same levels and the same noise (the global generator
+    after its seed), ends in the same state."""
+    steps, noise_sigma, lam, zeta = 12, 0.05, 7.0, 0.3
+    mask = torch.ones(1, 1, 8, 8)
+    mask[..., 2:6, 3:7] = 0
+    physics = deepinv.physics.Inpainting(img_size=(1, 8, 8), mask=mask,
+                                         noise_model=deepinv.physics.GaussianNoise(noise_sigma))
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = physics.A(x) + noise_sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    x_init = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    theirs_sampler = deepinv.sampling.DiffPIR(_Squashing(), deepinv.optim.L2(), sigma=noise_sigma, max_iter=steps,
+                                              zeta=zeta, lambda_=lam)
+    theirs = theirs_sampler(y, physics, seed=5, x_init=x_init)
+    levels = [float(theirs_sampler.sigmas[i]) / 2 for i in theirs_sampler.seq]  # ours: half theirs
+    torch.manual_seed(5)
+    start = x_init + 0.5 * math.sqrt(4 * levels[0] ** 2 - 4 * noise_sigma**2) * torch.randn_like(x_init)
+    ours = diffpir(_Squashing(), y, physics, noise_sigma, start, levels, lam=lam / 2, zeta=zeta).samples
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)

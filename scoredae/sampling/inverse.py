@@ -215,7 +215,10 @@ def diffpir(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas,
         + \sqrt{\zeta}\, z\Big),
 
     the proximal step of :func:`data_proximal` (closed form with an SVD, conjugate gradients
-    otherwise); ``lam`` :math:`\lambda > 0`, ``zeta`` :math:`\zeta \in [0, 1]`.
+    otherwise); ``lam`` :math:`\lambda > 0`, ``zeta`` :math:`\zeta \in [0, 1]`. deepinv's
+    :class:`deepinv.sampling.DiffPIR` runs the same chain in the variance-preserving form, its
+    ``lambda_`` twice this ``lam`` (its proximal step weighs :math:`\tfrac12 \lVert y - A z \rVert^2`),
+    and returns the state at its last level instead of a final data step.
     """
     op, y, levels = _setup(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "DiffPIR")
     positive("lam", lam)
