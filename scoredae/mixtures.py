@@ -87,6 +87,15 @@ def _as_covariances(covs, k: int, d: int, like: torch.Tensor) -> torch.Tensor:
     return c
 
 
+def _correlated(eps: torch.Tensor, chol: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``L_{idx} eps`` for standard normal draws ``eps`` (..., d), Cholesky factors ``chol`` (K, d, d)
+    and component indices ``idx`` (...): one product per component, never the (..., d, d) gather."""
+    out = torch.zeros_like(eps)
+    for k in range(chol.shape[0]):
+        out = torch.where((idx == k)[..., None], eps @ chol[k].T, out)
+    return out
+
+
 def _check_points(x: torch.Tensor, d: int, name: str = "x") -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
@@ -121,6 +130,9 @@ class GaussianMixture:
             raise ValueError(f"weights must sum to 1, got sum {total:.6g}; divide by their sum")
         self.weights, self.means = weights, means
         self.covs = _as_covariances(covs, k, d, means)
+        variances = torch.diagonal(self.covs, dim1=-2, dim2=-1)[:, :1]  # (K, 1)
+        isotropic = torch.equal(self.covs, variances[:, :, None] * self._eye())
+        self._variances = variances[:, 0] if isotropic else None  # c_k when Sigma_k = c_k I
         self._cache: dict = {}  # sigma -> noised components; ("posterior", sigma) -> conditioning
         self._components(0.0)  # validates the covariances now
 
@@ -155,7 +167,7 @@ class GaussianMixture:
         idx = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         eps = torch.randn(n, self.dim, generator=generator, dtype=self.means.dtype, device=self.means.device)
         chol = torch.linalg.cholesky(self.covs)
-        return self.means[idx] + (chol[idx] @ eps.unsqueeze(-1)).squeeze(-1)
+        return self.means[idx] + _correlated(eps, chol, idx)
 
     def log_prob_and_score(self, x: torch.Tensor, sigma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         r"""Both :math:`\log p_\sigma(x)` (n,) and :math:`\nabla_x \log p_\sigma(x)` (n, d), sharing work."""
@@ -248,8 +260,24 @@ class GaussianMixture:
         return evidence, gain, 0.5 * (covs + covs.transpose(-1, -2)), self.means @ A.T
 
     def mmse(self, y: torch.Tensor, sigma: float) -> torch.Tensor:
-        r"""The posterior mean :math:`\mathbb E[x \mid y]` for :math:`y = x + \sigma n`, (n, d)."""
-        return self.posterior(y, sigma).mean()
+        r"""The posterior mean :math:`\mathbb E[x \mid y]` for :math:`y = x + \sigma n`, (n, d).
+
+        With isotropic covariances :math:`\Sigma_k = c_k I` it needs no matrix at all:
+        :math:`\sum_k r_k(y) \big(\mu_k + \tfrac{c_k}{c_k + \sigma^2} (y - \mu_k)\big)`,
+        :math:`r_k \propto w_k (c_k + \sigma^2)^{-d/2} e^{-\lVert y - \mu_k \rVert^2 / 2 (c_k + \sigma^2)}`
+        (:math:`O(n K d)` where the general path whitens with :math:`K` factors of size :math:`d \times d`).
+        """
+        if self._variances is None:
+            return self.posterior(y, sigma).mean()
+        _check_points(y, self.dim)
+        sigma = finite_number("sigma", sigma)
+        total = self._variances + sigma**2  # (K,)
+        sq = (y[:, None, :] - self.means).square().sum(-1)  # (n, K)
+        log_r = self.weights.log() - 0.5 * sq / total - 0.5 * self.dim * total.log()
+        shrink = self._variances / total  # (K,)
+        r = torch.softmax(log_r, dim=-1)  # (n, K)
+        # sum_k r_k (mu_k (1 - shrink_k) + shrink_k y)
+        return r @ (self.means * (1 - shrink)[:, None]) + (r @ shrink)[:, None] * y
 
 
 class MixturePosterior:
@@ -324,10 +352,10 @@ class MixturePosterior:
             raise ValueError(f"m must be >= 1, got {m}")
         n, _, d = self.means.shape
         idx = torch.multinomial(self.weights, m, replacement=True, generator=generator).T  # (m, n)
-        eps = torch.randn(m, n, d, 1, generator=generator, dtype=self.means.dtype, device=self.means.device)
+        eps = torch.randn(m, n, d, generator=generator, dtype=self.means.dtype, device=self.means.device)
         chol = torch.linalg.cholesky(self.covs)
         rows = torch.arange(n, device=idx.device)
-        return self.means[rows, idx] + (chol[idx] @ eps).squeeze(-1)
+        return self.means[rows, idx] + _correlated(eps, chol, idx)
 
     def mode(self, max_iter: int = 500, tol: float = 1e-10) -> torch.Tensor:
         r"""The MAP estimate, shape (n, d): the best of the ascents started from every component mean.
