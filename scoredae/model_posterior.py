@@ -218,6 +218,8 @@ def posterior_summary(samples: torch.Tensor, truth: torch.Tensor, level: float =
     """The samples' (n, C, H, W) per-pixel ``mean`` and ``std``, the PSNR (dB, peak 1) of the mean
     against ``truth`` (1, C, H, W), and ``coverage``: the share of the clean pixels inside the
     samples' central ``level`` interval (``level`` when the samples are the posterior's)."""
+    if samples.shape[0] < 2:
+        raise ValueError(f"samples: the spread and intervals need at least 2 samples, got {samples.shape[0]}")
     mean, std = samples.mean(0, keepdim=True), samples.std(0, keepdim=True)
     lo, hi = torch.quantile(samples, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=samples.dtype,
                                                   device=samples.device), dim=0)

@@ -77,6 +77,8 @@ def test_cli_samples_the_posterior_with_a_diffusion_prior(tmp_path, capsys):
               "--out", str(out), "--no-progress"])
         printed = capsys.readouterr().out
         assert out.exists() and "PSNR of the mean of 2 samples" in printed and "90% intervals" in printed
+    with pytest.raises(SystemExit, match="--n: posterior sampling reports"):
+        main(["sample", "--model", str(stem), "--method", "smc", "--n", "1", "--out", str(tmp_path / "a.png")])
     raw = tmp_path / "dps.pt"
     main(["sample", "--model", str(stem), "--method", "dps", "--task", "inpaint", "--n", "2", "--steps", "3",
           "--out", str(raw), "--no-progress"])

@@ -151,6 +151,9 @@ def run(args: argparse.Namespace) -> int:
     out = writable_output(args.out, (".png", ".pt", ".npy"))  # found out now, not after the sampling
     if args.image and args.method not in ("langevin", "posterior", *INVERSE):
         raise ValueError("--image: only the langevin and posterior methods take a photograph")
+    if args.method in ("posterior", *INVERSE) and args.n < 2:
+        raise ValueError(f"--n: posterior sampling reports the samples' spread and intervals, which need at least "
+                         f"2 samples, got --n {args.n}")
     if args.quality and args.n < 2:
         raise ValueError(f"--quality: the Frechet distance needs at least 2 samples, got --n {args.n}")
     options = _options(args)
