@@ -37,9 +37,9 @@ n = 4
 
 for task in ("inpaint", "super-resolution"):
     y, op, noise_sigma = observe(task, x, seed=0)
-    fig, axes = plt.subplots(len(methods), 4, figsize=(6.4, 1.7 * len(methods)))
+    fig, axes = plt.subplots(4, len(methods), figsize=(1.6 * len(methods), 7.0))
     print(f"{task}: {'method':>10} {'seconds':>8} {'PSNR':>6} {'coverage':>9}")
-    for row, method in zip(axes, methods):
+    for column, method in zip(axes.T, methods):
         start = time.perf_counter()
         gen = torch.Generator().manual_seed(1)
         if method == "posterior":  # PnP-ULA at the prior level 0.05, warm-started, 200 steps
@@ -51,13 +51,13 @@ for task in ("inpaint", "super-resolution"):
         s = posterior_summary(samples, x)
         print(f"{task}: {method:>10} {time.perf_counter() - start:8.1f} {s['psnr']:6.2f} {s['coverage']:9.3f}")
         panels = [s["mean"][0, 0], s["std"][0, 0], samples[0, 0], samples[1, 0]]
-        for ax, img, cmap in zip(row, panels, ("gray", "magma", "gray", "gray")):
+        for ax, img, cmap in zip(column, panels, ("gray", "magma", "gray", "gray")):
             ax.imshow(img.clamp(0, 1).numpy() if cmap == "gray" else img.numpy(), cmap=cmap)
             ax.set_xticks([])
             ax.set_yticks([])
-        row[0].set_ylabel(method, fontsize=9)
-    for ax, title in zip(axes[0], ("mean", "std", "sample 1", "sample 2")):
-        ax.set_title(title, fontsize=9)
+        column[0].set_title(f"{method}\n{s['psnr']:.1f} dB, cover {s['coverage']:.2f}", fontsize=9)
+    for ax, label in zip(axes[:, 0], ("mean", "std", "sample 1", "sample 2")):
+        ax.set_ylabel(label, fontsize=9)
     fig.suptitle(f"{task} of a test digit", fontsize=10)
     fig.tight_layout()
 
