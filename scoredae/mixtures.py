@@ -280,6 +280,21 @@ class GaussianMixture:
         return r @ (self.means * (1 - shrink)[:, None]) + (r @ shrink)[:, None] * y
 
 
+def mixture_quantile(weights: torch.Tensor, means: torch.Tensor, scales: torch.Tensor, q: float,
+                     n_iter: int = 100) -> torch.Tensor:
+    r"""The ``q``-quantile of 1-D Gaussian mixtures, the components along the last dimension of
+    ``weights``, ``means`` and ``scales`` (broadcasting): the root of
+    :math:`F(t) = \sum_k w_k \Phi\big((t - m_k) / s_k\big) = q` by ``n_iter`` bisections, each halving
+    the bracket :math:`[\min_k m_k - 12 s_k, \max_k m_k + 12 s_k]`."""
+    lo = (means - 12 * scales).amin(-1)
+    hi = (means + 12 * scales).amax(-1)
+    for _ in range(n_iter):
+        mid = (lo + hi) / 2
+        below = (weights * torch.special.ndtr((mid[..., None] - means) / scales)).sum(-1) < q
+        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+    return (lo + hi) / 2
+
+
 class MixturePosterior:
     r"""One Gaussian mixture per observation: weights (n, K), means (n, K, d), covariances (K, d, d)
     shared by all observations, and the log evidence :math:`\log p(y) = \log \sum_k w_k\,
@@ -323,17 +338,10 @@ class MixturePosterior:
         r"""The coordinate-wise posterior median, shape (n, d): the minimiser of the expected absolute
         error. Coordinate :math:`j`'s marginal is the 1-D mixture with CDF
         :math:`F_j(t) = \sum_k \pi_k \Phi\big((t - m_{kj}) / \sqrt{C_{kjj}}\big)`; its root of
-        :math:`F_j(t) = 1/2` is found by ``n_iter`` bisections (each halves the bracket
-        :math:`[\min_k m_{kj} - 10 s_{kj}, \max_k m_{kj} + 10 s_{kj}]`)."""
+        :math:`F_j(t) = 1/2` is :func:`mixture_quantile`'s."""
         scale = torch.diagonal(self.covs, dim1=-2, dim2=-1).sqrt()  # (K, d)
-        lo = (self.means - 10 * scale).amin(1)  # (n, d)
-        hi = (self.means + 10 * scale).amax(1)
-        for _ in range(n_iter):
-            mid = (lo + hi) / 2
-            cdf = torch.einsum("nk,nkd->nd", self.weights, torch.special.ndtr((mid[:, None] - self.means) / scale))
-            below = cdf < 0.5
-            lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
-        return (lo + hi) / 2
+        # components last: weights (n, 1, K), means (n, d, K), scales (d, K)
+        return mixture_quantile(self.weights[:, None], self.means.transpose(1, 2), scale.T, 0.5, n_iter)
 
     def responsibilities(self, x: torch.Tensor) -> torch.Tensor:
         r"""The component probabilities :math:`\pi_k \mathcal N(x; m_k, C_k) / p(x \mid y)` of each

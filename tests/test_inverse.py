@@ -329,7 +329,7 @@ def test_the_perturbed_denoisers_do_what_they_say():
     assert float((jacobian_vp(exact, x, 0.5, basis).permute(1, 2, 0) - jacobian_vp(exact, x, 0.5, basis).permute(1, 2, 0).mT).abs().max()) < 1e-10
 
 
-def test_the_guidance_errors_are_zero_at_low_noise_for_tmpd_on_a_gaussian_and_measured():
+def test_tmpd_guidance_is_exact_on_a_gaussian_prior_and_dps_is_not():
     """On a one-component prior TMPD's Gaussian is the exact p(x_0 | x_t), so its guidance is exact
     at every level; DPS's is not (its error is measured, and large at high noise)."""
     from scoredae.eval.inverse import MixtureProblem, guidance_error

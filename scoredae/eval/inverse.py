@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import deepinv
 import torch
 
-from ..mixtures import GaussianMixture, MixtureDenoiser, MixturePosterior
+from ..mixtures import GaussianMixture, MixtureDenoiser, MixturePosterior, mixture_quantile
 from ..rng import seeded
 from ..sampling import (
     SamplerDivergedError,
@@ -126,18 +126,10 @@ def interval_coverage(posterior: MixturePosterior, samples: torch.Tensor, direct
                       level: float = 0.9) -> torch.Tensor:
     r"""For each direction :math:`u` (d, L), the share of samples inside the exact central ``level``
     interval of :math:`u^\top x`, whose law is the 1-D mixture of means :math:`u^\top m_k` and
-    variances :math:`u^\top C_k u` (quantiles by 200 bisections), (L,)."""
-    w = posterior.weights[0]  # (K,)
-    mean = posterior.means[0] @ directions  # (K, L)
-    sd = torch.einsum("dl,kde,el->kl", directions, posterior.covs, directions).sqrt()
-    bounds = []
-    for q in ((1 - level) / 2, (1 + level) / 2):
-        lo, hi = (mean - 12 * sd).amin(0), (mean + 12 * sd).amax(0)
-        for _ in range(200):
-            mid = (lo + hi) / 2
-            below = (w[:, None] * torch.special.ndtr((mid - mean) / sd)).sum(0) < q
-            lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
-        bounds.append((lo + hi) / 2)
+    variances :math:`u^\top C_k u` (:func:`~scoredae.mixtures.mixture_quantile`), (L,)."""
+    mean = (posterior.means[0] @ directions).T  # (L, K)
+    sd = torch.einsum("dl,kde,el->lk", directions, posterior.covs, directions).sqrt()
+    bounds = [mixture_quantile(posterior.weights[0], mean, sd, q) for q in ((1 - level) / 2, (1 + level) / 2)]
     proj = samples @ directions  # (n, L)
     return ((proj >= bounds[0]) & (proj <= bounds[1])).to(samples.dtype).mean(0)
 

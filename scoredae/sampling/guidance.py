@@ -46,6 +46,13 @@ def denoise_with_pullback(denoiser, x: torch.Tensor, sigma: float):
     return denoised.detach(), lambda v: pullback(v.to(denoised))[0].detach()
 
 
+def gaussian_posterior_variance(sigma: float, data_variance: float) -> float:
+    r""":math:`r_\sigma^2 = \sigma^2 \sigma_{data}^2 / (\sigma^2 + \sigma_{data}^2)`, the variance of
+    :math:`x_0 \mid x_\sigma` for a prior :math:`\mathcal N(m, \sigma_{data}^2 I)` (PiGDM's :math:`r_t^2`;
+    0 when ``data_variance`` is 0)."""
+    return sigma**2 * data_variance / (sigma**2 + data_variance)
+
+
 def _flat(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], -1)
 
@@ -66,7 +73,7 @@ def pigdm_guidance(denoiser, y: torch.Tensor, op: LinearOperator, noise_sigma: f
 
     def guide(x, sigma):
         denoised, pullback = denoise_with_pullback(denoiser, x, sigma)
-        r2 = sigma**2 * data_variance / (sigma**2 + data_variance)
+        r2 = gaussian_posterior_variance(sigma, data_variance)
         return denoised, pullback(op.A_adjoint(op.gram_solve(y - op.A(denoised), r2, noise_sigma**2)))
 
     return guide

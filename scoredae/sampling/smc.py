@@ -40,7 +40,7 @@ import torch
 
 from .._checks import finite_number
 from ..rng import rand, randn
-from .guidance import denoise_with_pullback
+from .guidance import denoise_with_pullback, gaussian_posterior_variance
 from .inverse import _setup
 from .loop import LoopSpec, SamplerResult, run_chain
 
@@ -105,7 +105,7 @@ def twisted_diffusion(denoiser, y, forward, noise_sigma: float, x_T: torch.Tenso
     finite_number("data_variance", data_variance, allow_zero=True)
     if not 0 < finite_number("resample_below", resample_below) <= 1:
         raise ValueError(f"resample_below: expected a fraction in (0, 1], got {resample_below!r}")
-    variance = lambda s: noise_sigma**2 + (s**2 * data_variance / (s**2 + data_variance) if data_variance else 0.0)
+    variance = lambda s: noise_sigma**2 + gaussian_posterior_variance(s, data_variance)  # v_i
 
     def twist(x, sigma):
         denoised, pullback = denoise_with_pullback(denoiser, x, sigma)
