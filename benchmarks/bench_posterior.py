@@ -4,9 +4,9 @@ diffusion sampler, one more Jacobian-vector product for TMPD's row sums, one pla
 and DiffPIR; target: overhead <= 5%); (b) ours against deepinv's ``DPS`` (the variance-exploding
 schedule, its ancestral solver) and ``DiffPIR`` at the same number of denoiser calls and batch
 (target: ours not slower). Inpainting of MNIST test digits with ``unet_edm``; printed as ratios in
-one run.
+one run, each ratio the median over rounds of the sampler timed right beside its baseline.
 
-    python benchmarks/bench_posterior.py [--batch 8] [--steps 50] [--repeats 3]
+    python benchmarks/bench_posterior.py [--batch 8] [--steps 50] [--repeats 10]
 """
 
 from __future__ import annotations
@@ -15,29 +15,27 @@ import argparse
 
 import deepinv
 import torch
-from timing import best_times
+from timing import paired_ratio
 
 from scoredae.data import load_mnist
 from scoredae.model_posterior import box_mask
 from scoredae.nets import load_pretrained
 from scoredae.sampling import ddrm, diffpir, dps, karras_sigmas, pigdm, tmpd, twisted_diffusion
-from scoredae.sampling.guidance import denoise_with_pullback
-from scoredae.uncertainty import jacobian_vp
+from scoredae.uncertainty import denoise_with_pullback, jacobian_vp
 
 
 @torch.no_grad()
 def bare(model, x: torch.Tensor, levels: list[float], pullback: bool, jvp: bool) -> None:
-    """The denoiser calls alone: a call (or a call and its pullback, and a JVP) per level, under
+    """The denoiser calls alone: a call (or a JVP, then a call and its pullback) per level, under
     ``no_grad`` as the samplers run."""
     for sigma in levels:
+        if jvp:
+            jacobian_vp(model, x, sigma, torch.ones_like(x))
         if pullback:
             _, back = denoise_with_pullback(model, x, sigma)
             back(x)
         else:
-            with torch.no_grad():
-                model(x, sigma)
-        if jvp:
-            jacobian_vp(model, x, sigma, torch.ones_like(x))
+            model(x, sigma)
 
 
 def counted_calls(run, model) -> int:
@@ -55,7 +53,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=8, help="chains (default 8)")
     parser.add_argument("--steps", type=int, default=50, help="levels, one denoiser call each (default 50)")
-    parser.add_argument("--repeats", type=int, default=3, help="rounds, the best kept (default 3)")
+    parser.add_argument("--repeats", type=int, default=10, help="rounds per ratio (default 10)")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     model = load_pretrained("unet_edm")
@@ -92,17 +90,18 @@ def main(argv=None):
     }
     runs = {"dps": ours["dps"], "diffpir": ours["diffpir"], **theirs}
     calls = {name: counted_calls(run, model) for name, run in runs.items()}
-    times = best_times({**ours, **floors, **theirs}, torch.device("cpu"), args.repeats)
-    print(f"batch {args.batch}, {args.steps} levels, unet_edm, inpainting; best of {args.repeats}")
+    cpu = torch.device("cpu")
+    print(f"batch {args.batch}, {args.steps} levels, unet_edm, inpainting; median ratio of {args.repeats} "
+          f"rounds, each sampler beside its baseline; best seconds")
     print(f"{'sampler':>10} {'seconds':>8} {'bare loop':>16} {'seconds':>8} {'overhead':>9}")
-    for name in ours:
+    for name, run in ours.items():
         floor = floor_of[name]
-        print(f"{name:>10} {times[name]:8.3f} {floor:>16} {times[floor]:8.3f} {times[name] / times[floor] - 1:+9.1%}")
+        ratio, ours_s, floor_s = paired_ratio(run, floors[floor], cpu, args.repeats)
+        print(f"{name:>10} {ours_s:8.3f} {floor:>16} {floor_s:8.3f} {ratio - 1:+9.1%}")
     for name, rival in (("dps", "deepinv DPS"), ("diffpir", "deepinv DiffPIR")):
-        per_call = (times[name] / calls[name]) / (times[rival] / calls[rival])
-        print(f"{name} against {rival}: {times[name]:.3f} s for {calls[name]} denoiser calls vs {times[rival]:.3f} s "
-              f"for {calls[rival]}, ratio {times[name] / times[rival]:.2f}, per call {per_call:.2f} (ours / theirs)")
-
+        ratio, ours_s, theirs_s = paired_ratio(ours[name], theirs[rival], cpu, args.repeats)
+        print(f"{name} against {rival}: {ours_s:.3f} s for {calls[name]} denoiser calls vs {theirs_s:.3f} s "
+              f"for {calls[rival]}, ratio {ratio:.2f}, per call {ratio * calls[rival] / calls[name]:.2f} (ours / theirs)")
 
 if __name__ == "__main__":
     main()

@@ -1,5 +1,6 @@
 """Timing shared by the benchmarks: contenders interleaved, best of several rounds."""
 
+import statistics
 import time
 
 import torch
@@ -19,3 +20,15 @@ def best_times(fns: dict, device: torch.device, repeats: int) -> dict:
                 torch.cuda.synchronize()
             times[name].append(time.perf_counter() - start)
     return {name: min(t) for name, t in times.items()}
+
+
+def paired_ratio(fn, baseline, device: torch.device, repeats: int) -> tuple[float, float, float]:
+    """The median over ``repeats`` rounds of the time of ``fn`` over that of ``baseline`` run right
+    beside it (the order alternating), so that a slow spell of the machine hits both sides of a
+    ratio; with the best time of each: ``(median ratio, best fn, best baseline)``."""
+    rounds = []
+    for round_ in range(repeats):
+        pair = [("fn", fn), ("baseline", baseline)]
+        rounds.append(best_times(dict(pair if round_ % 2 == 0 else pair[::-1]), device, 1))
+    ratio = statistics.median(r["fn"] / r["baseline"] for r in rounds)
+    return ratio, min(r["fn"] for r in rounds), min(r["baseline"] for r in rounds)

@@ -30,20 +30,10 @@ from __future__ import annotations
 
 import torch
 
-from ..uncertainty import _call, _differentiable, jacobian_vp
+from ..uncertainty import denoise_with_pullback, jacobian_vp
 from .operators import LinearOperator, conjugate_solve
 
 TMPD_COVARIANCES = ("full", "row_sum")
-
-
-def denoise_with_pullback(denoiser, x: torch.Tensor, sigma: float):
-    r"""``(D(x, sigma), v -> J_D^T v)``: the denoiser's output and its vector-Jacobian product."""
-    try:
-        with torch.enable_grad():
-            denoised, pullback = torch.func.vjp(_call(denoiser, sigma), x)
-    except (RuntimeError, TypeError, NotImplementedError) as err:
-        raise _differentiable(err, denoiser) from err
-    return denoised.detach(), lambda v: pullback(v.to(denoised))[0].detach()
 
 
 def gaussian_posterior_variance(sigma: float, data_variance: float) -> float:
@@ -86,34 +76,32 @@ def tmpd_guidance(denoiser, y: torch.Tensor, op: LinearOperator, noise_sigma: fl
     (one Jacobian-vector product per measurement; for few measurements), ``"row_sum"`` replaces
     :math:`J_D` by the diagonal of its row sums :math:`J_D \mathbf 1` (one product; Boys et al. 2023,
     section 4, for large images), the solve then elementwise for a diagonal :math:`A` (a mask) and by
-    conjugate gradients otherwise."""
+    conjugate gradients otherwise. The Jacobian-vector products run before the pullback's graph is
+    built, so that the two are never held at once."""
     if covariance not in TMPD_COVARIANCES:
         raise ValueError(f"covariance: expected one of {TMPD_COVARIANCES}, got {covariance!r}")
 
     def guide(x, sigma):
+        solve = _covariance_solver(denoiser, x, sigma, y, op, noise_sigma, covariance)
         denoised, pullback = denoise_with_pullback(denoiser, x, sigma)
-        residual = y - op.A(denoised)
-        if covariance == "full":
-            solved = _full_solve(denoiser, x, sigma, op, residual, noise_sigma)
-        else:
-            row_sums = jacobian_vp(denoiser, x, sigma, torch.ones_like(x))  # J_D 1
-            diag = (sigma**2 * row_sums).clamp(min=0)  # a variance, >= 0
-            if op.diagonal is not None:  # A = diag(a): the solve is elementwise
-                solved = residual / (noise_sigma**2 + op.diagonal**2 * diag)
-            else:
-                solved = conjugate_solve(lambda v: noise_sigma**2 * v + op.A(diag * op.A_adjoint(v)), residual)
-        return denoised, pullback(op.A_adjoint(solved))
+        return denoised, pullback(op.A_adjoint(solve(y - op.A(denoised))))
 
     return guide
 
 
-def _full_solve(denoiser, x, sigma, op: LinearOperator, residual: torch.Tensor, noise_sigma: float):
-    r""":math:`(\sigma_y^2 I + \sigma^2 A J_D A^\top)^{-1} r` per chain, the :math:`m \times m` matrix built
-    from the columns :math:`A J_D A^\top e_j` (the symmetric part: a covariance is symmetric)."""
-    b, m = residual.shape[0], _flat(residual).shape[1]
+def _covariance_solver(denoiser, x, sigma, y, op: LinearOperator, noise_sigma: float, covariance: str):
+    r"""``r -> (sigma_y^2 I + sigma^2 A Sigma A^T)^{-1} r`` per chain with TMPD's covariance
+    :math:`\Sigma` at ``(x, sigma)``: the full :math:`m \times m` matrix from the columns
+    :math:`A J_D A^\top e_j` (its symmetric part: a covariance is symmetric), or the row-sum diagonal."""
+    if covariance == "row_sum":
+        diag = (sigma**2 * jacobian_vp(denoiser, x, sigma, torch.ones_like(x))).clamp(min=0)  # a variance, >= 0
+        if op.diagonal is not None:  # A = diag(a): the solve is elementwise
+            return lambda r: r / (noise_sigma**2 + op.diagonal**2 * diag)
+        return lambda r: conjugate_solve(lambda v: noise_sigma**2 * v + op.A(diag * op.A_adjoint(v)), r)
+    b, m = y.shape[0], _flat(y).shape[1]
     basis = torch.eye(m, dtype=x.dtype, device=x.device)[:, None, :].expand(m, b, m)  # (m, B, m)
-    back = torch.stack([op.A_adjoint(e.reshape(residual.shape)) for e in basis])  # A^T e_j, (m, B, *S)
+    back = torch.stack([op.A_adjoint(e.reshape(y.shape)) for e in basis])  # A^T e_j, (m, B, *S)
     columns = jacobian_vp(denoiser, x, sigma, back)  # J A^T e_j, (m, B, *S)
     ajat = torch.stack([_flat(op.A(c)) for c in columns], dim=-1)  # (B, m, m): [:, :, j] = A J A^T e_j
     gram = noise_sigma**2 * torch.eye(m, dtype=x.dtype, device=x.device) + sigma**2 * 0.5 * (ajat + ajat.mT)
-    return torch.linalg.solve(gram, _flat(residual)).reshape(residual.shape)
+    return lambda r: torch.linalg.solve(gram, _flat(r)).reshape(r.shape)

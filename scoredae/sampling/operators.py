@@ -99,17 +99,28 @@ def _matrix(A: torch.Tensor, x0: torch.Tensor) -> LinearOperator:
 
 
 def _decomposable(physics, x0: torch.Tensor) -> LinearOperator:
-    spectral_y = physics.U_adjoint
+    probe = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0), dtype=x0.dtype).to(x0.device)
+    if _is_identity(physics.V_adjoint, probe) and _is_identity(physics.U_adjoint, probe):
+        return _diagonal(torch.as_tensor(physics.mask).to(x0), physics.A_dagger)
+
     def gram(u, c, shift):  # U diag(1 / (c |s|^2 + shift)) U^T u
         s = physics.mask
         return physics.U(physics.U_adjoint(u) / (c * (s.conj() * s).real + shift))
 
-    probe = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0), dtype=x0.dtype).to(x0.device)
-    diagonal = torch.as_tensor(physics.mask).to(x0) if _is_identity(physics.V_adjoint, probe) and \
-        _is_identity(physics.U_adjoint, probe) else None
     return LinearOperator(physics.A, physics.A_adjoint, pinv=physics.A_dagger,
-                          spectral=(physics.V_adjoint, physics.V, spectral_y, physics.mask)
-                          if _real_isometry(physics, x0) else None, gram=gram, diagonal=diagonal)
+                          spectral=(physics.V_adjoint, physics.V, physics.U_adjoint, physics.mask)
+                          if _real_isometry(physics, x0) else None, gram=gram)
+
+
+def _diagonal(a: torch.Tensor, pinv: Callable) -> LinearOperator:
+    r""":math:`A = \operatorname{diag}(a)` (a mask, the identity), :math:`U = V = I`: every product and
+    solve elementwise."""
+
+    def same(x):
+        return x
+
+    return LinearOperator(lambda x: a * x, lambda r: a * r, pinv=pinv, spectral=(same, same, same, a),
+                          gram=lambda u, c, shift: u / (c * a**2 + shift), diagonal=a)
 
 
 def _is_identity(transform: Callable, probe: torch.Tensor) -> bool:

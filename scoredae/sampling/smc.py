@@ -40,7 +40,8 @@ import torch
 
 from .._checks import finite_number
 from ..rng import rand, randn
-from .guidance import denoise_with_pullback, gaussian_posterior_variance
+from ..uncertainty import denoise_with_pullback
+from .guidance import gaussian_posterior_variance
 from .inverse import _setup
 from .loop import LoopSpec, SamplerResult, run_chain
 
