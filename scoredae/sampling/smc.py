@@ -11,9 +11,12 @@ The particles :math:`x^{1..P}` follow the diffusion's ancestral kernel
 :math:`p(x_{i+1} \mid x_i) = \mathcal N(\mu_i, \tau_i^2 I)`, :math:`\mu_i = D + (\sigma_{i+1}^2 /
 \sigma_i^2)(x_i - D)`, :math:`\tau_i^2 = \sigma_{i+1}^2 (1 - \sigma_{i+1}^2 / \sigma_i^2)` (the
 posterior of the forward noising, :math:`\eta = 1` in :mod:`scoredae.sampling.inverse`), twisted by
-:math:`\tilde p_i(y \mid x) = \mathcal N(y; A D(x, \sigma_i), v_i I)`,
-:math:`v_i = \sigma_y^2 + r_i^2`, :math:`r_i^2 = \sigma_i^2 \sigma_{data}^2 / (\sigma_i^2 + \sigma_{data}^2)`
-(``data_variance`` :math:`\sigma_{data}^2 = 0`: the DPS twist of the paper's eq. 8). Each step
+:math:`\tilde p_i(y \mid x) \propto \exp\big(-\tfrac12 \rho^\top (\sigma_y^2 I + r_i^2 A A^\top)^{-1}
+\rho\big)`, :math:`\rho = y - A D(x, \sigma_i)`, :math:`r_i^2 = \sigma_i^2 \sigma_{data}^2 / (\sigma_i^2 +
+\sigma_{data}^2)`: PiGDM's likelihood (:func:`~scoredae.sampling.guidance.pigdm_guidance`; with
+``data_variance`` :math:`\sigma_{data}^2 = 0` the DPS twist of the paper's eq. 8). Its normalising
+constant depends on the level only, so it cancels from the weights and, telescoping, from the
+evidence; it is left out. Each step
 proposes from :math:`q = \mathcal N(\mu_i + \tau_i^2 \nabla \log \tilde p_i(y \mid x_i), \tau_i^2 I)`
 (their eq. 9) and multiplies the weights by
 
@@ -106,13 +109,12 @@ def twisted_diffusion(denoiser, y, forward, noise_sigma: float, x_T: torch.Tenso
     finite_number("data_variance", data_variance, allow_zero=True)
     if not 0 < finite_number("resample_below", resample_below) <= 1:
         raise ValueError(f"resample_below: expected a fraction in (0, 1], got {resample_below!r}")
-    variance = lambda s: noise_sigma**2 + gaussian_posterior_variance(s, data_variance)  # v_i
-
-    def twist(x, sigma):
+    def twist(x, sigma):  # D, grad log twist, log twist (up to its constant)
         denoised, pullback = denoise_with_pullback(denoiser, x, sigma)
         residual = y - op.A(denoised)
-        grad = pullback(op.A_adjoint(residual)) / variance(sigma)
-        return denoised, grad, _log_gaussian(residual, variance(sigma))
+        solved = op.gram_solve(residual, gaussian_posterior_variance(sigma, data_variance), noise_sigma**2)
+        log_twist = -0.5 * (residual * solved).reshape(n, -1).sum(1)
+        return denoised, pullback(op.A_adjoint(solved)), log_twist
 
     def resample(x, state: SMCState):
         log_w = state.log_weights
