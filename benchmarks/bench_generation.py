@@ -77,11 +77,13 @@ def digit_bits_per_dim(model, digits: torch.Tensor, seed: int) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="unet_edm", help="a shipped model name or a checkpoint stem")
-    p.add_argument("--n", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rows", nargs="+", default=ROWS)
+    p.add_argument("--n", type=int, default=1000, help="samples per row (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial noise (default 0)")
+    p.add_argument("--rows", nargs="+", default=ROWS, metavar="ROW",
+                   help=f"rows METHOD:NFE[:cS|:gW], see below (default {' '.join(ROWS)})")
     p.add_argument("--bpd", type=int, default=0, metavar="N", help="bits per dimension of the first N test digits")
     p.add_argument("--json", default=None, help="also write the rows to this file")
     p.add_argument("--write-metadata", default=None, metavar="DIR",

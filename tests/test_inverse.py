@@ -403,3 +403,39 @@ def test_collapsing_weights_are_reported_not_returned_as_nan(caplog):
     assert "weights collapsed" in caplog.text
     assert float(result.state.ess.min()) < 0.05 * 64 and bool(torch.isfinite(result.samples).all())
     assert bool(torch.isfinite(result.state.log_evidence))
+
+
+def test_deepinv_dps_is_likelihood_guided_with_the_residual_norm_guidance():
+    """deepinv's DPS (variance-exploding schedule, ancestral solver, alpha = 1) adds
+    -weight grad ||A D - y|| to the score inside the reverse SDE, on [-1, 1] states with levels twice
+    ours: in our coordinates it is ``likelihood_guided`` (eta = 1) with the guidance
+    g = -weight grad_x ||A D(x, sigma) - y|| on its levels halved, and a final denoiser call at the
+    last level. On the same noise the two end in the same states and samples; with the weight
+    doubled in ours they do not."""
+    steps, noise_sigma, weight = 8, 0.05, 2.0
+    mask = torch.ones(1, 1, 6, 6)
+    mask[..., 1:4, 2:5] = 0
+    physics = deepinv.physics.Inpainting(img_size=(1, 6, 6), mask=mask,
+                                         noise_model=deepinv.physics.GaussianNoise(noise_sigma))
+    x = torch.rand(2, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    y = physics.A(x) + noise_sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    theirs_sampler = deepinv.sampling.DPS(_Squashing(), schedule="ve", solver="ancestral", num_steps=steps,
+                                          weight=weight, rng=torch.Generator().manual_seed(5))
+    state = 80.0 * torch.randn(x.shape, generator=torch.Generator().manual_seed(2), dtype=F64)  # in [-1, 1] units
+    theirs, path = theirs_sampler(y, physics, x_init=state.clone(), seed=5, get_trajectory=True)
+    levels = [float(theirs_sampler.sde.sigma_t(t)) / 2 for t in theirs_sampler.solver.timesteps]
+    denoiser = _Squashing()
+
+    def norm_guidance(w):
+        def guidance(z, sigma):
+            with torch.enable_grad():
+                z = z.detach().requires_grad_(True)
+                norm = (physics.A(denoiser(z, sigma)) - y).flatten(1).norm(dim=1).sum()
+                return -w * torch.autograd.grad(norm, z)[0]
+        return guidance
+
+    for w, same in ((weight, True), (2 * weight, False)):
+        chain = likelihood_guided(denoiser, norm_guidance(w), (state + 1) / 2, levels,
+                                  generator=torch.Generator().manual_seed(5)).samples
+        assert torch.allclose(chain.to(path), path[-1], rtol=1e-4, atol=1e-4) == same  # the state at the end
+        assert torch.allclose(denoiser(chain, levels[-1]).to(theirs), theirs, rtol=1e-4, atol=1e-4) == same

@@ -112,6 +112,12 @@ def dps(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *, 
     :math:`x_{i+1} \mathrel{-}= \zeta_i \nabla_{x_i} \lVert y - A D(x_i) \rVert^2`,
     :math:`\zeta_i = \zeta' / \lVert y - A D(x_i) \rVert`, that is
     :math:`x_{i+1} \mathrel{+}= 2 \zeta' \sigma_y^2 g / \lVert y - A D \rVert` per chain.
+
+    deepinv's :class:`deepinv.sampling.DPS` (variance-exploding schedule, ancestral solver) is a
+    third form: the guidance :math:`g = -w \nabla \lVert A D - y \rVert` (its ``weight`` :math:`w`)
+    inside the reverse SDE, that is :func:`likelihood_guided` with that ``guidance`` on its levels
+    halved ([-1, 1] images), then a last denoiser call; the step of Algorithm 1 with the
+    level-dependent :math:`\zeta'_i = w (\sigma_i^2 - \sigma_{i+1}^2) / 2`.
     """
     op, y, levels = _setup(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "DPS")
     guide = dps_guidance(denoiser, y, op, noise_sigma)
