@@ -15,7 +15,7 @@ import argparse
 
 import deepinv
 import torch
-from timing import paired_ratio
+from timing import counted_calls, paired_ratio
 
 from scoredae.data import load_mnist
 from scoredae.model_posterior import box_mask
@@ -36,17 +36,6 @@ def bare(model, x: torch.Tensor, levels: list[float], pullback: bool, jvp: bool)
             back(x)
         else:
             model(x, sigma)
-
-
-def counted_calls(run, model) -> int:
-    """The denoiser calls ``run()`` makes, counted by a hook on ``model``'s forward."""
-    count = [0]
-    handle = model.register_forward_hook(lambda *_: count.__setitem__(0, count[0] + 1))
-    try:
-        run()
-    finally:
-        handle.remove()
-    return count[0]
 
 
 def main(argv=None):
@@ -89,7 +78,7 @@ def main(argv=None):
                                                             max_iter=args.steps)(y, physics, seed=1),
     }
     runs = {"dps": ours["dps"], "diffpir": ours["diffpir"], **theirs}
-    calls = {name: counted_calls(run, model) for name, run in runs.items()}
+    calls = {name: counted_calls(run, model)[1] for name, run in runs.items()}
     cpu = torch.device("cpu")
     print(f"batch {args.batch}, {args.steps} levels, unet_edm, inpainting; median ratio of {args.repeats} "
           f"rounds, each sampler beside its baseline; best seconds")
@@ -102,6 +91,7 @@ def main(argv=None):
         ratio, ours_s, theirs_s = paired_ratio(ours[name], theirs[rival], cpu, args.repeats)
         print(f"{name} against {rival}: {ours_s:.3f} s for {calls[name]} denoiser calls vs {theirs_s:.3f} s "
               f"for {calls[rival]}, ratio {ratio:.2f}, per call {ratio * calls[rival] / calls[name]:.2f} (ours / theirs)")
+
 
 if __name__ == "__main__":
     main()

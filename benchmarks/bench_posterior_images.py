@@ -16,10 +16,17 @@ import time
 
 import deepinv
 import torch
+from timing import counted_calls
 
 from scoredae.data import load_mnist
-from scoredae.model_posterior import DIFFUSION_POSTERIOR, TASKS, diffusion_posterior, observe, posterior_sampling, \
-    posterior_summary
+from scoredae.model_posterior import (
+    DIFFUSION_POSTERIOR,
+    TASKS,
+    diffusion_posterior,
+    observe,
+    posterior_sampling,
+    posterior_summary,
+)
 from scoredae.nets import load_pretrained
 from scoredae.rng import seeded
 
@@ -55,8 +62,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     model = load_pretrained(args.model)
     images = load_mnist("test")[0][: args.digits]
-    calls = [0]
-    model.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
     print(f"{args.model}, {args.digits} MNIST test digits, {args.n} samples each, {args.steps} levels; "
           f"means over the digits")
     for task in args.tasks:
@@ -67,11 +72,11 @@ def main(argv=None):
             for name, run in methods(model, y, op, noise_sigma, args, seed=i).items():
                 if args.methods and name not in args.methods:
                     continue
-                calls[0], start = 0, time.perf_counter()
-                samples = run()
+                start = time.perf_counter()
+                samples, calls = counted_calls(run, model)
                 seconds = time.perf_counter() - start
                 summary = posterior_summary(samples, x)
-                rows.setdefault(name, []).append((summary["psnr"], summary["coverage"], calls[0], seconds))
+                rows.setdefault(name, []).append((summary["psnr"], summary["coverage"], calls, seconds))
         print(f"\n{task} ({TASKS[task].description})")
         print(f"{'method':>18} {'PSNR dB':>8} {'coverage':>9} {'calls':>6} {'s/digit':>8}")
         for name, values in rows.items():

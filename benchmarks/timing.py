@@ -1,4 +1,4 @@
-"""Timing shared by the benchmarks: contenders interleaved, best of several rounds."""
+"""Timing shared by the benchmarks: contenders interleaved, best of several rounds; calls counted."""
 
 import statistics
 import time
@@ -32,3 +32,13 @@ def paired_ratio(fn, baseline, device: torch.device, repeats: int) -> tuple[floa
         rounds.append(best_times(dict(pair if round_ % 2 == 0 else pair[::-1]), device, 1))
     ratio = statistics.median(r["fn"] / r["baseline"] for r in rounds)
     return ratio, min(r["fn"] for r in rounds), min(r["baseline"] for r in rounds)
+
+
+def counted_calls(run, model: torch.nn.Module):
+    """``(run(), the calls of model's forward it made)``, counted by a forward hook."""
+    count = [0]
+    handle = model.register_forward_hook(lambda *_: count.__setitem__(0, count[0] + 1))
+    try:
+        return run(), count[0]
+    finally:
+        handle.remove()

@@ -366,6 +366,16 @@ class _Squashing(deepinv.models.Denoiser):
         return 0.5 + 0.4 * torch.tanh(x - 0.5)
 
 
+def _inpainting_problem(size: int, box: tuple[slice, slice], noise_sigma: float):
+    """deepinv's inpainting of two random size x size images with ``box`` missing, and its noisy y."""
+    mask = torch.ones(1, 1, size, size)
+    mask[(..., *box)] = 0
+    physics = deepinv.physics.Inpainting(img_size=(1, size, size), mask=mask,
+                                         noise_model=deepinv.physics.GaussianNoise(noise_sigma))
+    x = torch.rand(2, 1, size, size, generator=torch.Generator().manual_seed(0))
+    return physics, physics.A(x) + noise_sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+
+
 def test_diffpir_is_deepinvs_diffpir_in_the_variance_exploding_form():
     """deepinv's DiffPIR runs the same algorithm in the variance-preserving form on [-1, 1] images:
     its state x_t is ours as 2 sqrt(alpha_bar_t) (z - 1/2), its level sigma_t twice ours, and its
@@ -374,12 +384,7 @@ def test_diffpir_is_deepinvs_diffpir_in_the_variance_exploding_form():
     returns the state there; ours, on the same levels and the same noise (the global generator
     after its seed), ends in the same state."""
     steps, noise_sigma, lam, zeta = 12, 0.05, 7.0, 0.3
-    mask = torch.ones(1, 1, 8, 8)
-    mask[..., 2:6, 3:7] = 0
-    physics = deepinv.physics.Inpainting(img_size=(1, 8, 8), mask=mask,
-                                         noise_model=deepinv.physics.GaussianNoise(noise_sigma))
-    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
-    y = physics.A(x) + noise_sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    physics, y = _inpainting_problem(8, (slice(2, 6), slice(3, 7)), noise_sigma)
     x_init = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(2))
     theirs_sampler = deepinv.sampling.DiffPIR(_Squashing(), deepinv.optim.L2(), sigma=noise_sigma, max_iter=steps,
                                               zeta=zeta, lambda_=lam)
@@ -413,15 +418,10 @@ def test_deepinv_dps_is_likelihood_guided_with_the_residual_norm_guidance():
     last level. On the same noise the two end in the same states and samples; with the weight
     doubled in ours they do not."""
     steps, noise_sigma, weight = 8, 0.05, 2.0
-    mask = torch.ones(1, 1, 6, 6)
-    mask[..., 1:4, 2:5] = 0
-    physics = deepinv.physics.Inpainting(img_size=(1, 6, 6), mask=mask,
-                                         noise_model=deepinv.physics.GaussianNoise(noise_sigma))
-    x = torch.rand(2, 1, 6, 6, generator=torch.Generator().manual_seed(0))
-    y = physics.A(x) + noise_sigma * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    physics, y = _inpainting_problem(6, (slice(1, 4), slice(2, 5)), noise_sigma)
     theirs_sampler = deepinv.sampling.DPS(_Squashing(), schedule="ve", solver="ancestral", num_steps=steps,
                                           weight=weight, rng=torch.Generator().manual_seed(5))
-    state = 80.0 * torch.randn(x.shape, generator=torch.Generator().manual_seed(2), dtype=F64)  # in [-1, 1] units
+    state = 80.0 * torch.randn(y.shape, generator=torch.Generator().manual_seed(2), dtype=F64)  # in [-1, 1] units
     theirs, path = theirs_sampler(y, physics, x_init=state.clone(), seed=5, get_trajectory=True)
     levels = [float(theirs_sampler.sde.sigma_t(t)) / 2 for t in theirs_sampler.solver.timesteps]
     denoiser = _Squashing()

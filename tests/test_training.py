@@ -139,7 +139,9 @@ def test_train_command_writes_a_resumable_checkpoint(tmp_path, monkeypatch, caps
     assert meta["command"].startswith("scoredae ") and meta["step"] == 4 and meta["data"]["images"] == 64
     assert any(k.startswith("optim/") for k in extra) and any(k.startswith("ema/") for k in extra)
     assert main([*args[:9], "6", *args[10:], "--resume"]) == 0  # --steps 6, continues from step 4
-    assert read_checkpoint(tmp_path / "last")[2]["step"] == 6
+    resumed = read_checkpoint(tmp_path / "last")[2]
+    assert resumed["step"] == 6
+    assert "--resume" not in resumed["command"] and "--steps 6" in resumed["command"]  # the command, resumable
     assert '"step": 6' in capsys.readouterr().out
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 
 from . import data, demo, denoise, evaluate, sample, train, train_classifier, uncertainty
@@ -65,7 +66,10 @@ def _in_words(err: Exception) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    # the command a checkpoint records: what reproduces it, a resumed run's without its --resume
+    args.command_line = shlex.join(["scoredae", *(a for a in argv if a != "--resume")])
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     try:
         return args.run(args)

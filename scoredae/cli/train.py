@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 
 from .args import positive_float, positive_int
 
@@ -127,12 +125,11 @@ def run(args: argparse.Namespace) -> int:
         eval_every=args.eval_every or (None if args.data == "mnist" else 500), seed=args.seed,
         amp=args.amp, compile=args.compile, progress=not args.no_progress,
     )
-    command = shlex.join(["scoredae", *sys.argv[1:]])
     result = train_denoiser(model, train_data, x_test, config, eval_images=args.eval_images,
                             log_normal=tuple(args.log_normal) if args.log_normal else None, loss=args.loss,
                             train_labels=train_labels if args.label_dropout is not None else None,
                             label_dropout=args.label_dropout or 0.0, out=args.out,
-                            resume=args.resume, metadata={"name": args.model, "command": command, "data": data},
+                            resume=args.resume, metadata={"name": args.model, "command": args.command_line, "data": data},
                             eval_sigmas=tuple(args.eval_sigmas or eval_sigmas(args.data)))
     if rank == 0:
         print(json.dumps({"step": result.metadata["step"], "metrics": result.metadata["metrics"]}, indent=1))

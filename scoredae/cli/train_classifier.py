@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
 from .args import positive_float, positive_int
 
@@ -36,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     test_acc = accuracy(model, *load_mnist("test"))
     metadata = {"model": "MNISTClassifier", "config": model.config, "test_accuracy": test_acc,
                 "data": "MNIST train (60,000), evaluated on test (10,000)",
-                "command": shlex.join(["scoredae", *sys.argv[1:]]), "version": __version__}
+                "command": args.command_line, "version": __version__}
     path = save_checkpoint(args.out, model, metadata)
     print(f"test accuracy {100 * test_acc:.2f}%  ->  {path}")
     return 0

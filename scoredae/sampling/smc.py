@@ -109,6 +109,7 @@ def twisted_diffusion(denoiser, y, forward, noise_sigma: float, x_T: torch.Tenso
     finite_number("data_variance", data_variance, allow_zero=True)
     if not 0 < finite_number("resample_below", resample_below) <= 1:
         raise ValueError(f"resample_below: expected a fraction in (0, 1], got {resample_below!r}")
+
     def twist(x, sigma):  # D, grad log twist, log twist (up to its constant)
         denoised, pullback = denoise_with_pullback(denoiser, x, sigma)
         residual = y - op.A(denoised)
