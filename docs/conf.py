@@ -104,13 +104,20 @@ def generation_table(record: dict | None) -> list[str]:
     """The reST table of a model's quality per denoiser call (``benchmarks/bench_generation.py``)."""
     if not record:
         return []
-    head = ["sampler", "steps", "churn", "denoiser calls", "seconds", "confident share", "class entropy", "FID"]
-    rows = [[r["method"], str(r["steps"]) if r["method"] != "ks" else "-", f"{r['churn']:g}", str(r["nfe"]),
-             f"{r['seconds']:.0f}", f"{r['confident_share']:.3f}", f"{r['class_entropy']:.3f}", f"{r['fid']:.1f}"]
+
+    def number(row, key, fmt):
+        return format(row[key], fmt) if row.get(key) is not None else ""
+
+    head = ["sampler (METHOD:CALLS, :cS churn S, :gW guidance W)", "denoiser calls", "seconds", "confident share",
+            "class entropy", "FID", "label agreement", "median nearest", "near copies"]
+    rows = [[r["row"], str(r["nfe"]), f"{r['seconds']:.0f}", f"{r['confident_share']:.3f}",
+             f"{r['class_entropy']:.3f}", f"{r['fid']:.1f}", number(r, "label_agreement", ".3f"),
+             number(r, "samples median nearest", ".2f"), number(r, "samples near copies", ".3f")]
             for r in record["rows"]]
-    floor = record["real_digits"]
-    rows.append(["real training digits", "", "", "", "", f"{floor['confident_share']:.3f}",
-                 f"{floor['class_entropy']:.3f}", f"{floor['fid']:.1f}"])
+    floor, held_out = record["real_digits"], record.get("held_out_digits", {})
+    rows.append(["real digits (training; held-out for the distances)", "", "", f"{floor['confident_share']:.3f}",
+                 f"{floor['class_entropy']:.3f}", f"{floor['fid']:.1f}", "", number(held_out, "median nearest", ".2f"),
+                 number(held_out, "near copies", ".3f")])
     lines = [f"Generation, {record['n']:,} samples a row on {record['threads']} CPU threads:", "",
              ".. list-table::", "   :header-rows: 1", ""]
     for row in [head, *rows]:

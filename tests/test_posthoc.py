@@ -2,13 +2,22 @@
 an average of another width reconstructed from the snapshots of two, against that average tracked
 directly during the run."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from scipy import integrate
 
+from scoredae.cli.models import load_model
+from scoredae.nets import MLPDAE
 from scoredae.nets.checkpoints import save_checkpoint
-from scoredae.train.posthoc import posthoc_coefficients, posthoc_ema, profile_inner_products
+from scoredae.train.posthoc import (
+    posthoc_coefficients,
+    posthoc_ema,
+    profile_inner_products,
+    save_posthoc_ema,
+)
 from scoredae.train.state import EMA, power_exponent
 
 
@@ -58,3 +67,20 @@ def test_an_average_of_another_width_is_reconstructed_from_the_snapshots(tmp_pat
     assert float((weights["theta"] - direct).abs().max()) < 1e-3 * float(spread)
     with pytest.raises(ValueError, match="no power-function EMA snapshots"):
         posthoc_ema(tmp_path / "snapshots", 0.1)
+
+
+def test_a_saved_post_hoc_ema_loads_as_a_model_with_the_reconstructed_weights(tmp_path):
+    (tmp_path / "snapshots").mkdir()
+    torch.manual_seed(0)
+    for step in (100, 200):
+        for std in (0.05, 0.10):
+            model = MLPDAE(widths=(16,), latent=4, sigma=0.5)
+            save_checkpoint(tmp_path / "snapshots" / f"phema-{std:.3f}-{step:07d}", model,
+                            {"model": "MLPDAE", "config": model.config, "step": step, "phema_std": std})
+    weights, _ = posthoc_ema(tmp_path, 0.08)
+    save_posthoc_ema(tmp_path, 0.08, tmp_path / "posthoc")
+    loaded = load_model(str(tmp_path / "posthoc"), "cpu")
+    for k, v in loaded.state_dict().items():
+        torch.testing.assert_close(v, weights[k], rtol=0, atol=0)
+    meta = json.loads((tmp_path / "posthoc.json").read_text())
+    assert meta["step"] == 200 and meta["posthoc_ema"]["std"] == 0.08 and "phema_std" not in meta

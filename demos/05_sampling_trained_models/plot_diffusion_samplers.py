@@ -135,26 +135,37 @@ fig.tight_layout()
 # Quality per denoiser call
 # -------------------------
 # 1,000 samples a point, measured by ``benchmarks/bench_generation.py`` (the command and the
-# machine's thread count are stored with the model): the share of samples the MNIST classifier
-# calls with confidence >= 0.9, and the Frechet distance of its features to the test set, against
-# the number of denoiser calls. The dashed lines are 1,000 real training digits, the floor.
-record = list_pretrained()["unet_edm"]["generation"]
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-for (method, churn), label in {("heun", 0.0): "Heun ODE", ("euler", 0.0): "Euler ODE",
-                               ("heun", None): "Heun, churn > 0"}.items():
-    rows = sorted((r for r in record["rows"] if r["method"] == method and (r["churn"] > 0 if churn is None
-                                                                           else r["churn"] == churn)),
-                  key=lambda r: r["nfe"])
-    for ax, key in zip(axes, ("confident_share", "fid")):
-        ax.plot([r["nfe"] for r in rows], [r[key] for r in rows], "o-" if len(rows) > 1 else "s", label=label)
-for ax, key, name in zip(axes, ("confident_share", "fid"), ("confident share (>= 0.9)", "classifier FID")):
-    ax.axhline(record["real_digits"][key], color="k", ls="--", lw=1)
+# machine's thread count are stored with each model): the share of samples the MNIST classifier
+# calls with confidence >= 0.9, the Frechet distance of its features to the test set, and the median
+# pixel distance from each sample to its nearest training digit, against the number of denoiser
+# calls. Solid lines: the solvers on ``resunet_cfg`` unconditionally; stars: guided (label i mod 10,
+# the weight beside each); grey: Heun's ODE on ``unet_edm``, the model before it. Dashed: 1,000
+# real digits (training digits for the quality, held-out test digits for the distance).
+records = {name: list_pretrained()[name]["generation"] for name in ("resunet_cfg", "unet_edm")}
+keys = {"confident_share": "confident share (>= 0.9)", "fid": "classifier FID",
+        "samples median nearest": "median distance to the nearest training digit"}
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+curves = {**{("resunet_cfg", m): m for m in ("dpm++2m", "dpm++3m", "ipndm", "heun")}, ("unet_edm", "heun"): "heun, unet_edm"}
+for (name, method), label in curves.items():
+    rows = sorted((r for r in records[name]["rows"] if r["method"] == method and not r.get("churn")
+                   and r["guidance"] is None), key=lambda r: r["nfe"])
+    style = {"color": "0.6", "ls": ":"} if name == "unet_edm" else {}
+    for ax, key in zip(axes, keys):
+        if all(key in r for r in rows):
+            ax.plot([r["nfe"] for r in rows], [r[key] for r in rows], "o-", label=label, ms=4, **style)
+guided = [r for r in records["resunet_cfg"]["rows"] if r["guidance"] is not None]
+for ax, key in zip(axes, keys):
+    ax.plot([r["nfe"] for r in guided], [r[key] for r in guided], "*", color="k", ms=9, label="guided")
+    for r in guided:
+        ax.annotate(f"w={r['guidance']:g}", (r["nfe"], r[key]), textcoords="offset points", xytext=(5, 0), fontsize=7)
+floor, held_out = records["resunet_cfg"]["real_digits"], records["resunet_cfg"]["held_out_digits"]
+for ax, (key, name) in zip(axes, keys.items()):
+    ax.axhline(held_out["median nearest"] if key == "samples median nearest" else floor[key], color="k", ls="--", lw=1)
     ax.set(xscale="log", xlabel="denoiser calls per sample", ylabel=name)
-    calls = sorted({r["nfe"] for r in record["rows"]})
-    ax.set_xticks(calls, [str(c) for c in calls])
+    ax.set_xticks([5, 10, 20, 35, 80], ["5", "10", "20", "35", "80"])
     ax.minorticks_off()
 axes[1].set_yscale("log")
-axes[0].legend(fontsize=8)
+axes[0].legend(fontsize=7)
 fig.tight_layout()
 
 # %%

@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..nets.checkpoints import read_checkpoint
+from ..nets.checkpoints import load_checkpoint, load_weights, read_checkpoint, save_checkpoint
+from ..nets.registry import constructors
 from .state import power_exponent
 
 
@@ -86,3 +87,14 @@ def posthoc_ema(run: str | os.PathLike, std: float, step: int | None = None) -> 
     dtypes = {k: v.dtype for k, v in tensors.items()}  # those of the last snapshot read
     posthoc = {"std": std, "step": step, "snapshots": len(used), "largest coefficient": float(np.abs(c).max())}
     return {k: v.to(dtypes[k]) for k, v in combined.items()}, {**meta, "step": step, "posthoc_ema": posthoc}
+
+
+def save_posthoc_ema(run: str | os.PathLike, std: float, out: str | os.PathLike, step: int | None = None) -> Path:
+    """Write the post-hoc EMA of relative width ``std`` at ``step`` (:func:`posthoc_ema`) as the
+    checkpoint ``out`` (``out.safetensors`` and ``out.json``), loadable like any other; return the
+    weights' path."""
+    weights, meta = posthoc_ema(run, std, step)
+    model, _ = load_checkpoint(snapshots(run)[-1]["stem"], constructors())
+    load_weights(model, weights, f"the post-hoc EMA of {run}")
+    meta = {k: v for k, v in meta.items() if k != "phema_std"}
+    return save_checkpoint(out, model, meta)
