@@ -2,8 +2,9 @@ r"""Posterior sampling on MNIST test digits with one trained denoiser: each meth
 ``scoredae sample --method``, PnP-ULA, and deepinv's ``DPS`` (its defaults: variance-preserving,
 DDPM, 1,000 steps; and at our number of levels) and ``DiffPIR`` driven by the same denoiser, on the
 same observations (``scoredae.model_posterior.observe``). Per task and method, averaged over the
-digits: the PSNR of the mean of ``n`` samples, the share of clean pixels inside the samples'
-central 90% interval (``posterior_summary``), the denoiser calls and seconds per digit.
+digits with their standard errors across digits: the PSNR of the mean of ``n`` samples, the share
+of clean pixels inside the samples' central 90% interval (``posterior_summary``), the denoiser
+calls and seconds per digit.
 
     python benchmarks/bench_posterior_images.py [--model unet_edm] [--tasks inpaint super-resolution]
                                                 [--digits 8] [--n 8] [--steps 100] [--methods NAME ...]
@@ -50,6 +51,12 @@ def methods(model, y, op, noise_sigma, args, seed: int) -> dict:
     return runs
 
 
+def mean_and_se(values) -> tuple[float, float]:
+    """The mean of ``values`` and its standard error (0 for a single value)."""
+    v = torch.tensor(values, dtype=torch.float64)
+    return float(v.mean()), float(v.std() / len(v) ** 0.5) if len(v) > 1 else 0.0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="unet_edm", help="a noise-conditional shipped model (default unet_edm)")
@@ -78,10 +85,11 @@ def main(argv=None):
                 summary = posterior_summary(samples, x)
                 rows.setdefault(name, []).append((summary["psnr"], summary["coverage"], calls, seconds))
         print(f"\n{task} ({TASKS[task].description})")
-        print(f"{'method':>18} {'PSNR dB':>8} {'coverage':>9} {'calls':>6} {'s/digit':>8}")
+        print(f"{'method':>18} {'PSNR dB':>14} {'coverage':>15} {'calls':>6} {'s/digit':>8}")
         for name, values in rows.items():
-            psnr, coverage, n_calls, seconds = (sum(v) / len(v) for v in zip(*values))
-            print(f"{name:>18} {psnr:8.2f} {coverage:9.3f} {n_calls:6.0f} {seconds:8.2f}")
+            (psnr, psnr_se), (coverage, coverage_se), (n_calls, _), (seconds, _) = map(mean_and_se, zip(*values))
+            print(f"{name:>18} {psnr:7.2f} +- {psnr_se:4.2f} {coverage:7.3f} +- {coverage_se:5.3f} {n_calls:6.0f} "
+                  f"{seconds:8.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -82,9 +82,9 @@ def ancestral_by_hand(x, d_hat, eta, noise):
     return d_hat + math.sqrt(SIG1**2 - c**2) * (x - d_hat) / SIG0 + c * noise
 
 
-def one_step(sampler, **kw):
+def one_step(sampler, noise_sigma=SY, **kw):
     denoiser, x, y = gaussian_problem()
-    out = sampler(denoiser, y, A3, SY, x, [SIG0, SIG1], generator=torch.Generator().manual_seed(5), **kw).samples
+    out = sampler(denoiser, y, A3, noise_sigma, x, [SIG0, SIG1], generator=torch.Generator().manual_seed(5), **kw).samples
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(5), dtype=F64)
     D, J = gaussian_d_and_j(x, SIG0)
     return out, x, y, D, J, noise
@@ -134,8 +134,9 @@ def test_diffpir_step_is_algorithm_1():
     torch.testing.assert_close(out, x0 + SIG1 * (math.sqrt(0.6) * (x - x0) / SIG0 + math.sqrt(0.4) * noise))
 
 
-def test_ddrm_step_is_eq_8_case_by_case():
-    out, x, y, D, _, z = one_step(ddrm, eta=0.85, eta_b=0.7)
+@pytest.mark.parametrize("sy", [SY, 0.75])  # 0.75: one seen coordinate above sigma_y / s_j, one below
+def test_ddrm_step_is_eq_8_case_by_case(sy):
+    out, x, y, D, _, z = one_step(ddrm, noise_sigma=sy, eta=0.85, eta_b=0.7)
     U, s, Vh = torch.linalg.svd(A3)  # s: 2 values; the third coordinate unseen
     xb, theta = x @ Vh.T, D @ Vh.T
     yb = (y @ U) / s
@@ -143,11 +144,11 @@ def test_ddrm_step_is_eq_8_case_by_case():
     for j in range(3):
         if j == 2:
             expected[:, j] = theta[:, j] + math.sqrt(1 - 0.85**2) * SIG1 * (xb[:, j] - theta[:, j]) / SIG0 + 0.85 * SIG1 * z[:, j]
-        elif SIG1 < SY / s[j]:
-            expected[:, j] = (theta[:, j] + math.sqrt(1 - 0.85**2) * SIG1 * (yb[:, j] - theta[:, j]) / (SY / s[j])
+        elif SIG1 < sy / s[j]:
+            expected[:, j] = (theta[:, j] + math.sqrt(1 - 0.85**2) * SIG1 * (yb[:, j] - theta[:, j]) / (sy / s[j])
                               + 0.85 * SIG1 * z[:, j])
         else:
-            expected[:, j] = 0.3 * theta[:, j] + 0.7 * yb[:, j] + math.sqrt(SIG1**2 - 0.49 * SY**2 / s[j] ** 2) * z[:, j]
+            expected[:, j] = 0.3 * theta[:, j] + 0.7 * yb[:, j] + math.sqrt(SIG1**2 - 0.49 * sy**2 / s[j] ** 2) * z[:, j]
     torch.testing.assert_close(out, expected @ Vh)
 
 

@@ -187,16 +187,21 @@ def ddrm(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *,
     y_bar = torch.where(seen, spectral_y(y) / torch.where(seen, s, 1), 0)
     nsr = torch.where(seen, noise_sigma / torch.where(seen, s, 1).abs(), 0)  # sigma_y / s_j
     keep = math.sqrt(1 - eta**2)
+    # each case is theta + a (x_bar - theta) + c (y_bar - theta) + d z, with per-coordinate a, c, d
+    hidden = ~seen
+    unseen = hidden.to(x_T.dtype)
+    seen_nsr = torch.where(seen, nsr, -math.inf)  # t < seen_nsr: the second case
+    nsr_floor, above_c, above_var = nsr.clamp(min=1e-30), eta_b * seen.to(x_T.dtype), (eta_b * nsr) ** 2
 
     def step(x, state, i):
         sigma, t = levels[i - 1], levels[i]
         x_bar, theta = v_adjoint(x), v_adjoint(denoiser(x, sigma))
         z = randn(x_bar.shape, generator, dtype=x_bar.dtype, device=x_bar.device)
-        unseen = theta + keep * t * (x_bar - theta) / sigma + eta * t * z
-        below = theta + keep * t * (y_bar - theta) / nsr.clamp(min=1e-30) + eta * t * z
-        above = (1 - eta_b) * theta + eta_b * y_bar + (t**2 - (eta_b * nsr) ** 2).clamp(min=0).sqrt() * z
-        x_bar = torch.where(~seen, unseen, torch.where(t < nsr, below, above))
-        return v(x_bar), state
+        below = t < seen_nsr
+        a = unseen * (keep * t / sigma)
+        c = torch.where(below, (keep * t) / nsr_floor, above_c)
+        d = torch.where(below | hidden, eta * t, (t * t - above_var).clamp_(min=0).sqrt_())
+        return v(torch.addcmul(theta, a, x_bar - theta).addcmul_(c, y_bar - theta).addcmul_(d, z)), state
 
     spec = LoopSpec("DDRM", level_of=lambda i: levels[i - 1], stationary=False)
     return run_chain(step, x_T, None, len(levels) - 1, spec, **common)
