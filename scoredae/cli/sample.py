@@ -23,7 +23,7 @@ INVERSE = ("dps", "pigdm", "tmpd", "ddrm", "diffpir", "smc")
 METHODS = ("langevin", "annealed", "posterior", *DIFFUSION, *INVERSE)
 TASKS = ("denoise", "inpaint", "super-resolution", "deblur")
 PHOTOGRAPH_PIXELS = (0.45, 0.25)  # the Gaussian fit of p_sigma_max's start for photographs: mean, std
-DEFAULT_MODEL, DEFAULT_METHOD = "unet_edm", "dpm++2m"
+DEFAULT_MODEL, DEFAULT_METHOD = "resunet_cfg", "dpm++2m"  # the best few-call row of the generation records
 # what --steps counts for each method: the keyword of its recipe
 STEPS_KEYWORD = {"langevin": "n_steps", "annealed": "n_steps_each", "posterior": "n_steps",
                  **{m: "steps" for m in (*DIFFUSION, *INVERSE) if m != "ks"}}
