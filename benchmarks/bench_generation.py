@@ -33,7 +33,7 @@ import torch
 
 from scoredae.cli.models import load_model
 from scoredae.data import load_mnist
-from scoredae.eval.sample_quality import batched, memorisation, mnist_sample_quality
+from scoredae.eval.sample_quality import accuracy, memorisation, mnist_sample_quality
 from scoredae.model_sampling import diffusion_generation
 from scoredae.nets.registry import load_classifier
 from scoredae.sampling import karras_sigmas
@@ -116,7 +116,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
         q = quality(samples, classifier, test)
         if options["g"]:
-            q["label_agreement"] = round(float((batched(classifier, samples).argmax(1) == labels).double().mean()), 4)
+            q["label_agreement"] = round(accuracy(classifier, samples, labels), 4)
         q.update({k: round(v, 4) for k, v in memorisation(samples, train, test).items()})
         rows.append({"row": row, "method": method, "nfe": counted.calls, "seconds": round(seconds, 1),
                      **options["c"], "guidance": options["g"].get("guidance"), **q})

@@ -24,7 +24,7 @@ from bench_generation import quality
 
 from scoredae.cli.models import load_model
 from scoredae.data import load_mnist
-from scoredae.eval.sample_quality import batched
+from scoredae.eval.sample_quality import accuracy
 from scoredae.model_sampling import ODE_SOLVERS, diffusion_generation
 from scoredae.nets.registry import load_classifier
 from scoredae.train.posthoc import save_posthoc_ema, snapshots
@@ -41,7 +41,7 @@ def evaluate(model, args, classifier, test) -> dict:
         labels = torch.arange(args.n) % 10
         guided = draw(class_labels=labels, guidance=args.guidance)
         row |= {f"guided {k}": v for k, v in quality(guided, classifier, test).items()}
-        row["label agreement"] = float((batched(classifier, guided).argmax(1) == labels).double().mean())
+        row["label agreement"] = accuracy(classifier, guided, labels)
     return row
 
 

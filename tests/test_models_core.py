@@ -158,7 +158,6 @@ def test_list_and_load_pretrained():
         load_pretrained("no-such-model")
 
 
-
 def test_sample_defaults_to_the_best_few_call_row_of_the_shipped_generation_records():
     """``scoredae sample`` with no ``--model`` and no ``--method``: the shipped model and ODE solver
     with the lowest classifier FID at 10 denoiser calls or fewer, unguided, in the measured records
@@ -166,9 +165,11 @@ def test_sample_defaults_to_the_best_few_call_row_of_the_shipped_generation_reco
     from scoredae.cli.sample import DEFAULT_METHOD, DEFAULT_MODEL
 
     rows = [(r["fid"], name, r["method"]) for name, meta in list_pretrained().items()
-            for r in meta.get("generation", {}).get("rows", []) if r["nfe"] <= 10 and r["guidance"] is None and not r.get("churn")]
+            for r in meta.get("generation", {}).get("rows", [])
+            if r["nfe"] <= 10 and r["guidance"] is None and not r.get("churn")]
     assert len({name for _, name, _ in rows}) >= 2  # a choice between models
     assert min(rows)[1:] == (DEFAULT_MODEL, DEFAULT_METHOD)
+
 
 def mnist_models() -> dict:
     """The shipped models trained on MNIST digits."""

@@ -118,6 +118,21 @@ def load_into(model: torch.nn.Module, stem: str | os.PathLike, check=None) -> tu
     return extra, metadata
 
 
+def build_model(metadata: dict, constructors: dict, stem: str | os.PathLike) -> torch.nn.Module:
+    """The model (untrained) that checkpoint metadata describes: ``constructors[metadata["model"]]``
+    built from ``metadata["config"]``; ``stem`` names the checkpoint in the errors."""
+    name = metadata["model"]
+    if name not in constructors:
+        raise CheckpointError(f"checkpoint {stem}: unknown model {name!r}; known: {sorted(constructors)}")
+    config = metadata["config"]
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{stem}: expected the model's config as a JSON object, got {config!r}")
+    try:
+        return constructors[name](**config)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {stem}: its config does not build a {name}: {err}") from err
+
+
 def load_checkpoint(
     stem: str | os.PathLike,
     constructors: dict,
@@ -130,18 +145,9 @@ def load_checkpoint(
     :param expected_model: when given, the class name the checkpoint must hold.
     """
     weights, _, metadata = read_checkpoint(stem)
-    name = metadata["model"]
     if expected_model is not None:
-        _check_model(stem, name, expected_model)
-    if name not in constructors:
-        raise CheckpointError(f"checkpoint {stem}: unknown model {name!r}; known: {sorted(constructors)}")
-    config = metadata["config"]
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{stem}: expected the model's config as a JSON object, got {config!r}")
-    try:
-        model = constructors[name](**config)
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {stem}: its config does not build a {name}: {err}") from err
+        _check_model(stem, metadata["model"], expected_model)
+    model = build_model(metadata, constructors, stem)
     load_weights(model, weights, str(stem))
     model.eval()
     return model.to(device) if device is not None else model, metadata

@@ -189,7 +189,7 @@ def ddrm(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *,
     keep = math.sqrt(1 - eta**2)
     # each case is theta + a (x_bar - theta) + c (y_bar - theta) + d z, with per-coordinate a, c, d
     hidden = ~seen
-    unseen = hidden.to(x_T.dtype)
+    hidden_ones = hidden.to(x_T.dtype)
     seen_nsr = torch.where(seen, nsr, -math.inf)  # t < seen_nsr: the second case
     nsr_floor, above_c, above_var = nsr.clamp(min=1e-30), eta_b * seen.to(x_T.dtype), (eta_b * nsr) ** 2
 
@@ -198,7 +198,7 @@ def ddrm(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *,
         x_bar, theta = v_adjoint(x), v_adjoint(denoiser(x, sigma))
         z = randn(x_bar.shape, generator, dtype=x_bar.dtype, device=x_bar.device)
         below = t < seen_nsr
-        a = unseen * (keep * t / sigma)
+        a = hidden_ones * (keep * t / sigma)
         c = torch.where(below, (keep * t) / nsr_floor, above_c)
         d = torch.where(below | hidden, eta * t, (t * t - above_var).clamp_(min=0).sqrt_())
         return v(torch.addcmul(theta, a, x_bar - theta).addcmul_(c, y_bar - theta).addcmul_(d, z)), state

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..nets.checkpoints import load_checkpoint, load_weights, read_checkpoint, save_checkpoint
+from ..nets.checkpoints import build_model, load_weights, read_checkpoint, save_checkpoint
 from ..nets.registry import constructors
 from .state import power_exponent
 
@@ -94,7 +94,7 @@ def save_posthoc_ema(run: str | os.PathLike, std: float, out: str | os.PathLike,
     checkpoint ``out`` (``out.safetensors`` and ``out.json``), loadable like any other; return the
     weights' path."""
     weights, meta = posthoc_ema(run, std, step)
-    model, _ = load_checkpoint(snapshots(run)[-1]["stem"], constructors())
+    model = build_model(meta, constructors(), run)
     load_weights(model, weights, f"the post-hoc EMA of {run}")
     meta = {k: v for k, v in meta.items() if k != "phema_std"}
     return save_checkpoint(out, model, meta)
