@@ -66,6 +66,29 @@ class _Components:
         return log_p, score
 
 
+class _LevelCache:
+    """Terms computed once per key (a noise level), kept until ``limit`` are held, then all dropped:
+    64, or fewer where an entry's K factors of d x d are large, as many as 256 MiB of them hold (two
+    at K = 25, d = 800, where 64 entries would hold 8 GB)."""
+
+    def __init__(self, covs: torch.Tensor):
+        self.limit = max(1, min(64, 2**28 // (covs.numel() * covs.element_size())))
+        self.entries: dict = {}
+
+    def get(self, key, make):
+        if key not in self.entries:
+            if len(self.entries) >= self.limit:
+                self.entries.clear()
+            self.entries[key] = make()
+        return self.entries[key]
+
+    def noised(self, sigma: float, weights: torch.Tensor, means: torch.Tensor, covs: torch.Tensor) -> _Components:
+        r"""The components of covariances :math:`\Sigma_k + \sigma^2 I`, once per :math:`\sigma`."""
+        sigma = finite_number("sigma", sigma, allow_zero=True)
+        eye = torch.eye(covs.shape[-1], dtype=covs.dtype, device=covs.device)
+        return self.get(sigma, lambda: _Components(weights.log(), means, covs + sigma**2 * eye))
+
+
 def _as_covariances(covs, k: int, d: int, like: torch.Tensor) -> torch.Tensor:
     """Full (K, d, d) covariances from full, diagonal (K, d), isotropic (K,) or one float."""
     c = torch.as_tensor(covs, dtype=like.dtype, device=like.device)
@@ -133,7 +156,7 @@ class GaussianMixture:
         variances = torch.diagonal(self.covs, dim1=-2, dim2=-1)[:, :1]  # (K, 1)
         isotropic = torch.equal(self.covs, variances[:, :, None] * self._eye())
         self._variances = variances[:, 0] if isotropic else None  # c_k when Sigma_k = c_k I
-        self._cache: dict = {}  # sigma -> noised components; ("posterior", sigma) -> conditioning
+        self._cache = _LevelCache(self.covs)  # sigma -> noised components; ("posterior", sigma) -> conditioning
         self._components(0.0)  # validates the covariances now
 
     @property
@@ -148,17 +171,7 @@ class GaussianMixture:
         return torch.eye(self.dim, dtype=self.means.dtype, device=self.means.device)
 
     def _components(self, sigma: float) -> _Components:
-        sigma = finite_number("sigma", sigma, allow_zero=True)
-        noised_covs = lambda: self.covs + sigma**2 * self._eye()
-        return self._cached(sigma, lambda: _Components(self.weights.log(), self.means, noised_covs()))
-
-    def _cached(self, key, make):
-        """``make()`` computed once per key (at most 64 keys are kept)."""
-        if key not in self._cache:
-            if len(self._cache) >= 64:
-                self._cache.clear()
-            self._cache[key] = make()
-        return self._cache[key]
+        return self._cache.noised(sigma, self.weights, self.means, self.covs)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n independent draws, shape (n, d)."""
@@ -211,7 +224,7 @@ class GaussianMixture:
                 raise ValueError(f"A: expected shape (m, {self.dim}), got {tuple(A.shape)}")
         _check_points(y, self.dim if A is None else A.shape[0], "y")
         if A is None:  # denoising: the terms depend on sigma only, so they are kept per sigma
-            terms = self._cached(("posterior", sigma), lambda: self._conditioning(sigma, self._eye()))
+            terms = self._cache.get(("posterior", sigma), lambda: self._conditioning(sigma, self._eye()))
         else:
             terms = self._conditioning(sigma, A)
         evidence, gain, covs, projected_means = terms
@@ -304,17 +317,11 @@ class MixturePosterior:
                  log_evidence: torch.Tensor | None = None):
         self.weights, self.means, self.covs = weights, means, covs
         self.log_evidence = log_evidence
-        self._noised: dict[float, _Components] = {}
+        self._noised = _LevelCache(covs)
 
     def _components(self, sigma: float) -> _Components:
         r"""Cholesky factors of the :math:`C_k + \sigma^2 I`, computed on first use per level."""
-        sigma = finite_number("sigma", sigma, allow_zero=True)
-        if sigma not in self._noised:
-            if len(self._noised) >= 64:
-                self._noised.clear()
-            eye = torch.eye(self.covs.shape[-1], dtype=self.covs.dtype, device=self.covs.device)
-            self._noised[sigma] = _Components(self.weights.log(), self.means, self.covs + sigma**2 * eye)
-        return self._noised[sigma]
+        return self._noised.noised(sigma, self.weights, self.means, self.covs)
 
     def log_prob_and_score(self, x: torch.Tensor, sigma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         r"""The posterior noised by :math:`\sigma`, :math:`p_\sigma(x \mid y) = \sum_k \pi_k\,

@@ -289,6 +289,29 @@ def test_the_grid_problem_is_mcgdiffs():
     assert abs(float(p.prior.weights.sum()) - 1) < 1e-12
 
 
+def _start_gap(p, sigma, n=1024):
+    """KL(noised prior || noised posterior) at ``sigma``, -E_prior[log p(y | x_sigma) - log p(y)],
+    by Monte Carlo, with its standard error."""
+    x = p.prior.noised(sigma).sample(n, generator=torch.Generator().manual_seed(7))
+    log_ratio = p.prior.noised_likelihood(x, sigma, p.y, p.noise_sigma, p.A)[0] - p.posterior.log_evidence[0]
+    return -float(log_ratio.mean()), float(log_ratio.std()) / math.sqrt(n)
+
+
+def test_the_grid_problems_start_where_the_noised_prior_is_the_noised_posterior():
+    """The start level grows like the distances between the means, which keeps the gap between the
+    chains' start (the noised prior) and the law they should start from (the noised posterior) at
+    its d_x = 8 size; a start at 100 for every size leaves 1.6 nats at d_x = 800."""
+    from scoredae.eval.inverse import grid_mixture_problem
+
+    for d_x in (8, 80, 800):
+        p = grid_mixture_problem(d_x, 1, 0)
+        assert p.sigma_max == pytest.approx(100 * math.sqrt(d_x / 8))
+        gap, se = _start_gap(p, p.sigma_max)
+        assert gap < 0.06 + 4 * se, d_x
+    gap, se = _start_gap(grid_mixture_problem(800, 1, 0), 100.0)
+    assert gap > 1.0 + 4 * se
+
+
 def test_sliced_wasserstein_of_a_shifted_copy_is_the_shift_over_root_d():
     from scoredae.eval.inverse import sliced_wasserstein
 

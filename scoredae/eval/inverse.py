@@ -46,7 +46,6 @@ from ..sampling.guidance import dps_guidance, pigdm_guidance, tmpd_guidance
 from ..sampling.operators import linear_operator
 from ..sampling.smc import SMCState
 
-SIGMA_MAX = 100.0  # the start of every chain: far above the spread of the means (16 per coordinate)
 SIGMA_MIN = 0.002
 
 
@@ -59,6 +58,7 @@ class MixtureProblem:
     noise_sigma: float
     y: torch.Tensor  # (1, d_y)
     x: torch.Tensor  # (1, d_x)
+    sigma_max: float = 100.0  # the level every chain starts from, at draws of the noised prior
     posterior: MixturePosterior = field(init=False)
 
     def __post_init__(self):
@@ -72,7 +72,16 @@ class MixtureProblem:
 
 
 def grid_mixture_problem(d_x: int, d_y: int, seed: int, *, equal_weights: bool = False) -> MixtureProblem:
-    """The 25-component problem of the module docstring in float64, drawn from ``seed``."""
+    r"""The 25-component problem of the module docstring in float64, drawn from ``seed``.
+
+    Its chains start at :math:`\sigma_{max} = 100 \sqrt{d_x / 8}`, which grows like the largest
+    distance between two means, :math:`90.5 \sqrt{d_x / 8}`. The chains start from the noised prior
+    :math:`p_{\sigma_{max}}(x)` where the noised posterior :math:`p_{\sigma_{max}}(x \mid y)` is
+    the law they should start from; the scaling keeps the gap between the two
+    (:math:`\mathrm{KL}`, at most 0.1 nats at d_x = 8) from growing with the dimension. A start at
+    100 for every size leaves 1.6 nats at d_x = 800, and the exactly guided chain then misses the
+    exact posterior (4.3 times the sliced Wasserstein floor, where it is at the floor from
+    :math:`100 \sqrt{100}`)."""
     if d_x < 2 or d_x % 2 or not 1 <= d_y <= d_x:
         raise ValueError(f"d_x, d_y: expected an even d_x >= 2 and 1 <= d_y <= d_x, got {d_x}, {d_y}")
     gen = torch.Generator().manual_seed(seed)
@@ -87,7 +96,7 @@ def grid_mixture_problem(d_x: int, d_y: int, seed: int, *, equal_weights: bool =
     noise_sigma = float(torch.rand((), generator=gen, dtype=f64) * s.max())
     x = prior.sample(1, generator=gen)
     y = x @ A.T + noise_sigma * torch.randn(1, d_y, generator=gen, dtype=f64)
-    return MixtureProblem(prior, A, noise_sigma, y, x)
+    return MixtureProblem(prior, A, noise_sigma, y, x, sigma_max=100.0 * math.sqrt(d_x / 8))
 
 
 def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, n_directions: int = 256,
@@ -202,10 +211,10 @@ def evaluate(name: str, problem: MixtureProblem, n: int, steps: int, seed: int, 
     directions = torch.randn(problem.prior.dim, n_directions, generator=reference, dtype=exact.dtype)
     gen = seeded(seed, 2)
     counted = CountingDenoiser(denoiser or MixtureDenoiser(problem.prior))
-    x_T = problem.prior.noised(SIGMA_MAX).sample(n, generator=gen)  # the exact start, no initial error
+    x_T = problem.prior.noised(problem.sigma_max).sample(n, generator=gen)
     start = time.perf_counter()
     try:
-        result = run_sampler(name, counted, problem, x_T, karras_sigmas(SIGMA_MIN, SIGMA_MAX, steps), gen)
+        result = run_sampler(name, counted, problem, x_T, karras_sigmas(SIGMA_MIN, problem.sigma_max, steps), gen)
     except SamplerDivergedError as err:  # a failure mode to report, not to hide
         return {"sampler": name, "n": n, "steps": steps, "calls": counted.calls,
                 "seconds": time.perf_counter() - start, "diverged": str(err).split(":")[0],
