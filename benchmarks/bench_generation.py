@@ -11,7 +11,7 @@ held-out test digits for the distances). The baseline is annealed Langevin at 1,
         [--json OUT.json] [--write-metadata scoredae/weights]
 
 A row is ``METHOD:NFE`` (denoiser calls in all) with METHOD one of the ODE solvers of
-``scoredae.model_sampling.ODE_SOLVERS`` or ``ks`` (its NFE ignored), then optional ``:cS`` for
+``scoredae.recipes.generation.ODE_SOLVERS`` or ``ks`` (its NFE ignored), then optional ``:cS`` for
 EDM's churn S (heun, euler) or ``:gW`` for classifier-free guidance of weight W, sample i asking
 for digit i mod 10 (a class-conditional model). With
 ``--bpd N`` the script also measures the bits per dimension of the first N test digits, uniformly
@@ -34,10 +34,10 @@ import torch
 from scoredae.cli.models import load_model
 from scoredae.data import load_mnist
 from scoredae.eval.sample_quality import accuracy, memorisation, mnist_sample_quality
-from scoredae.model_sampling import diffusion_generation
 from scoredae.nets.registry import load_classifier
+from scoredae.recipes.generation import diffusion_generation
 from scoredae.sampling import karras_sigmas
-from scoredae.sampling.diffusion import bits_per_dim, pf_ode_log_likelihood
+from scoredae.sampling.likelihood import bits_per_dim, pf_ode_log_likelihood
 
 ROWS = [f"{m}:{nfe}" for m in ("dpm++2m", "dpm++3m", "ipndm", "heun") for nfe in (5, 10, 20, 35)] + \
     ["euler:35", "heun:79:c40", "ks:0"]

@@ -23,9 +23,10 @@ import deepinv
 import torch
 from timing import best_times
 
-from scoredae.model_sampling import ANNEALED_DEFAULTS
+from scoredae.inverse import posterior_langevin
 from scoredae.nets import UNet, load_pretrained
-from scoredae.sampling import annealed_langevin, geometric_sigmas, posterior_langevin
+from scoredae.recipes.generation import ANNEALED_DEFAULTS
+from scoredae.sampling import annealed_langevin, geometric_sigmas
 from scoredae.score import TweedieScore
 
 N_LEVELS, SIGMA_Y, PRIOR_SIGMA, STEP = 10, 0.1, 0.05, 1e-5

@@ -18,9 +18,10 @@ import torch
 from timing import counted_calls, paired_ratio
 
 from scoredae.data import load_mnist
-from scoredae.model_posterior import box_mask
+from scoredae.inverse import ddrm, diffpir, dps, pigdm, tmpd, twisted_diffusion
 from scoredae.nets import load_pretrained
-from scoredae.sampling import ddrm, diffpir, dps, karras_sigmas, pigdm, tmpd, twisted_diffusion
+from scoredae.recipes.posterior import box_mask
+from scoredae.sampling import karras_sigmas
 from scoredae.uncertainty import denoise_with_pullback, jacobian_vp
 
 

@@ -1,7 +1,7 @@
 r"""Posterior sampling on MNIST test digits with one trained denoiser: each method of
 ``scoredae sample --method``, PnP-ULA, and deepinv's ``DPS`` (its defaults: variance-preserving,
 DDPM, 1,000 steps; and at our number of levels) and ``DiffPIR`` driven by the same denoiser, on the
-same observations (``scoredae.model_posterior.observe``). Per task and method, averaged over the
+same observations (``scoredae.recipes.posterior.observe``). Per task and method, averaged over the
 digits with their standard errors across digits: the PSNR of the mean of ``n`` samples, the share
 of clean pixels inside the samples' central 90% interval (``posterior_summary``), the denoiser
 calls and seconds per digit.
@@ -20,7 +20,8 @@ import torch
 from timing import counted_calls
 
 from scoredae.data import load_mnist
-from scoredae.model_posterior import (
+from scoredae.nets import load_pretrained
+from scoredae.recipes.posterior import (
     DIFFUSION_POSTERIOR,
     TASKS,
     diffusion_posterior,
@@ -28,7 +29,6 @@ from scoredae.model_posterior import (
     posterior_sampling,
     posterior_summary,
 )
-from scoredae.nets import load_pretrained
 from scoredae.rng import seeded
 
 
@@ -61,7 +61,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="unet_edm", help="a noise-conditional shipped model (default unet_edm)")
     parser.add_argument("--tasks", nargs="+", default=["inpaint", "super-resolution"], choices=sorted(TASKS),
-                        help="tasks of scoredae.model_posterior.TASKS (default inpaint super-resolution)")
+                        help="tasks of scoredae.recipes.posterior.TASKS (default inpaint super-resolution)")
     parser.add_argument("--digits", type=int, default=8, help="MNIST test digits, one observation each (default 8)")
     parser.add_argument("--n", type=int, default=8, help="samples per observation (default 8)")
     parser.add_argument("--steps", type=int, default=100, help="levels of the diffusion samplers (default 100)")

@@ -1,8 +1,8 @@
 r"""Every posterior sampler with a diffusion prior against the exact posterior of MCGdiff's 25-component
-mixture (:mod:`scoredae.eval.inverse`): for each problem (d_x, d_y, seed) and sampler, the sliced
+mixture (:mod:`scoredae.eval.exact_posterior`): for each problem (d_x, d_y, seed) and sampler, the sliced
 Wasserstein distance to exact draws beside the exact-vs-exact floor, the total variation of the mode
 masses, the coverage of exact 90% intervals of four linear functionals, seconds and denoiser calls;
-then the particle sampler as its particles grow (with its log-evidence error), the guidance terms'
+then the particle sampler as its particles grow (with its log-evidence error), the likelihood scores'
 error against the exact gradient of log p(y | x_sigma) level by level, and the same table with the
 exact denoiser perturbed (a bias, a wrong noise level, a non-symmetric Jacobian).
 
@@ -20,18 +20,19 @@ import statistics
 
 import torch
 
-from scoredae.eval.inverse import (
-    GUIDANCES,
-    SAMPLERS,
+from scoredae.eval.exact_posterior import (
     PerturbedDenoiser,
+    benchmark_likelihood_scores,
+    benchmark_samplers,
     evaluate,
     grid_mixture_problem,
-    guidance_error,
+    likelihood_score_error,
     rounded,
 )
 from scoredae.mixtures import MixtureDenoiser
 from scoredae.rng import seeded
 
+NAMES = tuple(benchmark_samplers(grid_mixture_problem(2, 1, 0)))
 COLUMNS = ("sampler", "calls", "seconds", "sw", "sw_floor", "mode_tv", "coverage_min", "coverage_max")
 
 
@@ -52,7 +53,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="problem seeds (default 0 1 2)")
     parser.add_argument("--n", type=int, default=1024, help="samples (chains or particles) per row (default 1024)")
     parser.add_argument("--steps", type=int, default=100, help="levels per chain (default 100)")
-    parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=SAMPLERS)
+    parser.add_argument("--samplers", nargs="+", default=list(NAMES), choices=NAMES)
     parser.add_argument("--particles", type=int, nargs="+", default=[64, 256, 1024],
                         help="particle counts of the SMC sweep (default 64 256 1024)")
     parser.add_argument("--json", help="write every row to this JSON file")
@@ -66,7 +67,9 @@ def main(argv=None):
             for seed in args.seeds:
                 problem = grid_mixture_problem(d_x, d_y, seed)
                 top = problem.posterior.weights[0].max()
-                rows = [rounded(evaluate(s, problem, args.n, args.steps, seed)) for s in args.samplers]
+                samplers = benchmark_samplers(problem)
+                rows = [rounded(evaluate(samplers[s], problem, args.n, args.steps, seed, name=s))
+                        for s in args.samplers]
                 for r in rows:
                     r.update(d_x=d_x, d_y=d_y, seed=seed)
                 record["rows"] += rows
@@ -91,7 +94,7 @@ def main(argv=None):
         problem = grid_mixture_problem(d_x, d_y, args.seeds[0])
         rows = []
         for p in args.particles:
-            r = rounded(evaluate("smc", problem, p, args.steps, args.seeds[0]))
+            r = rounded(evaluate(benchmark_samplers(problem)["smc"], problem, p, args.steps, args.seeds[0], name="smc"))
             r.update(d_x=d_x, d_y=d_y, seed=args.seeds[0], particles=p)
             rows.append(r)
         record["particles"] += rows
@@ -103,8 +106,8 @@ def main(argv=None):
         problem = grid_mixture_problem(d_x, d_y, args.seeds[0])
         print(f"\nGuidance error ||g - exact|| / ||exact|| by level, d_x={d_x} d_y={d_y}")
         print(f"{'sigma':>10}" + "".join(f"{s:>9.3g}" for s in levels))
-        for name in GUIDANCES:
-            err = guidance_error(name, problem, levels, generator=seeded(args.seeds[0], 4))
+        for name, make in benchmark_likelihood_scores(problem).items():
+            err = likelihood_score_error(make, problem, levels, generator=seeded(args.seeds[0], 4))
             record["guidance"].append({"guidance": name, "d_x": d_x, "d_y": d_y, "sigmas": levels,
                                        "relative_error": [round(float(e), 4) for e in err]})
             print(f"{name:>10}" + "".join(f"{float(e):>9.3g}" for e in err))
@@ -115,7 +118,8 @@ def main(argv=None):
     for kind, size in (("bias", 0.1), ("sigma", 0.1), ("asymmetric", 0.1)):
         perturbed = PerturbedDenoiser(exact, kind, size, d_x)
         for s in args.samplers:
-            r = rounded(evaluate(s, problem, args.n, args.steps, args.seeds[0], denoiser=perturbed))
+            r = rounded(evaluate(benchmark_samplers(problem)[s], problem, args.n, args.steps, args.seeds[0], name=s,
+                                     denoiser=perturbed))
             r.update(perturbation=f"{kind} {size:g}", d_x=d_x, d_y=args.dy[0])
             rows.append(r)
     record["perturbed"] = rows

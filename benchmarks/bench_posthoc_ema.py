@@ -25,8 +25,8 @@ from bench_generation import quality
 from scoredae.cli.models import load_model
 from scoredae.data import load_mnist
 from scoredae.eval.sample_quality import accuracy
-from scoredae.model_sampling import ODE_SOLVERS, diffusion_generation
 from scoredae.nets.registry import load_classifier
+from scoredae.recipes.generation import ODE_SOLVERS, diffusion_generation
 from scoredae.train.posthoc import save_posthoc_ema, snapshots
 
 

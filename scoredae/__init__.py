@@ -35,7 +35,7 @@ _EXPORTS = {
     "effective_sample_size": "sampling",
     "geometric_sigmas": "sampling",
     "mala": "sampling",
-    "posterior_langevin": "sampling",
+    "posterior_langevin": "inverse",
     "split_rhat": "sampling",
     "ula": "sampling",
     "RowGenerators": "rng",

@@ -36,6 +36,18 @@ def positive(name: str, value) -> float:
     return finite_number(name, value)
 
 
+def unit_interval(name: str, value) -> float:
+    """``value`` as a float, refused unless it is a number in [0, 1] (a weight, a share, an eta)."""
+    if not 0 <= finite_number(name, value, allow_zero=True) <= 1:
+        raise ValueError(f"{name}: expected a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def per_row(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``values`` of shape ``(B,)``, one per row of ``x`` ``(B, *S)``, as ``(B, 1, ..., 1)`` to broadcast."""
+    return values.reshape(-1, *[1] * (x.ndim - 1))
+
+
 def finite(name: str, tensor: torch.Tensor) -> None:
     """Refuse a tensor holding NaN or inf (reads it back: for arguments, never in a hot path)."""
     if not bool(torch.isfinite(tensor).all()):
@@ -99,7 +111,7 @@ def expand_sigma(sigma: SigmaLike, x: torch.Tensor, *, name: str = "sigma") -> t
                 f"{name}: expected a float or a tensor of shape ({x.shape[0]},) for a batch of "
                 f"{x.shape[0]}, got shape {tuple(s.shape)}"
             )
-        s = s.reshape(-1, *([1] * (x.ndim - 1)))  # (B, 1, ..., 1)
+        s = per_row(s, x)  # (B, 1, ..., 1)
     elif s.ndim != 0:
         raise ValueError(f"{name}: expected a float or a 1-d tensor, got shape {tuple(s.shape)}")
     return s

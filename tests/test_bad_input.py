@@ -11,21 +11,21 @@ import torch
 
 import scoredae.scratch as S
 from scoredae import GaussianMixture, MixtureDenoiser, TweedieScore
-from scoredae import model_posterior as P
-from scoredae import model_sampling as R
 from scoredae.cli import main
 from scoredae.data import mnist
 from scoredae.eval import frechet_distance
+from scoredae.inverse import posterior_langevin
 from scoredae.nets import UNet
 from scoredae.nets.checkpoints import save_checkpoint
 from scoredae.nets.resunet import ResUNet
+from scoredae.recipes import generation as R
+from scoredae.recipes import posterior as P
 from scoredae.sampling import (
     SamplerDivergedError,
     annealed_langevin,
     effective_sample_size,
     geometric_sigmas,
     mala,
-    posterior_langevin,
     ula,
 )
 from scoredae.train import TrainConfig, train_denoiser

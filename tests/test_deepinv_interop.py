@@ -21,8 +21,9 @@ import pytest
 import torch
 
 from scoredae import GaussianMixture, MixtureDenoiser, TweedieScore
+from scoredae.inverse import posterior_langevin
 from scoredae.nets import UNet
-from scoredae.sampling import annealed_langevin, geometric_sigmas, posterior_langevin, ula
+from scoredae.sampling import annealed_langevin, geometric_sigmas, ula
 
 CPU = torch.device("cpu")
 

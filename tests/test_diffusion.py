@@ -10,6 +10,7 @@ import torch
 from scipy import optimize, stats
 
 from scoredae import GaussianMixture, denoiser_from_score
+from scoredae.inverse import kadkhodaie_simoncelli_constrained
 from scoredae.mixtures import MixtureDenoiser
 from scoredae.nets import UNet
 from scoredae.sampling import (
@@ -244,20 +245,18 @@ def test_kadkhodaie_simoncelli_for_an_inverse_problem_keeps_the_measurements():
     A = torch.tensor([[1.0, 0.0]], dtype=F64)
     xc = torch.tensor([[-2.5]], dtype=F64)
     y0 = 5 * torch.randn(2000, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
-    run = {"beta": 0.01, "sigma_start": 5.0, "sigma_stop": 0.01, "mean": 0.0, "measurements": xc}
-    out = kadkhodaie_simoncelli(MixtureDenoiser(mixture), y0, forward=A, generator=torch.Generator().manual_seed(1),
-                                **run).samples
+    run = {"beta": 0.01, "sigma_start": 5.0, "sigma_stop": 0.01, "mean": 0.0}
+    out = kadkhodaie_simoncelli_constrained(MixtureDenoiser(mixture), xc, A, y0,
+                                            generator=torch.Generator().manual_seed(1), **run).samples
     assert float((out[:, 0] - xc[0, 0]).abs().max()) < 0.05
     post = mixture.posterior(xc, 1e-4, A)
     parts = torch.distributions.Normal(post.means[0, :, 1], post.covs[:, 1, 1].sqrt())
     part = (parts.log_prob(out[:, 1:2]) + post.weights[0].log()).argmax(1)
     assert bool((torch.bincount(part, minlength=3) > 0.05 * 2000).all())
     pair = (lambda x: x @ A.T, lambda r: r @ A)  # A A^T = I: the adjoint is the pseudo-inverse
-    again = kadkhodaie_simoncelli(MixtureDenoiser(mixture), y0, forward=pair, generator=torch.Generator().manual_seed(1),
-                                  **run).samples
+    again = kadkhodaie_simoncelli_constrained(MixtureDenoiser(mixture), xc, pair, y0,
+                                              generator=torch.Generator().manual_seed(1), **run).samples
     assert torch.allclose(out, again)
-    with pytest.raises(ValueError, match="give both"):
-        kadkhodaie_simoncelli(MixtureDenoiser(mixture), y0, forward=A)
 
 
 class RangedMixtureDenoiser(Counting):
@@ -270,7 +269,7 @@ class RangedMixtureDenoiser(Counting):
 
 @pytest.mark.parametrize("method, calls", [("heun", 2 * 6 - 1), ("euler", 6)])
 def test_diffusion_generation_runs_the_ode_over_the_models_range(method, calls):
-    from scoredae.model_sampling import diffusion_generation
+    from scoredae.recipes.generation import diffusion_generation
 
     mixture = mixture_nd(2, seed=0)
     denoiser = RangedMixtureDenoiser(mixture, (0.01, 20.0))

@@ -10,11 +10,12 @@ import pytest
 import torch
 from scipy import stats
 
+from scoredae.inverse.diffusion_prior import ancestral_posterior, ddrm, diffpir, dps, pigdm, tmpd
+from scoredae.inverse.likelihood_scores import dps_likelihood_score, tmpd_likelihood_score
+from scoredae.inverse.operators import linear_operator
+from scoredae.inverse.particles import systematic_indices, twisted_diffusion
 from scoredae.mixtures import GaussianMixture, MixtureDenoiser
-from scoredae.sampling.diffusion import karras_sigmas
-from scoredae.sampling.inverse import ddrm, diffpir, dps, likelihood_guided, pigdm, tmpd
-from scoredae.sampling.operators import linear_operator
-from scoredae.sampling.smc import systematic_indices, twisted_diffusion
+from scoredae.sampling.edm import karras_sigmas
 
 F64 = torch.float64
 MEANS = torch.tensor([[-2.0, -2.0], [2.0, -2.0], [-2.0, 2.0], [2.0, 2.0]], dtype=F64)
@@ -197,7 +198,7 @@ def run(problem, sampler, n, seed, guidance=False):
     x_T = gm.noised(20.0).sample(n, generator=gen)
     if guidance:
         oracle = lambda x, s: gm.noised_likelihood(x, s, y, sy, A)[1]
-        result = likelihood_guided(MixtureDenoiser(gm), oracle, x_T, sigmas, generator=gen)
+        result = ancestral_posterior(MixtureDenoiser(gm), oracle, x_T, sigmas, generator=gen)
     else:
         result = sampler(MixtureDenoiser(gm), y, A, sy, x_T, sigmas, generator=gen)
     return gm.posterior(y, sy, A), result
@@ -278,7 +279,7 @@ def test_bad_input_is_refused_by_name():
 # --- the benchmark's problem and measures ---
 
 def test_the_grid_problem_is_mcgdiffs():
-    from scoredae.eval.inverse import grid_mixture_problem
+    from scoredae.eval.exact_posterior import grid_mixture_problem
 
     p = grid_mixture_problem(8, 2, 0)
     assert p.prior.n_components == 25 and p.prior.dim == 8
@@ -301,7 +302,7 @@ def test_the_grid_problems_start_where_the_noised_prior_is_the_noised_posterior(
     """The start level grows like the distances between the means, which keeps the gap between the
     chains' start (the noised prior) and the law they should start from (the noised posterior) at
     its d_x = 8 size; a start at 100 for every size leaves 1.6 nats at d_x = 800."""
-    from scoredae.eval.inverse import grid_mixture_problem
+    from scoredae.eval.exact_posterior import grid_mixture_problem
 
     for d_x in (8, 80, 800):
         p = grid_mixture_problem(d_x, 1, 0)
@@ -312,7 +313,7 @@ def test_the_grid_problems_start_where_the_noised_prior_is_the_noised_posterior(
 
 
 def test_sliced_wasserstein_of_a_shifted_copy_is_the_shift_over_root_d():
-    from scoredae.eval.inverse import sliced_wasserstein
+    from scoredae.eval.exact_posterior import sliced_wasserstein
 
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(1000, 3, generator=gen, dtype=F64)
@@ -324,7 +325,11 @@ def test_sliced_wasserstein_of_a_shifted_copy_is_the_shift_over_root_d():
 
 
 def test_coverage_of_exact_draws_is_90_percent_and_mode_shares_match():
-    from scoredae.eval.inverse import component_shares, grid_mixture_problem, interval_coverage
+    from scoredae.eval.exact_posterior import (
+        component_shares,
+        grid_mixture_problem,
+        interval_coverage,
+    )
 
     p = grid_mixture_problem(8, 1, 0)
     n = 20000
@@ -337,7 +342,7 @@ def test_coverage_of_exact_draws_is_90_percent_and_mode_shares_match():
 
 
 def test_the_perturbed_denoisers_do_what_they_say():
-    from scoredae.eval.inverse import PerturbedDenoiser
+    from scoredae.eval.exact_posterior import PerturbedDenoiser
     from scoredae.uncertainty import jacobian_vp
 
     gm = square_mixture()
@@ -355,15 +360,15 @@ def test_the_perturbed_denoisers_do_what_they_say():
 def test_tmpd_guidance_is_exact_on_a_gaussian_prior_and_dps_is_not():
     """On a one-component prior TMPD's Gaussian is the exact p(x_0 | x_t), so its guidance is exact
     at every level; DPS's is not (its error is measured, and large at high noise)."""
-    from scoredae.eval.inverse import MixtureProblem, guidance_error
+    from scoredae.eval.exact_posterior import MixtureProblem, likelihood_score_error
 
     prior = GaussianMixture(torch.ones(1, dtype=F64), MU[None], S[None])
     y = torch.tensor([[0.3, -0.1]], dtype=F64)
     problem = MixtureProblem(prior, A3, SY, y, MU[None])
     levels = [5.0, 1.0, 0.1]
     gen = torch.Generator().manual_seed(0)
-    assert float(guidance_error("tmpd", problem, levels, 64, generator=gen).max()) < 1e-8
-    dps_err = guidance_error("dps", problem, levels, 64, generator=gen)
+    assert float(likelihood_score_error(tmpd_likelihood_score, problem, levels, 64, generator=gen).max()) < 1e-8
+    dps_err = likelihood_score_error(dps_likelihood_score, problem, levels, 64, generator=gen)
     assert float(dps_err[0]) > 0.5
 
 
@@ -425,7 +430,7 @@ def test_collapsing_weights_are_reported_not_returned_as_nan(caplog):
     A, _, y = PROBLEMS["one mode"]
     gm = square_mixture()
     gen = torch.Generator().manual_seed(0)
-    with caplog.at_level("WARNING", logger="scoredae.sampling.smc"):
+    with caplog.at_level("WARNING", logger="scoredae.inverse.particles"):
         result = twisted_diffusion(MixtureDenoiser(gm), y, A, 0.001, gm.noised(20.0).sample(64, generator=gen),
                                    karras_sigmas(0.002, 20.0, 3), generator=gen)
     assert "weights collapsed" in caplog.text
@@ -436,7 +441,7 @@ def test_collapsing_weights_are_reported_not_returned_as_nan(caplog):
 def test_deepinv_dps_is_likelihood_guided_with_the_residual_norm_guidance():
     """deepinv's DPS (variance-exploding schedule, ancestral solver, alpha = 1) adds
     -weight grad ||A D - y|| to the score inside the reverse SDE, on [-1, 1] states with levels twice
-    ours: in our coordinates it is ``likelihood_guided`` (eta = 1) with the guidance
+    ours: in our coordinates it is ``ancestral_posterior`` (eta = 1) with the guidance
     g = -weight grad_x ||A D(x, sigma) - y|| on its levels halved, and a final denoiser call at the
     last level. On the same noise the two end in the same states and samples; with the weight
     doubled in ours they do not."""
@@ -458,7 +463,7 @@ def test_deepinv_dps_is_likelihood_guided_with_the_residual_norm_guidance():
         return guidance
 
     for w, same in ((weight, True), (2 * weight, False)):
-        chain = likelihood_guided(denoiser, norm_guidance(w), (state + 1) / 2, levels,
+        chain = ancestral_posterior(denoiser, norm_guidance(w), (state + 1) / 2, levels,
                                   generator=torch.Generator().manual_seed(5)).samples
         assert torch.allclose(chain.to(path), path[-1], rtol=1e-4, atol=1e-4) == same  # the state at the end
         assert torch.allclose(denoiser(chain, levels[-1]).to(theirs), theirs, rtol=1e-4, atol=1e-4) == same

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from scoredae import GaussianMixture, MixtureDenoiser
-from scoredae import model_posterior as mp
-from scoredae import model_sampling as ms
 from scoredae.cli import main
 from scoredae.nets import UNet
 from scoredae.nets.checkpoints import save_checkpoint
+from scoredae.recipes import generation as ms
+from scoredae.recipes import posterior as mp
 
 D = 28 * 28
 

@@ -5,10 +5,10 @@ command line reports the PSNR and coverage it promises."""
 import pytest
 import torch
 
-from scoredae import model_posterior as mp
 from scoredae.cli import main
 from scoredae.nets import UNet
 from scoredae.nets.checkpoints import save_checkpoint
+from scoredae.recipes import posterior as mp
 
 F64 = torch.float64
 

@@ -97,11 +97,11 @@ print("top posterior variances (sum over pixels along each direction):", [round(
 # The Jacobian gives the posterior's spread from one noisy image and a few derivatives; posterior
 # sampling gives it from many draws. For the same :math:`y` and the noise-conditional U-Net, the
 # per-pixel standard deviation :math:`\sigma \sqrt{\operatorname{diag} J}` beside the spread of 16
-# PnP-ULA chains (:func:`~scoredae.model_posterior.posterior_sampling`: the prior score at
+# PnP-ULA chains (:func:`~scoredae.recipes.posterior.posterior_sampling`: the prior score at
 # :math:`\sigma = 0.05`, warm-started from 0.5, the second half of 1,000 steps kept). Both routes
 # put the uncertainty on the same strokes; the chains see a prior at 0.05 instead of the noise
 # level itself and keep a Monte Carlo error, so the maps agree in shape rather than to the pixel.
-from scoredae.model_posterior import posterior_sampling
+from scoredae.recipes.posterior import posterior_sampling
 
 ncsn = load_pretrained("unet_ncsn")
 jacobian_var, _ = posterior_variance(ncsn, y, 0.5, n_probes=64, generator=g)

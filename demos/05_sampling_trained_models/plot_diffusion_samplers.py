@@ -29,8 +29,8 @@ from scoredae.eval import sliced_wasserstein
 from scoredae.eval.denoising import empirical_mmse
 from scoredae.eval.sample_quality import nearest_training_distances
 from scoredae.mixtures import MixtureDenoiser
-from scoredae.model_sampling import annealed_generation, diffusion_generation
 from scoredae.nets import list_pretrained, load_pretrained
+from scoredae.recipes.generation import annealed_generation, diffusion_generation
 from scoredae.sampling import dpm_solver_pp, edm_sampler, ipndm, karras_sigmas
 from scoredae.viz import plot_score_field
 

@@ -22,9 +22,9 @@ import torch
 
 from scoredae import TweedieScore
 from scoredae.data import load_mnist
-from scoredae.model_posterior import box_mask, posterior_sampling
-from scoredae.model_sampling import annealed_generation, langevin_at_level
 from scoredae.nets import load_pretrained
+from scoredae.recipes.generation import annealed_generation, langevin_at_level
+from scoredae.recipes.posterior import box_mask, posterior_sampling
 from scoredae.sampling import geometric_sigmas
 from scoredae.viz import animate_images, image_grid
 

@@ -5,7 +5,7 @@ Inverse problems on digits and a photograph with a diffusion prior
 The same samplers with the shipped generative model as the prior: a test digit with a box of
 12 x 12 pixels missing (:math:`y = M x + 0.05 n`), the same digit seen through 2 x 2 block means
 (:math:`y = A x + 0.02 n`, super-resolution), each by PnP-ULA (the Langevin baseline) and the six
-samplers of :mod:`scoredae.model_posterior` on 25 levels, four samples each. No exact posterior is known here, so
+samplers of :mod:`scoredae.recipes.posterior` on 25 levels, four samples each. No exact posterior is known here, so
 each row reports what can be checked: the PSNR of the samples' mean against the clean digit, and
 the share of the clean pixels inside the samples' central 90% interval (with four samples the
 interval is close to their range, so calibrated samples score somewhat below 0.90; far less means
@@ -21,14 +21,14 @@ import torch
 
 from scoredae.data import load_images, load_mnist
 from scoredae.data.images import center_crops
-from scoredae.model_posterior import (
+from scoredae.nets import load_pretrained
+from scoredae.recipes.posterior import (
     DIFFUSION_POSTERIOR,
     diffusion_posterior,
     observe,
     posterior_sampling,
     posterior_summary,
 )
-from scoredae.nets import load_pretrained
 
 model = load_pretrained("resunet_cfg")
 x = load_mnist("test")[0][7:8]  # (1, 1, 28, 28)

@@ -21,17 +21,16 @@ so what differs is the approximation alone.
 import matplotlib.pyplot as plt
 import torch
 
-from scoredae.eval.inverse import (
-    GUIDANCES,
-    SAMPLERS,
+from scoredae.eval.exact_posterior import (
+    benchmark_likelihood_scores,
+    benchmark_samplers,
     grid_mixture_problem,
-    guidance_error,
+    likelihood_score_error,
     mode_tv,
-    run_sampler,
 )
+from scoredae.inverse.particles import twisted_diffusion
 from scoredae.mixtures import MixtureDenoiser
 from scoredae.sampling import karras_sigmas
-from scoredae.sampling.smc import twisted_diffusion
 
 F64 = torch.float64
 problem = grid_mixture_problem(2, 1, seed=7)
@@ -43,13 +42,14 @@ sigmas = karras_sigmas(0.002, 100.0, 100)
 denoiser = MixtureDenoiser(problem.prior)
 
 fig, axes = plt.subplots(3, 3, figsize=(11, 10.5), sharex=True, sharey=True)
-for ax, name in zip(axes.flat, ("exact", *SAMPLERS)):
+samplers = benchmark_samplers(problem)
+for ax, name in zip(axes.flat, ("exact", *samplers)):
     if name == "exact":
         samples = exact
     else:
         gen = torch.Generator().manual_seed(0)
         x_T = problem.prior.noised(100.0).sample(1000, generator=gen)
-        samples = run_sampler(name, denoiser, problem, x_T, sigmas, gen).samples
+        samples = samplers[name](denoiser, problem.y, problem.A, problem.noise_sigma, x_T, sigmas, generator=gen).samples
     ax.scatter(*exact.T, s=10, c="0.8")
     ax.scatter(*problem.prior.means.T, s=14, c="tab:blue", marker="+")
     ax.scatter(*samples.T, s=2, c="tab:red", alpha=0.4)
@@ -60,7 +60,7 @@ fig.suptitle("grey: exact posterior draws; blue: the prior's modes; red: the sam
 fig.tight_layout()
 
 # %%
-# Where the approximations go wrong: the error of each guidance term against the exact gradient
+# Where the approximations go wrong: the error of each likelihood score against the exact gradient
 # of :math:`\log p(y \mid x_\sigma)`, at draws of the noised posterior, level by level. At small
 # :math:`\sigma` the denoising posterior is one narrow Gaussian and every Gaussian approximation
 # becomes exact (TMPD's, whose covariance is the true :math:`\sigma^2 J_D`, to machine
@@ -68,13 +68,13 @@ fig.tight_layout()
 # orders of magnitude: its Dirac at Tweedie's mean ignores the spread that PiGDM and TMPD keep.
 levels = torch.logspace(-1.5, 2, 15, dtype=F64)
 fig, ax = plt.subplots(figsize=(6, 4))
-for name in GUIDANCES:
-    error = guidance_error(name, problem, levels, 256, generator=torch.Generator().manual_seed(1))
+for name, make in benchmark_likelihood_scores(problem).items():
+    error = likelihood_score_error(make, problem, levels, 256, generator=torch.Generator().manual_seed(1))
     ax.loglog(levels, error.clamp(min=1e-16), "o-", label=name)
 ax.set_xlabel(r"noise level $\sigma$")
 ax.set_ylabel(r"$\mathbb{E}\|g - \nabla \log p(y \mid x_\sigma)\| \,/\, \mathbb{E}\|\nabla \log p(y \mid x_\sigma)\|$")
 ax.legend()
-ax.set_title("guidance error along the diffusion")
+ax.set_title("likelihood score error along the diffusion")
 fig.tight_layout()
 
 # %%

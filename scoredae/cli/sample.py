@@ -2,7 +2,7 @@
 
 Every draw is made on the device of the data; chain ``i`` draws from its own generator seeded by
 ``(seed, i)``, so sample ``i`` is the same whatever ``--n``. The methods, tasks and their defaults
-are those of :mod:`scoredae.model_sampling`.
+are those of :mod:`scoredae.recipes.generation`.
 """
 
 from __future__ import annotations
@@ -10,23 +10,26 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..recipes.names import (
+    DEFAULT_METHOD,
+    DEFAULT_MODEL,
+    DEFAULT_STEPS,
+    DIFFUSION_METHODS,
+    DIFFUSION_POSTERIOR_METHODS,
+    ODE_METHODS,
+    TASKS,
+)
 from .args import non_negative_float, non_negative_int, positive_float, positive_int
 from .output import writable_output
 
 HELP = ("sample from a trained denoiser: digits by the diffusion-era ODE solvers or annealed Langevin, with or "
         "without labels; Langevin chains and posterior sampling for inverse problems (MNIST, or a photograph "
         "with a colour model)")
-# the names of scoredae.model_sampling.METHODS and of scoredae.model_posterior's TASKS and
-# DIFFUSION_POSTERIOR, listed here so that --help imports nothing
-DIFFUSION = ("heun", "euler", "dpm++2m", "dpm++3m", "ipndm", "ks")
-INVERSE = ("dps", "pigdm", "tmpd", "ddrm", "diffpir", "smc")
-METHODS = ("langevin", "annealed", "posterior", *DIFFUSION, *INVERSE)
-TASKS = ("denoise", "inpaint", "super-resolution", "deblur")
+METHODS = ("langevin", "annealed", "posterior", *DIFFUSION_METHODS, *DIFFUSION_POSTERIOR_METHODS)
 PHOTOGRAPH_PIXELS = (0.45, 0.25)  # the Gaussian fit of p_sigma_max's start for photographs: mean, std
-DEFAULT_MODEL, DEFAULT_METHOD = "resunet_cfg", "dpm++2m"  # the best few-call row of the generation records
 # what --steps counts for each method: the keyword of its recipe
 STEPS_KEYWORD = {"langevin": "n_steps", "annealed": "n_steps_each", "posterior": "n_steps",
-                 **{m: "steps" for m in (*DIFFUSION, *INVERSE) if m != "ks"}}
+                 **{m: "steps" for m in (*ODE_METHODS, *DIFFUSION_POSTERIOR_METHODS)}}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,7 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
     p.add_argument("--steps", type=positive_int, default=None,
                    help="Langevin steps (annealed: per level; ODE solvers and posterior samplers with a "
-                        "diffusion prior: levels); default: the recipe's (40, 100, 1000, 18, 100)")
+                        "diffusion prior: levels); default: "
+                        + ", ".join(f"{m} {n}" for m, n in DEFAULT_STEPS.items()))
     p.add_argument("--churn", type=non_negative_float, default=None,
                    help="heun, euler: EDM's S_churn >= 0 (default 0, the ODE)")
     p.add_argument("--step-size", type=positive_float, default=None,
@@ -91,12 +95,12 @@ def _digit(text: str) -> int:
 def _options(args: argparse.Namespace) -> dict:
     """The recipe keywords the user gave (the recipes hold the defaults)."""
     options = {"progress": not args.no_progress}
-    ode = args.method in DIFFUSION and args.method != "ks"
+    ode = args.method in ODE_METHODS
     for flag, value, keyword in (("--nfe", args.nfe, "nfe"), ("--label", args.label, "class_labels"),
                                  ("--guidance", args.guidance, "guidance")):
         if value is not None:
             if not ode:
-                raise ValueError(f"{flag}: only the ODE solvers ({', '.join(m for m in DIFFUSION if m != 'ks')}) "
+                raise ValueError(f"{flag}: only the ODE solvers ({', '.join(ODE_METHODS)}) "
                                  f"take it, not {args.method}")
             options[keyword] = value
     if args.guidance is not None and args.label is None:
@@ -141,17 +145,17 @@ def _save(images, out: Path, title: str, labels: list[str] | None = None) -> Non
 
 
 def run(args: argparse.Namespace) -> int:
-    """Draw samples with the recipe of ``--method`` (:mod:`scoredae.model_sampling`)."""
+    """Draw samples with the recipe of ``--method`` (:mod:`scoredae.recipes.generation`)."""
 
-    from .. import model_sampling as ms
     from .._checks import resolve_device
+    from ..recipes import generation as ms
     from ..rng import RowGenerators
     from .models import load_model
 
     out = writable_output(args.out, (".png", ".pt", ".npy"))  # found out now, not after the sampling
-    if args.image and args.method not in ("langevin", "posterior", *INVERSE):
+    if args.image and args.method not in ("langevin", "posterior", *DIFFUSION_POSTERIOR_METHODS):
         raise ValueError("--image: only the langevin and posterior methods take a photograph")
-    if args.method in ("posterior", *INVERSE) and args.n < 2:
+    if args.method in ("posterior", *DIFFUSION_POSTERIOR_METHODS) and args.n < 2:
         raise ValueError(f"--n: posterior sampling reports the samples' spread and intervals, which need at least "
                          f"2 samples, got --n {args.n}")
     if args.quality and args.n < 2:
@@ -167,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     if args.method == "annealed":
         result = ms.annealed_generation(model, args.n, device=device, generator=chains, **options)
         images, what = result.samples, f"{args.n} annealed Langevin samples"
-    elif args.method in ms.DIFFUSION_METHODS:
+    elif args.method in DIFFUSION_METHODS:
         result = ms.diffusion_generation(model, args.n, method=args.method, device=device, generator=chains,
                                          **options)
         calls = (ms.denoiser_calls(args.method, result.n_steps, bool(args.guidance)) if args.method != "ks"
@@ -196,7 +200,7 @@ def _posterior(args: argparse.Namespace, model, chains, device, options: dict, o
     samples, title, labels, result)."""
     import torch
 
-    from .. import model_posterior as mp
+    from ..recipes import posterior as mp
     from ..rng import seeded
 
     x = _photograph(args, model, device) if args.image else _test_digit(args.index, device)
@@ -246,7 +250,7 @@ def _photograph_chains(args: argparse.Namespace, model, chains, device, options:
     labels, result)."""
     import torch
 
-    from .. import model_sampling as ms
+    from ..recipes import generation as ms
 
     x = _photograph(args, model, device)  # (1, C, s, s)
     sigma = ms.sampling_level(model, args.sigma)

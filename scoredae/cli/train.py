@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..recipes.names import ARCHITECTURES
 from .args import positive_float, positive_int
 
 HELP = "train an image denoiser (MNIST, the image collection, or a folder of images)"
-# the command-line names of scoredae.nets.registry.MODELS, listed here so that --help imports nothing
-ARCHITECTURES = ("conv", "drunet", "hybrid", "mlp", "resunet", "transformer", "unet")
 
 
 def _model_option(text: str) -> tuple[str, object]:

@@ -13,14 +13,16 @@ from typing import NamedTuple
 
 import torch
 
-from .._checks import decreasing_levels, positive, positive_int
+from .._checks import decreasing_levels, per_row, positive, positive_int
 from ..rng import rand
 from .loop import LoopSpec, SamplerResult, check_chain_inputs, langevin_move, run_chain
 
 
 @torch.no_grad()
 def ula(score: Callable, x0: torch.Tensor, step_size: float, n_steps: int, *,
-        generator: torch.Generator | None = None, **common) -> SamplerResult:
+        generator: torch.Generator | None = None,
+        burn_in: int = 0, thinning: int = 1, progress: bool = False, record_every: int | None = None,
+        callback: Callable | None = None, max_norm: float | None = None) -> SamplerResult:
     r"""Unadjusted Langevin algorithm (Roberts & Tweedie 1996; Durmus & Moulines 2017):
 
     .. math::
@@ -44,7 +46,8 @@ def ula(score: Callable, x0: torch.Tensor, step_size: float, n_steps: int, *,
     def step(x, state, t):
         return langevin_move(x, score(x), step_size, generator), state
 
-    return run_chain(step, x0, None, n_steps, LoopSpec("ULA", hint=f" (step_size={step_size:g})"), **common)
+    return run_chain(step, x0, None, n_steps, LoopSpec("ULA", hint=f" (step_size={step_size:g})"),
+                     burn_in=burn_in, thinning=thinning, progress=progress, record_every=record_every, callback=callback, max_norm=max_norm)
 
 
 def _log_q(to: torch.Tensor, frm: torch.Tensor, grad: torch.Tensor, eta: float) -> torch.Tensor:
@@ -54,16 +57,25 @@ def _log_q(to: torch.Tensor, frm: torch.Tensor, grad: torch.Tensor, eta: float) 
 
 class MALAState(NamedTuple):
     r"""MALA's state beside ``x``: :math:`\log \pi(x)` (B,), :math:`\nabla \log \pi(x)` (the shape
-    of ``x``) and the number of accepted proposals of each chain (B,)."""
+    of ``x``), the number of accepted proposals of each chain (B,) and the number of proposals made
+    to each."""
 
     log_prob: torch.Tensor
     grad: torch.Tensor
     accepted: torch.Tensor
+    proposals: int = 0
+
+    @property
+    def acceptance_rate(self) -> float:
+        """The fraction of accepted proposals over all chains and steps (read on the host)."""
+        return float(self.accepted.sum()) / (len(self.accepted) * max(self.proposals, 1))
 
 
 @torch.no_grad()
 def mala(log_prob: Callable, score: Callable, x0: torch.Tensor, step_size: float, n_steps: int, *,
-         generator: torch.Generator | None = None, **common) -> SamplerResult:
+         generator: torch.Generator | None = None,
+         burn_in: int = 0, thinning: int = 1, progress: bool = False, record_every: int | None = None,
+         callback: Callable | None = None, max_norm: float | None = None) -> SamplerResult:
     r"""Metropolis-adjusted Langevin algorithm (Roberts & Tweedie 1996), per chain.
 
     Propose the Langevin move :math:`x' = x + \eta \nabla \log \pi(x) + \sqrt{2\eta}\, z` and accept
@@ -73,8 +85,9 @@ def mala(log_prob: Callable, score: Callable, x0: torch.Tensor, step_size: float
         \min\Big(1, \frac{\pi(x')\, q(x \mid x')}{\pi(x)\, q(x' \mid x)}\Big), \qquad
         q(x' \mid x) = \mathcal N\big(x'; x + \eta \nabla \log \pi(x), 2\eta I\big),
 
-    so that :math:`\pi` is exactly stationary for every :math:`\eta`. ``acceptance_rate`` is the
-    fraction of accepted proposals over all chains and steps.
+    so that :math:`\pi` is exactly stationary for every :math:`\eta`. The result's ``state`` is a
+    :class:`MALAState`; ``state.acceptance_rate`` the fraction of accepted proposals over all chains
+    and steps.
 
     :param log_prob: ``log_prob(x) -> log pi(x)`` up to a constant, shape ``(B,)``.
     :param score: ``score(x) -> grad log pi(x)``, the shape of ``x``.
@@ -95,15 +108,15 @@ def mala(log_prob: Callable, score: Callable, x0: torch.Tensor, step_size: float
                      - _log_q(prop, x, state.grad, step_size))
         u = rand(x.shape[:1], generator, dtype=x.dtype, device=x.device)
         accept = torch.log(u) < log_ratio  # (B,); a NaN ratio rejects
-        rows = accept.reshape(-1, *([1] * (x.ndim - 1)))  # (B, 1, ..., 1)
+        rows = per_row(accept, x)  # (B, 1, ..., 1)
         return torch.where(rows, prop, x), MALAState(
             torch.where(accept, log_p_prop, state.log_prob), torch.where(rows, grad_prop, state.grad),
-            state.accepted + accept)
+            state.accepted + accept, state.proposals + 1)
 
     start = MALAState(log_p0, score(x0), torch.zeros(x0.shape[0], dtype=torch.long, device=x0.device))
-    result = run_chain(step, x0, start, n_steps, LoopSpec("MALA", hint=f" (step_size={step_size:g})"), **common)
-    result.acceptance_rate = float(result.state.accepted.sum()) / (x0.shape[0] * result.n_steps)
-    return result
+    return run_chain(step, x0, start, n_steps, LoopSpec("MALA", hint=f" (step_size={step_size:g})"),
+                     burn_in=burn_in, thinning=thinning, progress=progress, record_every=record_every,
+                     callback=callback, max_norm=max_norm)
 
 
 def geometric_sigmas(sigma_max: float, sigma_min: float, n: int) -> torch.Tensor:
@@ -121,7 +134,9 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, n: int) -> torch.Tensor
 @torch.no_grad()
 def annealed_langevin(score: Callable, x0: torch.Tensor, sigmas: Sequence[float], n_steps_each: int,
                       eps: float, *, final_denoise: bool = False, generator: torch.Generator | None = None,
-                      **common) -> SamplerResult:
+                      burn_in: int = 0, thinning: int = 1, progress: bool = False,
+                      record_every: int | None = None, callback: Callable | None = None,
+                      max_norm: float | None = None) -> SamplerResult:
     r"""Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1).
 
     For each level :math:`i = 1..L` of the decreasing ``sigmas``, with
@@ -148,7 +163,8 @@ def annealed_langevin(score: Callable, x0: torch.Tensor, sigmas: Sequence[float]
         return langevin_move(x, score(x, levels[i]), etas[i], generator), state
 
     spec = LoopSpec("annealed Langevin", hint=f" (eps={eps:g})", level_of=lambda t: levels[(t - 1) // n_steps_each])
-    result = run_chain(step, x0, None, len(levels) * n_steps_each, spec, **common)
+    result = run_chain(step, x0, None, len(levels) * n_steps_each, spec,
+                     burn_in=burn_in, thinning=thinning, progress=progress, record_every=record_every, callback=callback, max_norm=max_norm)
     if final_denoise:
         result.samples = result.samples + levels[-1] ** 2 * score(result.samples, levels[-1])
     return result

@@ -35,7 +35,8 @@ the latest, however few its steps.
 
 A sampler tells the loop about itself with a :class:`LoopSpec` (its name, what to suggest when it
 diverges, the level of each step, an early stop, whether it is a stationary chain); the user's
-options above are keyword arguments of its own.
+options above are keyword-only parameters of every sampler's own signature, which it hands to
+:func:`run_chain`.
 """
 
 from __future__ import annotations
@@ -99,7 +100,6 @@ class SamplerResult:
     :ivar n_steps: number of steps run.
     :ivar state: the sampler's final state beside ``x`` (e.g. :class:`~scoredae.sampling.langevin.MALAState`),
         None for samplers that carry none.
-    :ivar acceptance_rate: MALA's fraction of accepted proposals over chains and steps; None otherwise.
     """
 
     samples: torch.Tensor
@@ -109,7 +109,6 @@ class SamplerResult:
     trajectory: torch.Tensor | None
     n_steps: int
     state: Any = None
-    acceptance_rate: float | None = None
 
     @property
     def pooled_mean(self) -> torch.Tensor:
@@ -137,16 +136,16 @@ def langevin_move(x: torch.Tensor, drift: torch.Tensor, eta: float, generator) -
     return torch.add(x, drift, alpha=eta).add_(noise, alpha=math.sqrt(2 * eta))
 
 
-def check_chain_inputs(x0, generator) -> None:
-    """Refuse initial states that are not a finite floating tensor with at least one chain, and a
-    generator on another device."""
+def check_chain_inputs(x0, generator, *, name: str = "x0") -> None:
+    """Refuse initial states (the argument ``name``) that are not a finite floating tensor with at
+    least one chain, and a generator on another device."""
     if not isinstance(x0, torch.Tensor) or x0.ndim < 2 or not x0.is_floating_point():
-        raise ValueError(f"x0: expected a floating tensor (chains, *shape), got {getattr(x0, 'shape', x0)!r}")
+        raise ValueError(f"{name}: expected a floating tensor (chains, *shape), got {getattr(x0, 'shape', x0)!r}")
     if x0.shape[0] == 0 or x0[0].numel() == 0:
-        raise ValueError(f"x0: expected at least one chain of at least one entry, got shape {tuple(x0.shape)}")
-    finite("x0", x0)
+        raise ValueError(f"{name}: expected at least one chain of at least one entry, got shape {tuple(x0.shape)}")
+    finite(name, x0)
     if generator is not None and generator.device.type != x0.device.type:
-        raise ValueError(f"generator: expected a torch.Generator on the device of x0 ({x0.device}), "
+        raise ValueError(f"generator: expected a torch.Generator on the device of {name} ({x0.device}), "
                          f"got one on {generator.device}")
 
 

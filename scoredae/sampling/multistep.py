@@ -1,6 +1,6 @@
 r"""Multistep solvers of the probability-flow ODE: one denoiser call a step, reusing earlier ones.
 
-The ODE of :mod:`scoredae.sampling.diffusion`, :math:`dx/d\sigma = (x - D(x, \sigma)) / \sigma`,
+The ODE of :mod:`scoredae.sampling.edm`, :math:`dx/d\sigma = (x - D(x, \sigma)) / \sigma`,
 integrated from ``sigmas[0]`` down the ladder. A one-step method of order :math:`p` (Heun) spends
 :math:`p` calls a step; a multistep method reaches order :math:`p` with one call a step by
 interpolating the :math:`p - 1` previous denoiser outputs, started with lower orders while the
@@ -21,12 +21,24 @@ exact.
       = e^{-h} x_i + (1 - e^{-h}) D_i + h \varphi_2(h) D'_i - h^2 \varphi_3(h) D''_i + O(h^4),
 
   with :math:`\varphi_2 = 1 - (1 - e^{-h}) / h` and :math:`\varphi_3 = \varphi_2 / h - 1/2`
-  (the integrals of :math:`e^{-(h - \tau)}` times :math:`\tau` and :math:`\tau^2 / 2`), and the
-  derivatives of :math:`D` in :math:`\lambda` from divided differences of the outputs at
-  :math:`\lambda_i, \lambda_i - h_1, \lambda_i - h_1 - h_2`:
-  :math:`h D' \approx d_1`, :math:`h^2 D'' / 2 \approx d_2`, so the third-order step adds
-  :math:`\varphi_2 d_1 - 2 \varphi_3 d_2`. ``order=2`` is DPM-Solver++(2M), ``order=3`` (3M). The
-  last step, to :math:`\sigma = 0`, lands on :math:`D` (:math:`e^{-h} = 0`).
+  (the integrals of :math:`e^{-(h - \tau)}` times :math:`\tau` and :math:`\tau^2 / 2`).
+  DPM-Solver++(2M), their Algorithm 2 (``solver_type="midpoint"``, the default, as k-diffusion's
+  ``sample_dpmpp_2m`` and diffusers' ``DPMSolverMultistepScheduler``), takes with
+  :math:`r = h_{i-1} / h`
+
+  .. math::
+      x_{i+1} = e^{-h} x_i + (1 - e^{-h}) \Big[\big(1 + \tfrac{1}{2r}\big) D_i - \tfrac{1}{2r} D_{i-1}\Big]
+      = e^{-h} x_i + (1 - e^{-h}) D_i + \frac{1 - e^{-h}}{2}\, d_1,
+      \qquad d_1 = \frac{D_i - D_{i-1}}{r} \approx h D'_i;
+
+  ``solver_type="heun"`` (diffusers' name) takes the Taylor coefficient :math:`\varphi_2 d_1`
+  instead; both are second order, equal up to :math:`O(h^3)`. The third-order step of 3M adds
+  :math:`\varphi_2 d_1 - 2 \varphi_3 d_2`, with :math:`d_1 \approx h D'` and
+  :math:`d_2 \approx h^2 D'' / 2` from divided differences of the outputs at
+  :math:`\lambda_i, \lambda_i - h_1, \lambda_i - h_1 - h_2` (k-diffusion's ``sample_dpmpp_3m_sde``
+  and diffusers weigh their :math:`d_2`, the same divided difference, by :math:`\varphi_3`: half
+  the Taylor coefficient); its second step is the 2M step of ``solver_type``. The last step, to
+  :math:`\sigma = 0`, lands on :math:`D` (:math:`e^{-h} = 0`).
 * :func:`ipndm`: the improved pseudo-numerical method of Zhang & Chen 2023 ("Fast sampling of
   diffusion models with exponential integrator", Sec. 4, iPNDM), Adams-Bashforth in :math:`\sigma`
   with the fixed coefficients of a uniform grid, up to fourth order,
@@ -42,15 +54,19 @@ exact.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import torch
 
 from .._checks import decreasing_levels
 from ..score import require_every_level
-from .diffusion import ode_derivative
+from .edm import ode_derivative
 from .loop import LoopSpec, SamplerResult, check_chain_inputs, run_chain
 
+#: the second-order forms of DPM-Solver++ (diffusers' names): Algorithm 2's and the Taylor coefficient's
+SOLVER_TYPES = ("midpoint", "heun")
 #: Adams-Bashforth coefficients of a uniform grid, newest derivative first (iPNDM)
 ADAMS_BASHFORTH = {1: (1.0,), 2: (3 / 2, -1 / 2), 3: (23 / 12, -16 / 12, 5 / 12),
                    4: (55 / 24, -59 / 24, 37 / 24, -9 / 24)}
@@ -66,10 +82,11 @@ class MultistepState(NamedTuple):
 
 
 def dpm_solver_pp_step(denoiser, x: torch.Tensor, t: float, t_next: float, state: MultistepState,
-                       order: int = 2) -> tuple[torch.Tensor, MultistepState]:
+                       order: int = 2, solver_type: str = "midpoint") -> tuple[torch.Tensor, MultistepState]:
     r"""One DPM-Solver++ step from :math:`\sigma = t` to ``t_next`` (module docstring), of order
-    ``order`` or as high as the history in ``state`` allows; one denoiser call. Returns the next
-    ``x`` and the state of the next step (the ``order - 1`` newest outputs and their step lengths)."""
+    ``order`` or as high as the history in ``state`` allows, its second-order form ``solver_type``;
+    one denoiser call. Returns the next ``x`` and the state of the next step (the ``order - 1``
+    newest outputs and their step lengths)."""
     d0 = denoiser(x, t)
     if t_next == 0:
         return d0, state
@@ -80,7 +97,7 @@ def dpm_solver_pp_step(denoiser, x: torch.Tensor, t: float, t_next: float, state
     if q >= 1:
         d1_0 = (d0 - state.history[0]) * (h / state.steps[0])  # h D'
         if q == 1:
-            x_next = x_next + phi2 * d1_0
+            x_next = x_next + (phi2 if solver_type == "heun" else -0.5 * math.expm1(-h)) * d1_0
         else:
             h1, h2 = state.steps[:2]
             d1_1 = (state.history[0] - state.history[1]) * (h / h2)
@@ -100,38 +117,48 @@ def ipndm_step(denoiser, x: torch.Tensor, t: float, t_next: float, state: Multis
     return x + (t_next - t) * slope, MultistepState(derivatives[: order - 1])
 
 
-def _multistep(step, name: str, denoiser, x_T, sigmas, order: int, generator, common) -> SamplerResult:
+def _multistep(step, name: str, denoiser, x_T, sigmas, order: int, generator, loop: dict) -> SamplerResult:
     """The shared body of the two samplers: checks, then ``step`` over the ladder on the loop."""
     require_every_level(denoiser, name)
-    check_chain_inputs(x_T, generator)
+    check_chain_inputs(x_T, generator, name="x_T")
     levels = decreasing_levels("sigmas", sigmas, final_zero=True)
     spec = LoopSpec(f"{name}, order {order}", hint="; check that the denoiser covers the levels of sigmas",
                     level_of=lambda k: levels[k - 1], stationary=False)
     return run_chain(lambda x, state, k: step(denoiser, x, levels[k - 1], levels[k], state, order),
-                     x_T, MultistepState(), len(levels) - 1, spec, **common)
+                     x_T, MultistepState(), len(levels) - 1, spec, **loop)
 
 
 @torch.no_grad()
-def dpm_solver_pp(denoiser, x_T: torch.Tensor, sigmas, *, order: int = 2,
-                  generator: torch.Generator | None = None, **common) -> SamplerResult:
+def dpm_solver_pp(denoiser, x_T: torch.Tensor, sigmas, *, order: int = 2, solver_type: str = "midpoint",
+                  generator: torch.Generator | None = None,
+                  progress: bool = False, record_every: int | None = None,
+                  callback: Callable | None = None, max_norm: float | None = None) -> SamplerResult:
     r"""DPM-Solver++ of ``order`` 1, 2 (2M) or 3 (3M) (module docstring): ``len(sigmas) - 1`` steps
-    of :func:`dpm_solver_pp_step`, one denoiser call each, from ``x_T`` at ``sigmas[0]``.
+    of :func:`dpm_solver_pp_step`, one denoiser call each, from ``x_T`` at ``sigmas[0]``;
+    ``solver_type`` ``"midpoint"`` (Lu et al.'s Algorithm 2) or ``"heun"`` (the Taylor coefficient).
 
     :param denoiser: a noise-conditional ``D(x, sigma)``, as for
-        :func:`~scoredae.sampling.diffusion.edm_sampler`.
-    :param sigmas: :math:`\sigma_0 > \dots > \sigma_N \ge 0`, e.g. :func:`~scoredae.sampling.diffusion.karras_sigmas`.
+        :func:`~scoredae.sampling.edm.edm_sampler`.
+    :param sigmas: :math:`\sigma_0 > \dots > \sigma_N \ge 0`, e.g. :func:`~scoredae.sampling.edm.karras_sigmas`.
     :param generator: unused (the ODE is deterministic); accepted for the samplers' one signature.
     """
     if order not in (1, 2, 3):
         raise ValueError(f"order: DPM-Solver++ has orders 1, 2 (2M) and 3 (3M), got {order!r}")
-    return _multistep(dpm_solver_pp_step, "DPM-Solver++", denoiser, x_T, sigmas, order, generator, common)
+    if solver_type not in SOLVER_TYPES:
+        raise ValueError(f"solver_type: expected one of {SOLVER_TYPES}, got {solver_type!r}")
+    return _multistep(partial(dpm_solver_pp_step, solver_type=solver_type), "DPM-Solver++", denoiser, x_T, sigmas,
+                      order, generator, {"progress": progress, "record_every": record_every, "callback": callback,
+                                         "max_norm": max_norm})
 
 
 @torch.no_grad()
 def ipndm(denoiser, x_T: torch.Tensor, sigmas, *, order: int = 4,
-          generator: torch.Generator | None = None, **common) -> SamplerResult:
+          generator: torch.Generator | None = None,
+          progress: bool = False, record_every: int | None = None, callback: Callable | None = None,
+          max_norm: float | None = None) -> SamplerResult:
     r"""iPNDM of ``order`` 1 to 4 (module docstring): ``len(sigmas) - 1`` steps of :func:`ipndm_step`,
     one denoiser call each, from ``x_T`` at ``sigmas[0]``; arguments as for :func:`dpm_solver_pp`."""
     if order not in ADAMS_BASHFORTH:
         raise ValueError(f"order: iPNDM has orders 1 to 4, got {order!r}")
-    return _multistep(ipndm_step, "iPNDM", denoiser, x_T, sigmas, order, generator, common)
+    return _multistep(ipndm_step, "iPNDM", denoiser, x_T, sigmas, order, generator,
+                      {"progress": progress, "record_every": record_every, "callback": callback, "max_norm": max_norm})

@@ -47,7 +47,7 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], -1)
 
 
-def dps_guidance(denoiser, y: torch.Tensor, op: LinearOperator, noise_sigma: float):
+def dps_likelihood_score(denoiser, y: torch.Tensor, op: LinearOperator, noise_sigma: float):
     r"""DPS's :math:`\nabla \log p(y \mid x_\sigma) \approx J_D^\top A^\top (y - A D) / \sigma_y^2`."""
 
     def guide(x, sigma):
@@ -57,7 +57,7 @@ def dps_guidance(denoiser, y: torch.Tensor, op: LinearOperator, noise_sigma: flo
     return guide
 
 
-def pigdm_guidance(denoiser, y: torch.Tensor, op: LinearOperator, noise_sigma: float, data_variance: float):
+def pigdm_likelihood_score(denoiser, y: torch.Tensor, op: LinearOperator, noise_sigma: float, data_variance: float):
     r"""PiGDM's :math:`J_D^\top A^\top (r_\sigma^2 A A^\top + \sigma_y^2 I)^{-1} (y - A D)`,
     :math:`r_\sigma^2 = \sigma^2 \sigma_{data}^2 / (\sigma^2 + \sigma_{data}^2)`."""
 
@@ -69,7 +69,7 @@ def pigdm_guidance(denoiser, y: torch.Tensor, op: LinearOperator, noise_sigma: f
     return guide
 
 
-def tmpd_guidance(denoiser, y: torch.Tensor, op: LinearOperator, noise_sigma: float, covariance: str = "full"):
+def tmpd_likelihood_score(denoiser, y: torch.Tensor, op: LinearOperator, noise_sigma: float, covariance: str = "full"):
     r"""TMPD's :math:`J_D^\top A^\top (\sigma_y^2 I + \sigma^2 A J_D A^\top)^{-1} (y - A D)`.
 
     ``covariance="full"`` builds :math:`A J_D A^\top` from the :math:`m` products :math:`J_D A^\top e_j`

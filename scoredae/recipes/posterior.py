@@ -8,7 +8,7 @@ deblur), and a recipe draws samples of :math:`p(x \mid y)`:
 * :func:`posterior_sampling`: PnP-ULA (Laumont et al. 2022) at one level of the prior, a stationary
   chain whose second half gives the posterior mean and per-pixel standard deviation;
 * :func:`diffusion_posterior`: the samplers with a diffusion prior of
-  :mod:`scoredae.sampling.inverse` and :mod:`scoredae.sampling.smc`, each chain (or particle) one
+  :mod:`scoredae.inverse.diffusion_prior` and :mod:`scoredae.inverse.particles`, each chain (or particle) one
   draw, over the model's noise range.
 
 :func:`posterior_summary` gives what both are judged by: the samples' mean and standard deviation,
@@ -24,25 +24,16 @@ from dataclasses import dataclass
 import deepinv
 import torch
 
-from ._checks import positive, positive_int
-from .data.mnist import IMAGE_SHAPE
-from .model_sampling import MNIST_PIXELS
-from .rng import Generator, randn, seeded
-from .sampling import (
-    SamplerResult,
-    ddrm,
-    diffpir,
-    dps,
-    geometric_sigmas,
-    karras_sigmas,
-    pigdm,
-    posterior_langevin,
-    tmpd,
-    twisted_diffusion,
-)
-from .sampling.inverse import data_proximal
-from .sampling.operators import LinearOperator, block_average, check_observation, linear_operator
-from .score import TweedieScore, require_every_level, trained_sigma
+from .._checks import positive, positive_int
+from ..data.mnist import IMAGE_SHAPE
+from ..inverse import ddrm, diffpir, dps, pigdm, posterior_langevin, tmpd, twisted_diffusion
+from ..inverse.diffusion_prior import data_proximal
+from ..inverse.operators import LinearOperator, block_average, check_observation, linear_operator
+from ..rng import Generator, randn, seeded
+from ..sampling import SamplerResult, geometric_sigmas, karras_sigmas
+from ..score import TweedieScore, require_every_level, trained_sigma
+from .generation import MNIST_PIXELS
+from .names import DEFAULT_STEPS
 
 
 def box_mask(size: int = 12, top: int = 8, left: int = 8, shape: tuple[int, int, int] = IMAGE_SHAPE) -> torch.Tensor:
@@ -113,7 +104,7 @@ def posterior_sampling(
     shape: tuple[int, int, int] = IMAGE_SHAPE,
     n_chains: int = 8,
     prior_sigma: float | None = None,
-    n_steps: int = 1000,
+    n_steps: int = DEFAULT_STEPS["posterior"],
     step_size: float | None = None,
     warm_start: bool | None = None,
     warm_start_sigma: float = WARM_START_SIGMA,
@@ -121,7 +112,7 @@ def posterior_sampling(
     progress: bool = False,
 ) -> SamplerResult:
     r"""PnP-ULA for one observation ``y`` (1, ...) of :math:`y = A x + \sigma_y n`, images of
-    ``shape``; ``forward`` :math:`A` as :func:`~scoredae.sampling.operators.linear_operator` takes it
+    ``shape``; ``forward`` :math:`A` as :func:`~scoredae.inverse.operators.linear_operator` takes it
     (None: the identity, plain denoising).
 
     ``n_chains`` chains start at :math:`A^+ y` and run ``n_steps``, the second half kept; the result's
@@ -172,11 +163,11 @@ DIFFUSION_POSTERIOR = {"dps": dps, "pigdm": pigdm, "tmpd": tmpd, "ddrm": ddrm, "
 
 @torch.no_grad()
 def diffusion_posterior(denoiser, y: torch.Tensor, *, noise_sigma: float, forward, method: str = "smc",
-                        n: int = 8, steps: int = 100, shape: tuple[int, int, int] = IMAGE_SHAPE,
+                        n: int = 8, steps: int | None = None, shape: tuple[int, int, int] = IMAGE_SHAPE,
                         data_mean: float = MNIST_PIXELS[0], data_std: float = MNIST_PIXELS[1],
                         start: str = "noise", generator: Generator = None, progress: bool = False) -> SamplerResult:
     r"""``n`` draws of :math:`p(x \mid y)` for one observation ``y`` (1, ...) by ``method`` of
-    :data:`DIFFUSION_POSTERIOR`, on ``steps`` :func:`~scoredae.sampling.diffusion.karras_sigmas`
+    :data:`DIFFUSION_POSTERIOR`, on ``steps`` :func:`~scoredae.sampling.edm.karras_sigmas`
     levels of the model's range (then 0), each sampler with the options for images: DPS their Algorithm 1
     (:math:`\zeta' = 1`), PiGDM and the particle sampler the data variance :math:`\text{data\_std}^2`,
     TMPD the row-sum covariance. The particle sampler (``smc``) runs ``n`` particles for the one
@@ -210,7 +201,7 @@ def diffusion_posterior(denoiser, y: torch.Tensor, *, noise_sigma: float, forwar
         raise ValueError(f"start: expected 'noise' or 'observation', got {start!r}")
     sampler = DIFFUSION_POSTERIOR[method]
     return sampler(denoiser, y.expand(n, *y.shape[1:]), forward, noise_sigma, x_T.to(y.dtype),
-                   karras_sigmas(sigma_min, sigma_max, positive_int("steps", steps)), generator=generator,
+                   karras_sigmas(sigma_min, sigma_max, positive_int("steps", steps or DEFAULT_STEPS[method])), generator=generator,
                    progress=progress, **options)
 
 

@@ -17,6 +17,8 @@ import deepinv
 import torch
 from deepinv.optim.utils import conjugate_gradient
 
+from .._checks import finite, per_row
+
 _CG_ITERATIONS = 100  # the most conjugate-gradient iterations of a solve with no SVD
 _CG_TOLERANCE = 1e-10  # their relative residual
 
@@ -63,7 +65,7 @@ class LinearOperator:
         tensor) and the shift :math:`\sigma^2 > 0`; in the spectral domain with an SVD, else by
         conjugate gradients (with no 1e-8 added to their denominators, which biases small systems)."""
         c = torch.as_tensor(scale, dtype=u.dtype, device=u.device)
-        c = c.reshape(-1, *[1] * (u.ndim - 1)) if c.ndim == 1 else c
+        c = per_row(c, u) if c.ndim == 1 else c
         if self._gram is not None:
             return self._gram(u, c, shift)
         return conjugate_solve(lambda v: c * self.A(self.A_adjoint(v)) + shift * v, u)
@@ -74,6 +76,7 @@ def _matrix(A: torch.Tensor, x0: torch.Tensor) -> LinearOperator:
     if A.ndim != 2 or A.shape[1] != d:
         raise ValueError(f"forward: expected an (m, {d}) matrix for x of shape {tuple(x0.shape)}, "
                          f"got shape {tuple(A.shape)}")
+    finite("forward", A)
     A = A.to(dtype=x0.dtype, device=x0.device)
     m = A.shape[0]
     U, s, Vh = torch.linalg.svd(A)  # U (m, m), s (min(m, d),), Vh (d, d)

@@ -15,8 +15,8 @@ sampler is compared with is closed form (:meth:`~scoredae.mixtures.GaussianMixtu
   posterior component of highest responsibility) and the exact posterior weights;
 * the share of samples inside the exact central 90% interval of a few linear functionals
   :math:`u^\top x` (0.90 when right);
-* the relative error of a guidance term against the exact :math:`\nabla \log p(y \mid x_\sigma)`
-  at draws of the noised posterior, level by level (:func:`guidance_error`).
+* the relative error of a likelihood score against the exact :math:`\nabla \log p(y \mid x_\sigma)`
+  at draws of the noised posterior, level by level (:func:`likelihood_score_error`).
 """
 
 from __future__ import annotations
@@ -24,27 +24,32 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import deepinv
 import torch
 
-from ..mixtures import GaussianMixture, MixtureDenoiser, MixturePosterior, mixture_quantile
-from ..rng import seeded
-from ..sampling import (
-    SamplerDivergedError,
+from ..inverse import (
+    SMCState,
+    ancestral_posterior,
     ddrm,
     diffpir,
     dps,
-    karras_sigmas,
-    likelihood_guided,
     pigdm,
     tmpd,
     twisted_diffusion,
 )
-from ..sampling.guidance import dps_guidance, pigdm_guidance, tmpd_guidance
-from ..sampling.operators import linear_operator
-from ..sampling.smc import SMCState
+from ..inverse.likelihood_scores import (
+    dps_likelihood_score,
+    pigdm_likelihood_score,
+    tmpd_likelihood_score,
+)
+from ..inverse.operators import linear_operator
+from ..mixtures import GaussianMixture, MixtureDenoiser, MixturePosterior, mixture_quantile
+from ..rng import seeded
+from ..sampling import SamplerDivergedError, karras_sigmas
 
 SIGMA_MIN = 0.002
 
@@ -180,40 +185,56 @@ class PerturbedDenoiser(deepinv.models.Denoiser):
         return d + self.size * (x - d) @ self.W.T.to(x)
 
 
-def run_sampler(name: str, denoiser, problem: MixtureProblem, x_T, sigmas, generator):
-    """One sampler on one problem with the options the benchmark uses."""
-    args = (denoiser, problem.y, problem.A, problem.noise_sigma, x_T, sigmas)
-    if name == "oracle":
-        oracle = lambda x, s: problem.prior.noised_likelihood(x, s, problem.y, problem.noise_sigma, problem.A)[1]
-        return likelihood_guided(denoiser, oracle, x_T, sigmas, generator=generator)
-    if name in ("pigdm", "smc"):
-        fn = pigdm if name == "pigdm" else twisted_diffusion
-        return fn(*args, data_variance=problem.data_variance, generator=generator)
-    if name == "dps":  # their Algorithm 1 with zeta' = 1
-        return dps(*args, zeta=1.0, generator=generator)
-    return {"dps-gaussian": dps, "tmpd": tmpd, "ddrm": ddrm, "diffpir": diffpir}[name](*args, generator=generator)
+def oracle(prior: GaussianMixture) -> Callable:
+    r"""A sampler of the benchmark's signature that knows the prior: :func:`~scoredae.inverse.ancestral_posterior`
+    with the exact likelihood score :math:`\nabla \log p(y \mid x_\sigma)` of the mixture
+    (:meth:`~scoredae.mixtures.GaussianMixture.noised_likelihood`), the floor every approximation
+    is measured against: with the exact denoiser it samples the posterior up to the discretisation."""
+
+    def exactly_guided(denoiser, y, forward, noise_sigma, x_T, sigmas, *, generator=None):
+        def score_y(x, sigma):
+            return prior.noised_likelihood(x, sigma, y, noise_sigma, forward)[1]
+
+        return ancestral_posterior(denoiser, score_y, x_T, sigmas, generator=generator)
+
+    return exactly_guided
 
 
-SAMPLERS = ("oracle", "dps", "dps-gaussian", "pigdm", "tmpd", "ddrm", "diffpir", "smc")
+def benchmark_samplers(problem: MixtureProblem) -> dict[str, Callable]:
+    r"""The samplers the benchmark runs, by name, each with the settings it runs them at: the oracle,
+    DPS's Algorithm 1 with :math:`\zeta' = 1` and DPS's Gaussian form, PiGDM and the particle
+    sampler with the prior's variance, TMPD, DDRM and DiffPIR at their defaults."""
+    variance = problem.data_variance
+    return {"oracle": oracle(problem.prior), "dps": partial(dps, zeta=1.0), "dps-gaussian": dps,
+            "pigdm": partial(pigdm, data_variance=variance), "tmpd": tmpd, "ddrm": ddrm, "diffpir": diffpir,
+            "smc": partial(twisted_diffusion, data_variance=variance)}
 
 
-def evaluate(name: str, problem: MixtureProblem, n: int, steps: int, seed: int, *, denoiser=None,
-             n_directions: int = 4) -> dict:
-    """One row of the benchmark: ``n`` samples of sampler ``name`` on ``steps`` levels (the exact
-    mixture denoiser, or ``denoiser``), against ``n`` exact posterior draws: sliced Wasserstein and
+def sampler_name(sampler: Callable) -> str:
+    """The name of a sampler, of a ``functools.partial`` of one, or of any callable."""
+    return getattr(getattr(sampler, "func", sampler), "__name__", type(sampler).__name__)
+
+
+def evaluate(sampler: Callable, problem: MixtureProblem, n: int = 1024, steps: int = 100, seed: int = 0, *,
+             name: str | None = None, denoiser=None, n_directions: int = 4) -> dict:
+    """One row of the benchmark for any ``sampler(denoiser, y, forward, noise_sigma, x_T, sigmas, *,
+    generator)``: its ``n`` samples on ``steps`` EDM levels from ``problem.sigma_max`` (the exact
+    mixture denoiser, or ``denoiser``) against ``n`` exact posterior draws: sliced Wasserstein and
     its floor, mode total variation, the lowest and highest interval coverage, seconds, denoiser
-    calls, and for the particle sampler the error of its log evidence; a sampler that diverges
-    gets a row saying where, its measures NaN. The exact draws and the
-    directions come from ``seed`` alone, the same for every sampler."""
+    calls, and for a particle sampler (an :class:`~scoredae.inverse.SMCState`) the error of its log
+    evidence. A sampler that diverges gets a row saying where, its measures NaN. The exact draws
+    and the directions come from ``seed`` alone, the same for every sampler."""
+    name = name or sampler_name(sampler)
     reference = seeded(seed, 1)
     exact = problem.posterior.sample(n, generator=reference)[:, 0]
     directions = torch.randn(problem.prior.dim, n_directions, generator=reference, dtype=exact.dtype)
     gen = seeded(seed, 2)
     counted = CountingDenoiser(denoiser or MixtureDenoiser(problem.prior))
     x_T = problem.prior.noised(problem.sigma_max).sample(n, generator=gen)
+    sigmas = karras_sigmas(SIGMA_MIN, problem.sigma_max, steps)
     start = time.perf_counter()
     try:
-        result = run_sampler(name, counted, problem, x_T, karras_sigmas(SIGMA_MIN, problem.sigma_max, steps), gen)
+        result = sampler(counted, problem.y, problem.A, problem.noise_sigma, x_T, sigmas, generator=gen)
     except SamplerDivergedError as err:  # a failure mode to report, not to hide
         return {"sampler": name, "n": n, "steps": steps, "calls": counted.calls,
                 "seconds": time.perf_counter() - start, "diverged": str(err).split(":")[0],
@@ -232,26 +253,29 @@ def evaluate(name: str, problem: MixtureProblem, n: int, steps: int, seed: int, 
     return row
 
 
-GUIDANCES = {"dps": dps_guidance, "pigdm": pigdm_guidance, "tmpd": tmpd_guidance}
+def benchmark_likelihood_scores(problem: MixtureProblem) -> dict[str, Callable]:
+    """The likelihood scores of :mod:`scoredae.inverse.likelihood_scores` by name, each as
+    ``make(denoiser, y, op, noise_sigma)`` with the benchmark's settings (PiGDM with the prior's variance)."""
+    return {"dps": dps_likelihood_score, "pigdm": partial(pigdm_likelihood_score, data_variance=problem.data_variance),
+            "tmpd": tmpd_likelihood_score}
 
 
-def guidance_error(name: str, problem: MixtureProblem, sigmas, n: int = 256, *, denoiser=None,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+def likelihood_score_error(make: Callable, problem: MixtureProblem, sigmas, n: int = 256, *, denoiser=None,
+                           generator: torch.Generator | None = None) -> torch.Tensor:
     r"""The relative error :math:`\mathbb E \lVert g - g^\star \rVert / \mathbb E \lVert g^\star \rVert`
-    of the guidance ``name`` (``dps``, ``pigdm``, ``tmpd``) against the exact
+    of the likelihood score ``make(denoiser, y, op, noise_sigma)`` (e.g.
+    :func:`~scoredae.inverse.tmpd_likelihood_score`) against the exact
     :math:`g^\star = \nabla \log p(y \mid x_\sigma)` at ``n`` draws of the noised posterior
     :math:`x_\sigma = x + \sigma n`, :math:`x \sim p(x \mid y)`, at each level of ``sigmas`` (all > 0)."""
     denoiser = denoiser or MixtureDenoiser(problem.prior)
     op = linear_operator(problem.A, problem.x)
-    y = problem.y.expand(n, -1)
-    extra = {"pigdm": (problem.data_variance,)}.get(name, ())
-    guide = GUIDANCES[name](denoiser, y, op, problem.noise_sigma, *extra)
+    score_y = make(denoiser, problem.y.expand(n, -1), op, problem.noise_sigma)
     errors = []
     for sigma in [float(s) for s in sigmas]:
         x0 = problem.posterior.sample(n, generator=generator)[:, 0]
         x = x0 + sigma * torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
         exact = problem.prior.noised_likelihood(x, sigma, problem.y, problem.noise_sigma, problem.A)[1]
-        g = guide(x, sigma)[1]
+        g = score_y(x, sigma)[1]
         errors.append(float((g - exact).norm(dim=1).mean() / exact.norm(dim=1).mean()))
     return torch.tensor(errors)
 

@@ -15,7 +15,7 @@ Each recipe turns a denoiser into a score with Tweedie's formula,
   or Kadkhodaie & Simoncelli's coarse-to-fine ascent, from noise to digits in tens to hundreds of
   denoiser calls.
 
-Posterior sampling for inverse problems, with the same models, is in :mod:`scoredae.model_posterior`.
+Posterior sampling for inverse problems, with the same models, is in :mod:`scoredae.recipes.posterior`.
 
 The method names of :data:`METHODS` are those of ``scoredae sample --method``; each recipe's
 defaults (its steps, its noise levels) are in its signature, and the command line passes on only
@@ -28,10 +28,10 @@ import math
 
 import torch
 
-from ._checks import positive, positive_int
-from .data.mnist import IMAGE_SHAPE
-from .rng import Generator, rand, randn
-from .sampling import (
+from .._checks import positive, positive_int
+from ..data.mnist import IMAGE_SHAPE
+from ..rng import Generator, rand, randn
+from ..sampling import (
     SamplerResult,
     annealed_langevin,
     dpm_solver_pp,
@@ -42,21 +42,18 @@ from .sampling import (
     karras_sigmas,
     ula,
 )
-from .score import GuidedDenoiser, TweedieScore, require_every_level, trained_sigma
+from ..score import GuidedDenoiser, TweedieScore, require_every_level, trained_sigma
+from .names import DEFAULT_STEPS, DIFFUSION_METHODS
 
 #: mean and standard deviation of MNIST's training pixels (in [0, 1])
 MNIST_PIXELS = (0.1307, 0.3081)
 #: NCSN's MNIST setting (Song & Ermon 2019, Sec. 5 and App. B.1), on a 1 -> 0.01 geometric ladder
-ANNEALED_DEFAULTS = {"sigma_max": 1.0, "sigma_min": 0.01, "n_levels": 10, "n_steps_each": 100, "eps": 2e-5}
+ANNEALED_DEFAULTS = {"sigma_max": 1.0, "sigma_min": 0.01, "n_levels": 10, "n_steps_each": DEFAULT_STEPS["annealed"],
+                     "eps": 2e-5}
 #: the probability-flow ODE solvers of :func:`diffusion_generation`: (sampler, its options)
 ODE_SOLVERS = {"heun": (edm_sampler, {"solver": "heun"}), "euler": (edm_sampler, {"solver": "euler"}),
                "dpm++2m": (dpm_solver_pp, {"order": 2}), "dpm++3m": (dpm_solver_pp, {"order": 3}),
                "ipndm": (ipndm, {"order": 4})}
-#: the diffusion-era generation methods of :func:`diffusion_generation`
-DIFFUSION_METHODS = (*ODE_SOLVERS, "ks")
-#: the generation methods of ``scoredae sample``, by the recipe that runs it
-METHODS = {"langevin": "langevin_at_level", "annealed": "annealed_generation",
-           **{m: "diffusion_generation" for m in DIFFUSION_METHODS}}
 
 
 def sampling_level(denoiser, sigma: float | None = None) -> float:
@@ -87,7 +84,7 @@ def langevin_at_level(
     x0: torch.Tensor,
     *,
     sigma: float | None = None,
-    n_steps: int = 40,
+    n_steps: int = DEFAULT_STEPS["langevin"],
     step_size: float | None = None,
     generator: Generator = None,
     progress: bool = False,
@@ -186,14 +183,14 @@ def diffusion_generation(
     :math:`[\sigma_{\min}, \sigma_{\max}]`:
 
     * the probability-flow ODE solvers of :data:`ODE_SOLVERS`: EDM's ``"heun"`` and ``"euler"``
-      (:func:`~scoredae.sampling.diffusion.edm_sampler`, with ``churn``), and the multistep
+      (:func:`~scoredae.sampling.edm.edm_sampler`, with ``churn``), and the multistep
       ``"dpm++2m"``, ``"dpm++3m"`` and ``"ipndm"`` (:mod:`scoredae.sampling.multistep`), on
-      :func:`~scoredae.sampling.diffusion.karras_sigmas` (``steps`` levels, then 0; default 18, or as
+      :func:`~scoredae.sampling.edm.karras_sigmas` (``steps`` levels, then 0; default the method's :data:`~scoredae.recipes.names.DEFAULT_STEPS`, or as
       many as ``nfe`` denoiser calls allow, :func:`steps_for_calls`), from the Gaussian fit of
       :math:`p_{\sigma_{\max}}`, :math:`\mathcal N(\text{data\_mean}, (\text{data\_std}^2 + \sigma_{\max}^2) I)`
       (MNIST's pixel statistics by default): exact only when :math:`\sigma_{\max}` dwarfs the data;
       churn is applied where it keeps the raised level :math:`\hat t` within the range;
-    * ``"ks"``: :func:`~scoredae.sampling.diffusion.kadkhodaie_simoncelli` from
+    * ``"ks"``: :func:`~scoredae.sampling.coarse_to_fine.kadkhodaie_simoncelli` from
       :math:`\mathcal N(0.5, \sigma_0^2 I)` down to :math:`\max(\sigma_{\min}, 0.01)`, with
       :math:`\sigma_0 = \min(\sigma_{\max}, 1)`: their start and stop for images in [0, 1] (the
       algorithm decides how many steps it takes).
@@ -220,7 +217,7 @@ def diffusion_generation(
                                      generator=generator, record_every=record_every, progress=progress)
     if steps is not None and nfe is not None:
         raise ValueError("steps, nfe: give the steps or the denoiser calls, not both")
-    steps = steps_for_calls(method, nfe, guided) if nfe is not None else (steps or 18)
+    steps = steps_for_calls(method, nfe, guided) if nfe is not None else (steps or DEFAULT_STEPS[method])
     sampler, options = ODE_SOLVERS[method]
     if churn:
         if method not in ("heun", "euler"):

@@ -1,16 +1,16 @@
 r"""Posterior sampling for :math:`y = A x + \sigma_y n` with a diffusion prior: DPS, PiGDM, TMPD (the
-guidance of :mod:`scoredae.sampling.guidance` on one ancestral step), DDRM and DiffPIR.
+likelihood scores of :mod:`scoredae.inverse.likelihood_scores` on one ancestral step), DDRM and DiffPIR.
 
 All share one signature, ``name(denoiser, y, forward, noise_sigma, x_T, sigmas, *, generator, ...)``:
 ``forward`` an ``(m, d)`` matrix, a deepinv ``LinearPhysics`` or a pair ``(A, A_adjoint)``
-(:func:`~scoredae.sampling.operators.linear_operator`), ``y`` one observation per chain or one for
+(:func:`~scoredae.inverse.operators.linear_operator`), ``y`` one observation per chain or one for
 all, ``x_T`` the initial states at ``sigmas[0]`` (e.g. ``sigmas[0] * randn``), ``sigmas`` the
 decreasing levels :math:`\sigma_0 > \dots > \sigma_N \ge 0` of the variance-exploding diffusion
-:math:`x_\sigma = x_0 + \sigma n` (e.g. :func:`~scoredae.sampling.diffusion.karras_sigmas`); one
+:math:`x_\sigma = x_0 + \sigma n` (e.g. :func:`~scoredae.sampling.edm.karras_sigmas`); one
 denoiser call per level, the result a :class:`~scoredae.sampling.loop.SamplerResult` (no mean or
 variance: the chains are transported, not stationary).
 
-The guided methods move each chain with the ancestral step (DDIM's, Song et al. 2021, eq. 12, in the
+The likelihood-score methods move each chain with the ancestral step (DDIM's, Song et al. 2021, eq. 12, in the
 variance-exploding form) of the posterior denoiser :math:`\hat D = D + \sigma_i^2 g`,
 :math:`g \approx \nabla \log p(y \mid x_{\sigma_i})`:
 
@@ -26,15 +26,17 @@ which for :math:`\eta = 1` is :math:`x_i + (\sigma_i^2 - \sigma_{i+1}^2)\,(\nabl
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
-from .._checks import decreasing_levels, finite_number, positive
+from .._checks import decreasing_levels, per_row, positive, unit_interval
 from ..rng import randn
+from ..sampling.loop import LoopSpec, SamplerResult, check_chain_inputs, run_chain
 from ..score import require_every_level
-from .guidance import dps_guidance, pigdm_guidance, tmpd_guidance
-from .loop import LoopSpec, SamplerResult, check_chain_inputs, run_chain
-from .operators import LinearOperator, check_observation, linear_operator
+from .inputs import posterior_inputs
+from .likelihood_scores import dps_likelihood_score, pigdm_likelihood_score, tmpd_likelihood_score
+from .operators import LinearOperator
 
 
 def ancestral_step(x: torch.Tensor, denoised: torch.Tensor, sigma: float, sigma_next: float, eta: float,
@@ -47,61 +49,45 @@ def ancestral_step(x: torch.Tensor, denoised: torch.Tensor, sigma: float, sigma_
     return x_next
 
 
-def _setup(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, method: str, allow_noiseless=False):
-    """The shared checks; returns (operator, y broadcast to the chains, levels)."""
-    require_every_level(denoiser, method)
-    check_chain_inputs(x_T, generator)
-    if allow_noiseless:
-        finite_number("noise_sigma", noise_sigma, allow_zero=True)
-        if noise_sigma < 0:
-            raise ValueError(f"noise_sigma: expected sigma_y >= 0, got {noise_sigma!r}")
-    elif not (isinstance(noise_sigma, (int, float)) and noise_sigma > 0):
-        raise ValueError(f"noise_sigma: {method} needs a Gaussian likelihood, sigma_y > 0; got {noise_sigma!r}")
-    op = linear_operator(forward, x_T)
-    levels = decreasing_levels("sigmas", sigmas, final_zero=True)
-    return op, check_observation(y, op, x_T), levels
-
-
-def _eta(eta: float) -> float:
-    if not 0 <= finite_number("eta", eta, allow_zero=True) <= 1:
-        raise ValueError(f"eta: expected a number in [0, 1], got {eta!r}")
-    return eta
-
-
-def _guided(guide, x_T, levels, eta, generator, desc, common, kick=None) -> SamplerResult:
-    """The guided ancestral chain; ``kick(x_next, x, denoised, grad, sigma)`` replaces the
+def _ancestral(score_y, x_T, levels, eta, generator, desc, loop: dict, kick=None) -> SamplerResult:
+    """The ancestral chain of the posterior denoiser; ``kick(x_next, x, denoised, grad, sigma)`` replaces the
     posterior-denoiser form for samplers that add their own gradient step (DPS's normalised one)."""
 
     def step(x, state, i):
         sigma, sigma_next = levels[i - 1], levels[i]
-        denoised, grad = guide(x, sigma)
+        denoised, grad = score_y(x, sigma)
         if kick is not None:
             return kick(ancestral_step(x, denoised, sigma, sigma_next, eta, generator), denoised, grad), state
         return ancestral_step(x, denoised + sigma**2 * grad, sigma, sigma_next, eta, generator), state
 
-    spec = LoopSpec(desc, hint="; check the guidance weight and that the denoiser covers the levels",
+    spec = LoopSpec(desc, hint="; check the likelihood score and that the denoiser covers the levels",
                     level_of=lambda i: levels[i - 1], stationary=False)
-    return run_chain(step, x_T, None, len(levels) - 1, spec, **common)
+    return run_chain(step, x_T, None, len(levels) - 1, spec, **loop)
 
 
 @torch.no_grad()
-def likelihood_guided(denoiser, guidance, x_T: torch.Tensor, sigmas, *, eta: float = 1.0,
-                      generator: torch.Generator | None = None, **common) -> SamplerResult:
-    r"""The ancestral chain of :math:`\hat D = D + \sigma^2 g` for a given guidance
-    ``guidance(x, sigma)`` :math:`= g \approx \nabla \log p(y \mid x_\sigma)` (module docstring). With
-    the exact :math:`g` of a Gaussian mixture
-    (:meth:`~scoredae.mixtures.GaussianMixture.noised_likelihood`, the "oracle guidance") and its
+def ancestral_posterior(denoiser, likelihood_score, x_T: torch.Tensor, sigmas, *, eta: float = 1.0,
+                        generator: torch.Generator | None = None, progress: bool = False,
+                        record_every: int | None = None, callback: Callable | None = None,
+                        max_norm: float | None = None) -> SamplerResult:
+    r"""The ancestral chain of :math:`\hat D = D + \sigma^2 g` for a given likelihood score
+    ``likelihood_score(x, sigma)`` :math:`= g \approx \nabla \log p(y \mid x_\sigma)` (module
+    docstring). With the exact :math:`g` of a Gaussian mixture
+    (:meth:`~scoredae.mixtures.GaussianMixture.noised_likelihood`, the "oracle") and its
     exact denoiser, the chain samples the posterior up to the discretisation of the levels."""
-    require_every_level(denoiser, "guided sampling")
-    check_chain_inputs(x_T, generator)
+    require_every_level(denoiser, "the ancestral posterior chain")
+    check_chain_inputs(x_T, generator, name="x_T")
     levels = decreasing_levels("sigmas", sigmas, final_zero=True)
-    return _guided(lambda x, s: (denoiser(x, s), guidance(x, s)), x_T, levels, _eta(eta), generator,
-                   "likelihood-guided diffusion", common)
+    return _ancestral(lambda x, s: (denoiser(x, s), likelihood_score(x, s)), x_T, levels, unit_interval("eta", eta),
+                   generator, "ancestral posterior chain",
+                    {"progress": progress, "record_every": record_every, "callback": callback, "max_norm": max_norm})
 
 
 @torch.no_grad()
 def dps(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *, zeta: float | None = None,
-        eta: float = 1.0, generator: torch.Generator | None = None, **common) -> SamplerResult:
+        eta: float = 1.0, generator: torch.Generator | None = None,
+        progress: bool = False, record_every: int | None = None, callback: Callable | None = None,
+        max_norm: float | None = None) -> SamplerResult:
     r"""Diffusion posterior sampling (Chung et al. 2023): :math:`p(x_0 \mid x_t) \approx
     \delta(x_0 - D(x_t))`, so :math:`p(y \mid x_t) \approx \mathcal N(y; A D(x_t), \sigma_y^2 I)`
     (their eq. 11-16), :math:`g = J_D^\top A^\top (y - A D) / \sigma_y^2`.
@@ -115,51 +101,60 @@ def dps(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *, 
 
     deepinv's :class:`deepinv.sampling.DPS` (variance-exploding schedule, ancestral solver) is a
     third form: the guidance :math:`g = -w \nabla \lVert A D - y \rVert` (its ``weight`` :math:`w`)
-    inside the reverse SDE, that is :func:`likelihood_guided` with that ``guidance`` on its levels
+    inside the reverse SDE, that is :func:`ancestral_posterior` with that likelihood score on its levels
     halved ([-1, 1] images), then a last denoiser call; the step of Algorithm 1 with the
     level-dependent :math:`\zeta'_i = w (\sigma_i^2 - \sigma_{i+1}^2) / 2`.
     """
-    op, y, levels = _setup(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "DPS")
-    guide = dps_guidance(denoiser, y, op, noise_sigma)
+    op, y, noise_sigma, levels = posterior_inputs(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "DPS")
+    score_y = dps_likelihood_score(denoiser, y, op, noise_sigma)
     kick = None
     if zeta is not None:
         positive("zeta", zeta)
 
         def kick(x_next, denoised, grad):
             norm = (y - op.A(denoised)).reshape(len(x_next), -1).norm(dim=1).clamp(min=1e-12)
-            return x_next + (2 * zeta * noise_sigma**2 / norm).reshape(-1, *[1] * (x_next.ndim - 1)) * grad
+            return x_next + per_row(2 * zeta * noise_sigma**2 / norm, x_next) * grad
 
-    return _guided(guide, x_T, levels, _eta(eta), generator, "DPS", common, kick)
+    return _ancestral(score_y, x_T, levels, unit_interval("eta", eta), generator, "DPS",
+                    {"progress": progress, "record_every": record_every, "callback": callback, "max_norm": max_norm}, kick)
 
 
 @torch.no_grad()
 def pigdm(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *, data_variance: float = 1.0,
-          eta: float = 1.0, generator: torch.Generator | None = None, **common) -> SamplerResult:
+          eta: float = 1.0, generator: torch.Generator | None = None,
+          progress: bool = False, record_every: int | None = None, callback: Callable | None = None,
+          max_norm: float | None = None) -> SamplerResult:
     r"""Pseudoinverse-guided diffusion (Song et al. 2023): :math:`p(x_0 \mid x_t) \approx
     \mathcal N(D(x_t), r_t^2 I)`, :math:`r_t^2 = \sigma_t^2 \sigma_{data}^2 / (\sigma_t^2 + \sigma_{data}^2)`
     (their eq. 7 in the variance-exploding form; ``data_variance`` :math:`\sigma_{data}^2`, 1 in the
     paper), so :math:`g = J_D^\top A^\top (r_t^2 A A^\top + \sigma_y^2 I)^{-1} (y - A D)` (their eq. 8)."""
-    op, y, levels = _setup(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "PiGDM")
-    guide = pigdm_guidance(denoiser, y, op, noise_sigma, positive("data_variance", data_variance))
-    return _guided(guide, x_T, levels, _eta(eta), generator, "PiGDM", common)
+    op, y, noise_sigma, levels = posterior_inputs(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "PiGDM")
+    score_y = pigdm_likelihood_score(denoiser, y, op, noise_sigma, positive("data_variance", data_variance))
+    return _ancestral(score_y, x_T, levels, unit_interval("eta", eta), generator, "PiGDM",
+                    {"progress": progress, "record_every": record_every, "callback": callback, "max_norm": max_norm})
 
 
 @torch.no_grad()
 def tmpd(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *, covariance: str = "full",
-         eta: float = 1.0, generator: torch.Generator | None = None, **common) -> SamplerResult:
+         eta: float = 1.0, generator: torch.Generator | None = None,
+         progress: bool = False, record_every: int | None = None, callback: Callable | None = None,
+         max_norm: float | None = None) -> SamplerResult:
     r"""Tweedie moment projected diffusion (Boys et al. 2023): :math:`p(x_0 \mid x_t)` replaced by the
     Gaussian of its first two moments, :math:`\mathcal N(D, \sigma_t^2 J_D)` (second-order Tweedie),
     so :math:`p(y \mid x_t) \approx \mathcal N(y; A D, \sigma_y^2 I + \sigma_t^2 A J_D A^\top)` and
     :math:`g = J_D^\top A^\top (\sigma_y^2 I + \sigma_t^2 A J_D A^\top)^{-1} (y - A D)` (their eq. 9-11);
-    ``covariance`` ``"full"`` or ``"row_sum"`` (:func:`~scoredae.sampling.guidance.tmpd_guidance`)."""
-    op, y, levels = _setup(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "TMPD")
-    guide = tmpd_guidance(denoiser, y, op, noise_sigma, covariance)
-    return _guided(guide, x_T, levels, _eta(eta), generator, "TMPD", common)
+    ``covariance`` ``"full"`` or ``"row_sum"`` (:func:`~scoredae.inverse.likelihood_scores.tmpd_likelihood_score`)."""
+    op, y, noise_sigma, levels = posterior_inputs(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "TMPD")
+    score_y = tmpd_likelihood_score(denoiser, y, op, noise_sigma, covariance)
+    return _ancestral(score_y, x_T, levels, unit_interval("eta", eta), generator, "TMPD",
+                    {"progress": progress, "record_every": record_every, "callback": callback, "max_norm": max_norm})
 
 
 @torch.no_grad()
 def ddrm(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *, eta: float = 0.85,
-         eta_b: float = 1.0, generator: torch.Generator | None = None, **common) -> SamplerResult:
+         eta_b: float = 1.0, generator: torch.Generator | None = None,
+         progress: bool = False, record_every: int | None = None, callback: Callable | None = None,
+         max_norm: float | None = None) -> SamplerResult:
     r"""Denoising diffusion restoration models (Kawar et al. 2022, eq. 7-8), in the spectral domain of
     :math:`A = U \operatorname{diag}(s) V^\top`: with :math:`\bar x = V^\top x`,
     :math:`\bar y = \operatorname{diag}(s)^{-1} U^\top y` where :math:`s_j > 0`, the denoised
@@ -177,12 +172,11 @@ def ddrm(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *,
     then :math:`x_{i+1} = V \bar x_{i+1}`; :math:`\sigma_y = 0` (noiseless) is allowed. ``forward``
     must have an SVD: a matrix or a :class:`deepinv.physics.DecomposablePhysics`.
     """
-    op, y, levels = _setup(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "DDRM", allow_noiseless=True)
+    op, y, noise_sigma, levels = posterior_inputs(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "DDRM", noiseless=True)
     v_adjoint, v, spectral_y, s = op.svd()
     s = torch.as_tensor(s).to(dtype=x_T.dtype, device=x_T.device)
-    for name, value in (("eta", eta), ("eta_b", eta_b)):
-        if not 0 <= finite_number(name, value, allow_zero=True) <= 1:
-            raise ValueError(f"{name}: expected a number in [0, 1], got {value!r}")
+    unit_interval("eta", eta)
+    unit_interval("eta_b", eta_b)
     seen = s.abs() > 0
     y_bar = torch.where(seen, spectral_y(y) / torch.where(seen, s, 1), 0)
     nsr = torch.where(seen, noise_sigma / torch.where(seen, s, 1).abs(), 0)  # sigma_y / s_j
@@ -204,7 +198,8 @@ def ddrm(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *,
         return v(torch.addcmul(theta, a, x_bar - theta).addcmul_(c, y_bar - theta).addcmul_(d, z)), state
 
     spec = LoopSpec("DDRM", level_of=lambda i: levels[i - 1], stationary=False)
-    return run_chain(step, x_T, None, len(levels) - 1, spec, **common)
+    return run_chain(step, x_T, None, len(levels) - 1, spec,
+                     progress=progress, record_every=record_every, callback=callback, max_norm=max_norm)
 
 
 def data_proximal(op: LinearOperator, x0: torch.Tensor, y: torch.Tensor, rho) -> torch.Tensor:
@@ -215,7 +210,9 @@ def data_proximal(op: LinearOperator, x0: torch.Tensor, y: torch.Tensor, rho) ->
 
 @torch.no_grad()
 def diffpir(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *, lam: float = 7.0,
-            zeta: float = 0.1, generator: torch.Generator | None = None, **common) -> SamplerResult:
+            zeta: float = 0.1, generator: torch.Generator | None = None,
+            progress: bool = False, record_every: int | None = None, callback: Callable | None = None,
+            max_norm: float | None = None) -> SamplerResult:
     r"""Denoising diffusion models for plug-and-play image restoration (Zhu et al. 2023, Algorithm 1),
     in the variance-exploding form (their :math:`\bar\sigma_t` is our level :math:`\sigma_i`):
 
@@ -231,10 +228,9 @@ def diffpir(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas,
     ``lambda_`` twice this ``lam`` (its proximal step weighs :math:`\tfrac12 \lVert y - A z \rVert^2`),
     and returns the state at its last level instead of a final data step.
     """
-    op, y, levels = _setup(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "DiffPIR")
+    op, y, noise_sigma, levels = posterior_inputs(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "DiffPIR")
     positive("lam", lam)
-    if not 0 <= finite_number("zeta", zeta, allow_zero=True) <= 1:
-        raise ValueError(f"zeta: expected a number in [0, 1], got {zeta!r}")
+    unit_interval("zeta", zeta)
 
     def step(x, state, i):
         sigma, sigma_next = levels[i - 1], levels[i]
@@ -243,4 +239,5 @@ def diffpir(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas,
         return x0 + sigma_next * (math.sqrt(1 - zeta) * (x - x0) / sigma + math.sqrt(zeta) * noise), state
 
     spec = LoopSpec("DiffPIR", level_of=lambda i: levels[i - 1], stationary=False)
-    return run_chain(step, x_T, None, len(levels) - 1, spec, **common)
+    return run_chain(step, x_T, None, len(levels) - 1, spec,
+                     progress=progress, record_every=record_every, callback=callback, max_norm=max_norm)

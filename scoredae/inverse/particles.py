@@ -10,10 +10,10 @@ difference between them is exactly the importance weights.
 The particles :math:`x^{1..P}` follow the diffusion's ancestral kernel
 :math:`p(x_{i+1} \mid x_i) = \mathcal N(\mu_i, \tau_i^2 I)`, :math:`\mu_i = D + (\sigma_{i+1}^2 /
 \sigma_i^2)(x_i - D)`, :math:`\tau_i^2 = \sigma_{i+1}^2 (1 - \sigma_{i+1}^2 / \sigma_i^2)` (the
-posterior of the forward noising, :math:`\eta = 1` in :mod:`scoredae.sampling.inverse`), twisted by
+posterior of the forward noising, :math:`\eta = 1` in :mod:`scoredae.inverse.diffusion_prior`), twisted by
 :math:`\tilde p_i(y \mid x) \propto \exp\big(-\tfrac12 \rho^\top (\sigma_y^2 I + r_i^2 A A^\top)^{-1}
 \rho\big)`, :math:`\rho = y - A D(x, \sigma_i)`, :math:`r_i^2 = \sigma_i^2 \sigma_{data}^2 / (\sigma_i^2 +
-\sigma_{data}^2)`: PiGDM's likelihood (:func:`~scoredae.sampling.guidance.pigdm_guidance`; with
+\sigma_{data}^2)`: PiGDM's likelihood (:func:`~scoredae.inverse.likelihood_scores.pigdm_likelihood_score`; with
 ``data_variance`` :math:`\sigma_{data}^2 = 0` the DPS twist of the paper's eq. 8). Its normalising
 constant depends on the level only, so it cancels from the weights and, telescoping, from the
 evidence; it is left out. Each step
@@ -37,16 +37,17 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 
 from .._checks import finite_number
 from ..rng import rand, randn
+from ..sampling.loop import LoopSpec, SamplerResult, run_chain
 from ..uncertainty import denoise_with_pullback
-from .guidance import gaussian_posterior_variance
-from .inverse import _setup
-from .loop import LoopSpec, SamplerResult, run_chain
+from .inputs import posterior_inputs
+from .likelihood_scores import gaussian_posterior_variance
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def _log_mean_exp(log_w: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(log_w, 0) - math.log(len(log_w))
 
 
-def effective_size(log_w: torch.Tensor) -> torch.Tensor:
+def importance_effective_size(log_w: torch.Tensor) -> torch.Tensor:
     r""":math:`(\sum_p w_p)^2 / \sum_p w_p^2` from the log weights, a 0-d tensor in :math:`[1, P]`."""
     return torch.exp(2 * torch.logsumexp(log_w, 0) - torch.logsumexp(2 * log_w, 0))
 
@@ -91,7 +92,9 @@ def systematic_indices(log_w: torch.Tensor, generator) -> torch.Tensor:
 @torch.no_grad()
 def twisted_diffusion(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *,
                       data_variance: float = 1.0, resample_below: float = 0.5,
-                      generator: torch.Generator | None = None, **common) -> SamplerResult:
+                      generator: torch.Generator | None = None,
+                      progress: bool = False, record_every: int | None = None,
+                      callback: Callable | None = None, max_norm: float | None = None) -> SamplerResult:
     r"""The twisted diffusion sampler of the module docstring for one observation ``y`` (shape of
     ``forward`` applied to one particle, or with a leading 1), the batch of ``x_T`` the particles.
 
@@ -100,7 +103,8 @@ def twisted_diffusion(denoiser, y, forward, noise_sigma: float, x_T: torch.Tenso
         ``state.log_evidence`` estimates :math:`\log p(y)`, ``state.ess`` the effective sample size
         per level (a collapse is also logged as a warning).
     """
-    op, y, levels = _setup(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "the twisted diffusion sampler")
+    op, y, noise_sigma, levels = posterior_inputs(denoiser, y, forward, noise_sigma, x_T, sigmas, generator,
+                                                  "the twisted diffusion sampler")
     n = x_T.shape[0]
     if n < 2:
         raise ValueError(f"x_T: expected at least 2 particles, got {n}")
@@ -119,7 +123,7 @@ def twisted_diffusion(denoiser, y, forward, noise_sigma: float, x_T: torch.Tenso
 
     def resample(x, state: SMCState):
         log_w = state.log_weights
-        need = effective_size(log_w) < resample_below * n
+        need = importance_effective_size(log_w) < resample_below * n
         idx = torch.where(need, systematic_indices(log_w, generator), torch.arange(n, device=x.device))
         log_z = state.log_evidence + torch.where(need, _log_mean_exp(log_w), 0.0)
         pick = lambda t: t[idx]
@@ -147,13 +151,14 @@ def twisted_diffusion(denoiser, y, forward, noise_sigma: float, x_T: torch.Tenso
             log_inc = log_p_over_q + new[2] - state.log_twist
         log_w = state.log_weights + log_inc
         ess = state.ess.clone()
-        ess[i - 1] = effective_size(log_w)
+        ess[i - 1] = importance_effective_size(log_w)
         return x_next, state._replace(log_weights=log_w, ess=ess, denoised=new[0], grad=new[1], log_twist=new[2])
 
     denoised, grad, log_twist = twist(x_T, levels[0])
     state = SMCState(log_twist, x_T.new_zeros(()), x_T.new_zeros(len(levels) - 1), denoised, grad, log_twist)
     spec = LoopSpec("twisted diffusion sampler", level_of=lambda i: levels[i - 1], stationary=False)
-    result = run_chain(step, x_T, state, len(levels) - 1, spec, **common)
+    result = run_chain(step, x_T, state, len(levels) - 1, spec,
+                     progress=progress, record_every=record_every, callback=callback, max_norm=max_norm)
     state = result.state
     log_z = state.log_evidence + _log_mean_exp(state.log_weights)
     idx = systematic_indices(state.log_weights, generator)

@@ -7,7 +7,14 @@ from collections.abc import Callable
 import torch
 
 from .._checks import finite_number, positive
-from .loop import LoopSpec, SamplerResult, check_chain_inputs, langevin_move, rms_max, run_chain
+from ..sampling.loop import (
+    LoopSpec,
+    SamplerResult,
+    check_chain_inputs,
+    langevin_move,
+    rms_max,
+    run_chain,
+)
 from .operators import check_observation, linear_operator
 
 
@@ -15,7 +22,10 @@ from .operators import check_observation, linear_operator
 def posterior_langevin(prior_score: Callable, y: torch.Tensor, forward, noise_sigma: float,
                        x0: torch.Tensor, step_size: float, n_steps: int, *, prior_sigma: float | None = None,
                        alpha: float = 1.0, clip: tuple[float, float] | None = None,
-                       generator: torch.Generator | None = None, **common) -> SamplerResult:
+                       generator: torch.Generator | None = None,
+                       burn_in: int = 0, thinning: int = 1, progress: bool = False,
+                       record_every: int | None = None, callback: Callable | None = None,
+                       max_norm: float | None = None) -> SamplerResult:
     r"""PnP-ULA (Laumont et al. 2022) for :math:`y = A x + \sigma_y n`:
 
     .. math::
@@ -35,7 +45,8 @@ def posterior_langevin(prior_score: Callable, y: torch.Tensor, forward, noise_si
     :param alpha: the prior's weight :math:`\alpha \ge 0`.
 
     With ``clip``, the divergence checks read the size of the move *before* it is clamped, so a
-    chain that explodes is reported instead of sitting at the bounds.
+    chain that explodes is reported instead of sitting at the bounds: the result's ``state`` is the
+    largest per-chain root-mean-square of an unclamped move (None without ``clip``).
     """
     positive("step_size", step_size)
     positive("noise_sigma", noise_sigma)
@@ -59,6 +70,6 @@ def posterior_langevin(prior_score: Callable, y: torch.Tensor, forward, noise_si
 
     spec = LoopSpec("PnP-ULA" if prior_sigma is None else f"PnP-ULA, prior sigma {prior_sigma:.3g}", hint=f" (step_size={step_size:g})",
                     size_of=None if clip is None else (lambda x, unclipped: unclipped))
-    result = run_chain(step, x0, rms_max(x0), n_steps, spec, **common)
-    result.state = None  # a size used by the checks alone
-    return result
+    return run_chain(step, x0, None if clip is None else rms_max(x0), n_steps, spec, burn_in=burn_in,
+                     thinning=thinning, progress=progress, record_every=record_every, callback=callback,
+                     max_norm=max_norm)

@@ -1,0 +1,35 @@
+"""Inverse problems :math:`y = A x + \\sigma_y n`: linear operators (a matrix, a deepinv physics or a
+pair of callables), PnP-ULA, the likelihood scores :math:`\\nabla \\log p(y \\mid x_\\sigma)` the
+diffusion posterior samplers approximate, those samplers (DPS, PiGDM, TMPD, DDRM, DiffPIR), the
+particle sampler (TDS) and Kadkhodaie-Simoncelli's constrained ascent.
+
+Every sampler with a diffusion prior has one signature,
+``name(denoiser, y, forward, noise_sigma, x_T, sigmas, *, generator=None, ...)``, and the checks of
+:func:`~scoredae.inverse.inputs.posterior_inputs`.
+"""
+
+from .constrained import kadkhodaie_simoncelli_constrained
+from .diffusion_prior import ancestral_posterior, ddrm, diffpir, dps, pigdm, tmpd
+from .likelihood_scores import dps_likelihood_score, pigdm_likelihood_score, tmpd_likelihood_score
+from .operators import LinearOperator, linear_operator
+from .particles import SMCState, importance_effective_size, twisted_diffusion
+from .pnp_ula import posterior_langevin
+
+__all__ = [
+    "LinearOperator",
+    "SMCState",
+    "ancestral_posterior",
+    "ddrm",
+    "diffpir",
+    "dps",
+    "dps_likelihood_score",
+    "importance_effective_size",
+    "kadkhodaie_simoncelli_constrained",
+    "linear_operator",
+    "pigdm",
+    "pigdm_likelihood_score",
+    "posterior_langevin",
+    "tmpd",
+    "tmpd_likelihood_score",
+    "twisted_diffusion",
+]
