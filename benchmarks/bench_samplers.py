@@ -3,7 +3,7 @@
 (a) ``scoredae.sampling.ula`` against the bare loop ``x += eta * score(x) + sqrt(2 eta) * randn``
     written inline, for the same score functions (a Gaussian mixture score on 4096 points in 2D, a
     small conv denoiser's Tweedie score on 16 images 28 x 28). Target: ours <= 1.10x.
-(b) ``scoredae.inverse.pnp_ula_langevin`` against ``deepinv.sampling.ULA`` on the same
+(b) ``scoredae.inverse.posterior_langevin`` against ``deepinv.sampling.ULA`` on the same
     inpainting problem, denoiser-based prior (the same conv denoiser), steps, chains, burn-in and
     thinning. Target: ours not slower (ratio <= 1.00).
 

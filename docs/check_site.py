@@ -4,7 +4,7 @@ Serves ``docs/_build/html`` on 127.0.0.1, opens pages in headless Chromium (the 
 and the theme's scripts ran, and a screenshot of each under ``docs/_build/screenshots/``) and
 asserts: every image loads (``naturalWidth > 0`` in the browser, and a readable file), no "BROKEN"
 thumbnail, no traceback text or stray ``<Figure size ...>`` repr, math rendered (MathJax output present, no raw ``\\(`` left in the
-visible text), figures legible at the column width (shrunk by at most :data:`MAX_SHRINK`), the
+visible text) and no formula wider than its box, figures legible at the column width (shrunk by at most :data:`MAX_SHRINK`), the
 animations present, the API pages linking to the examples that use them, and no broken internal
 link or anchor.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import html.parser
 import http.server
+import re
 import shutil
 import subprocess
 import sys
@@ -38,9 +39,28 @@ PAGES = [*MATH_PAGES, "auto_examples/index.html", "auto_examples/01_toy_world/pl
          "generated/scoredae.sampling.langevin.html", *BACKREFERENCED]
 # A figure shown at less than 1/MAX_SHRINK of its pixel width has labels under ~8 px: unreadable.
 MAX_SHRINK = 1.75
-# Run in each page once it has loaded: every image's shown and natural width, as attributes.
-MEASURE = (b"<script>window.addEventListener('load', () => document.querySelectorAll('img').forEach("
-           b"i => i.setAttribute('data-widths', i.clientWidth + ' ' + i.naturalWidth)));</script>")
+# Run in each page once it has loaded: every image's shown and natural width, and, once MathJax has
+# typeset the page, by how many pixels each formula is wider than its box (an inline formula's own
+# box, a display formula's container in the column): the rendered math (mjx-math) past the box's
+# edges, or, where the box scrolls, its scrollable width (MathJax's hidden assistive MathML, absolutely
+# positioned, gives an inline box that scrolls a scrollbar of its own), as attributes.
+MEASURE = b"""<script>window.addEventListener('load', () => {
+  document.querySelectorAll('img').forEach(i => i.setAttribute('data-widths', i.clientWidth + ' ' + i.naturalWidth));
+  const mark = () => document.querySelectorAll('span.math, div.math').forEach(m => {
+    const box = m.tagName === 'DIV' ? m.querySelector('mjx-container') : m, math = m.querySelector('mjx-math');
+    if (!box || !math) return;
+    const b = box.getBoundingClientRect(), r = math.getBoundingClientRect();
+    const scrolls = ['auto', 'scroll'].includes(getComputedStyle(box).overflowX) && m.tagName !== 'DIV';
+    const past = Math.max(r.right - b.right, b.left - r.left, scrolls ? box.scrollWidth - box.clientWidth : 0);
+    m.setAttribute('data-overflow', String(Math.round(past)));
+  });
+  const typeset = window.MathJax && MathJax.startup && MathJax.startup.promise;
+  typeset ? typeset.then(mark) : mark();
+});</script>"""
+# A formula whose content is wider than its box by more than this many pixels is cut or scrolls.
+MATH_SLACK = 1
+MATH_TAG = re.compile(r'<(span|div)\b[^>]*\bclass="math\b[^>]*>')
+OVERFLOW = re.compile(r'\bdata-overflow="(-?\d+)"')
 
 
 class Page(html.parser.HTMLParser):
@@ -116,6 +136,7 @@ def check_page(base: str, name: str) -> list[str]:
         problems.append(f"{name}: no link to the examples that use it")
     if name in MATH_PAGES and ("\\(" in text or "\\[" in text or "<mjx-container" not in dom):
         problems.append(f"{name}: math not rendered (raw TeX in the text, or no MathJax output)")
+    problems += check_math_widths(name, dom)
     for src in rendered.images:
         path = SITE / Path(name).parent / unquote(urlparse(src).path)
         if urlparse(src).scheme in ("", "file") and not src.startswith("data:"):
@@ -125,6 +146,23 @@ def check_page(base: str, name: str) -> list[str]:
                 ok = False
             if not ok:
                 problems.append(f"{name}: image {src} does not load")
+    return problems
+
+
+def check_math_widths(name: str, dom: str) -> list[str]:
+    """Every formula of the page measured, and none wider than its box: an inline formula wider than
+    its box shows a scrollbar or is cut, a display formula wider than the column scrolls."""
+    problems, counts = [], {"span": 0, "div": 0}
+    for tag in MATH_TAG.finditer(dom):
+        overflow = OVERFLOW.search(tag.group(0))
+        if overflow is None:
+            return [f"{name}: a formula was not measured (MathJax did not finish)"]
+        if int(overflow.group(1)) > MATH_SLACK:
+            counts[tag.group(1)] += 1
+    if counts["span"]:
+        problems.append(f"{name}: {counts['span']} inline formula(s) wider than their box")
+    if counts["div"]:
+        problems.append(f"{name}: {counts['div']} display formula(s) wider than the column")
     return problems
 
 

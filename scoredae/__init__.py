@@ -18,7 +18,6 @@ _EXPORTS = {
     "GaussianMixture": "mixtures",
     "MixtureDenoiser": "mixtures",
     "MixturePosterior": "mixtures",
-    "Score": "score",
     "TweedieScore": "score",
     "denoiser_from_score": "score",
     "trained_sigma": "score",

@@ -11,7 +11,6 @@ of ``x``, where :math:`p_\sigma = p * \mathcal N(0, \sigma^2 I)`. Tweedie's form
 from __future__ import annotations
 
 import warnings
-from typing import Protocol, runtime_checkable
 
 import deepinv
 import torch
@@ -33,13 +32,6 @@ def require_every_level(denoiser, method: str) -> None:
         raise ValueError(f"{method} needs a noise-conditional denoiser (built with sigma_range); this one was "
                          f"trained at sigma = {trained:g} only, so its Tweedie score is the score of p_sigma "
                          f"at that level only")
-
-
-@runtime_checkable
-class Score(Protocol):
-    """``s(x, sigma) -> grad_x log p_sigma(x)``, a tensor with the shape of ``x``."""
-
-    def __call__(self, x: torch.Tensor, sigma) -> torch.Tensor: ...
 
 
 class TweedieScore:

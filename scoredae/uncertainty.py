@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -47,11 +48,15 @@ def _differentiable(error: Exception, denoiser) -> ValueError:
 @contextlib.contextmanager
 def _forward_mode():
     """No reverse-mode graph (forward mode needs none), and attention on composite operations: the
-    fused attention kernels and the transformer layers' fast path have no forward-mode derivative."""
+    fused attention kernels and the transformer layers' fast path have no forward-mode derivative.
+    torch's forward mode scripts its decompositions with ``torch.jit.script`` on first use, whose
+    deprecation warning concerns torch itself: silenced here, for that message and module only."""
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)
     try:
-        with torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+        with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning,
+                                    module=r"torch\.jit\._script")
             yield
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)

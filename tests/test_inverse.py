@@ -205,7 +205,7 @@ def run(problem, sampler, n, seed, guidance=False):
 
 
 @pytest.mark.parametrize("problem", PROBLEMS)
-def test_the_oracle_guided_chain_samples_the_exact_posterior(problem):
+def test_the_oracle_chain_samples_the_exact_posterior(problem):
     n = 4000
     posterior, result = run(problem, None, n, 0, guidance=True)
     exact = posterior.weights[0]
@@ -276,6 +276,27 @@ def test_bad_input_is_refused_by_name():
         tmpd(denoiser, y, A3, SY, x, sig, covariance="diag")
 
 
+SAMPLERS = {"dps": dps, "pigdm": pigdm, "tmpd": tmpd, "ddrm": ddrm, "diffpir": diffpir, "smc": twisted_diffusion}
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_the_shared_prologue_refuses_the_same_bad_input_in_every_sampler(name):
+    """The checks written once (``posterior_inputs``): an infinite or NaN noise level, a forward matrix
+    holding NaN or inf, NaN initial states named ``x_T``; a 0-d tensor noise level is a number."""
+    sampler, (denoiser, x, y), sig = SAMPLERS[name], gaussian_problem(), [SIG0, SIG1]
+    y = y[:1] if name == "smc" else y  # the particles share one observation
+    for bad in (math.inf, float("nan"), -1.0):
+        with pytest.raises(ValueError, match="noise_sigma: expected a finite number"):
+            sampler(denoiser, y, A3, bad, x, sig)
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValueError, match="forward: expected finite values"):
+            sampler(denoiser, y, A3.clone().index_fill_(1, torch.tensor([1]), bad), SY, x, sig)
+    with pytest.raises(ValueError, match="x_T: expected finite values"):
+        sampler(denoiser, y, A3, SY, x.clone().fill_(math.nan), sig)
+    run = lambda s: sampler(denoiser, y, A3, s, x, sig, generator=torch.Generator().manual_seed(5)).samples
+    torch.testing.assert_close(run(torch.tensor(SY, dtype=F64)), run(SY), rtol=0, atol=0)
+
+
 # --- the benchmark's problem and measures ---
 
 def test_the_grid_problem_is_mcgdiffs():
@@ -312,18 +333,6 @@ def test_the_grid_problems_start_where_the_noised_prior_is_the_noised_posterior(
     assert gap > 1.0 + 4 * se
 
 
-def test_sliced_wasserstein_of_a_shifted_copy_is_the_shift_over_root_d():
-    from scoredae.eval.exact_posterior import sliced_wasserstein
-
-    gen = torch.Generator().manual_seed(0)
-    a = torch.randn(1000, 3, generator=gen, dtype=F64)
-    shift = torch.tensor([3.0, 0.0, 0.0], dtype=F64)
-    # each projection moves by u.shift, so SW^2 = E (u.shift)^2 = |shift|^2 / d; with 4,096
-    # directions the Monte Carlo error of SW is 0.7% (Var u_1^2 = 4/45)
-    assert sliced_wasserstein(a, a + shift, 4096, generator=gen) == pytest.approx(3 / math.sqrt(3), rel=0.03)
-    assert sliced_wasserstein(a, a, generator=gen) == 0
-
-
 def test_coverage_of_exact_draws_is_90_percent_and_mode_shares_match():
     from scoredae.eval.exact_posterior import (
         component_shares,
@@ -357,7 +366,7 @@ def test_the_perturbed_denoisers_do_what_they_say():
     assert float((jacobian_vp(exact, x, 0.5, basis).permute(1, 2, 0) - jacobian_vp(exact, x, 0.5, basis).permute(1, 2, 0).mT).abs().max()) < 1e-10
 
 
-def test_tmpd_guidance_is_exact_on_a_gaussian_prior_and_dps_is_not():
+def test_tmpd_likelihood_score_is_exact_on_a_gaussian_prior_and_dps_is_not():
     """On a one-component prior TMPD's Gaussian is the exact p(x_0 | x_t), so its guidance is exact
     at every level; DPS's is not (its error is measured, and large at high noise)."""
     from scoredae.eval.exact_posterior import MixtureProblem, likelihood_score_error

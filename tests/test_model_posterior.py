@@ -23,7 +23,7 @@ def test_task_operators_are_linear_with_their_adjoint(task, shape):
     r = torch.randn(op.A(x).shape, generator=gen, dtype=F64)
     torch.testing.assert_close((op.A(x) * r).sum(), (x * op.A_adjoint(r)).sum())  # <A x, r> = <x, A^T r>
     torch.testing.assert_close(op.A(2 * x), 2 * op.A(x))
-    if op.has_svd:
+    if task != "deblur":  # the blur has no real SVD (next test)
         v_adjoint, v, spectral_y, s = op.svd()
         torch.testing.assert_close(spectral_y(op.A(x)), s.to(x) * v_adjoint(x))
         torch.testing.assert_close(v(v_adjoint(x)), x)
@@ -35,7 +35,8 @@ def test_deblurring_has_no_real_svd_and_ddrm_says_so():
     model = UNet(width=4, sigma_range=(0.01, 1.0)).double().eval()
     x = torch.rand(1, 1, 28, 28, dtype=F64)
     y, op, s = mp.observe("deblur", x)
-    assert not op.has_svd
+    with pytest.raises(ValueError, match="forward: this method needs the SVD"):
+        op.svd()
     with pytest.raises(ValueError, match="forward: this method needs the SVD"):
         mp.diffusion_posterior(model, y, noise_sigma=s, forward=op, method="ddrm", n=2, steps=3)
 
@@ -50,8 +51,6 @@ def test_every_diffusion_posterior_runs_on_images(method, task):
     result = mp.diffusion_posterior(model, y, noise_sigma=s, forward=op, method=method, n=3, steps=4,
                                     generator=torch.Generator().manual_seed(1))
     assert result.samples.shape == (3, 1, 28, 28) and bool(torch.isfinite(result.samples).all())
-    summary = mp.posterior_summary(result.samples, x)
-    assert 0 <= summary["coverage"] <= 1 and summary["mean"].shape == x.shape
 
 
 def test_posterior_summary_of_exact_draws():

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from scoredae.data import load_mnist, mnist_available
+from scoredae.data.mnist import MNIST_PIXELS
 from scoredae.eval import evaluate_psnr
 from scoredae.nets.checkpoints import save_checkpoint
-from scoredae.nets.conv import MNIST_PIXEL_MEAN, ConvDAE, init_logit_bias_
+from scoredae.nets.conv import ConvDAE, init_logit_bias_
 from scoredae.nets.drunet import DRUNetDenoiser
 from scoredae.nets.hybrid import HybridTransformerUNet
 from scoredae.nets.registry import WEIGHTS_DIR, list_pretrained, load_pretrained
@@ -210,9 +211,9 @@ def test_sigmoid_outputs_start_at_the_mean_pixel():
     init_logit_bias_(layer, 0.2)
     torch.testing.assert_close(torch.sigmoid(layer.bias), torch.tensor([0.2]))
     model = ConvDAE(sigma=0.5)
-    torch.testing.assert_close(torch.sigmoid(model.decoder[-2].bias), torch.tensor([MNIST_PIXEL_MEAN]))
+    torch.testing.assert_close(torch.sigmoid(model.decoder[-2].bias), torch.tensor([MNIST_PIXELS[0]]))
     head = head_of("hybrid", 4)
-    torch.testing.assert_close(torch.sigmoid(head.refine[-1].bias), torch.tensor([MNIST_PIXEL_MEAN]))
+    torch.testing.assert_close(torch.sigmoid(head.refine[-1].bias), torch.tensor([MNIST_PIXELS[0]]))
 
 
 def test_bad_constructor_arguments_raise():

@@ -107,7 +107,7 @@ def test_dpm_solver_2m_is_second_order_and_the_higher_orders_as_started_too():
     error is in its asymptotic range (iPNDM's is already 1e-5 at 64 steps)."""
     fine, coarse = [16, 32, 64, 128], [8, 16, 32, 64]
     for solver_type in ("midpoint", "heun"):
-        second = endpoint_errors(lambda s: dpm_solver_pp(DENOISER, X0, s, order=2, solver_type=solver_type), fine)
+        second = endpoint_errors(lambda s, t=solver_type: dpm_solver_pp(DENOISER, X0, s, order=2, solver_type=t), fine)
         assert abs(-slope(fine, second) - 2) < 0.2, (solver_type, second)
     third = endpoint_errors(lambda s: dpm_solver_pp(DENOISER, X0, s, order=3), fine)
     fourth = endpoint_errors(lambda s: ipndm(DENOISER, X0, s), coarse)

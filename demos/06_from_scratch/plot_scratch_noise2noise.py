@@ -34,6 +34,7 @@ import torch
 
 import scoredae.scratch as S
 from scoredae.data import load_mnist
+from scoredae.eval import psnr
 from scoredae.mixtures import GaussianMixture
 
 SIGMA = 0.5
@@ -103,14 +104,14 @@ clean = test_images[:1000]
 noisy = clean + SIGMA * torch.randn(clean.shape, generator=g_test)
 
 
-def psnr(estimate: torch.Tensor) -> float:
+def mean_psnr(estimate: torch.Tensor) -> float:
     """Mean over images of 10 log10(1 / MSE), pixels in [0, 1]."""
-    return float((10 * torch.log10(1 / (estimate - clean).pow(2).mean((1, 2, 3)))).mean())
+    return float(psnr(estimate, clean).mean())
 
 
 denoisers = {"Noise2Noise": S.ScratchDenoiser(adam_net, SIGMA), "Noise2Clean": S.ScratchDenoiser(n2c_net, SIGMA)}
 outputs = {name: d(noisy, SIGMA) for name, d in denoisers.items()}
-rows = [("noisy input", psnr(noisy))] + [(name, psnr(out)) for name, out in outputs.items()]
+rows = [("noisy input", mean_psnr(noisy))] + [(name, mean_psnr(out)) for name, out in outputs.items()]
 
 fig, axes = plt.subplots(4, 6, figsize=(7.5, 5.5))
 for row, (label, images) in zip(axes, [("noisy", noisy), *outputs.items(), ("clean", clean)]):

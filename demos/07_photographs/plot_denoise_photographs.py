@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from scoredae.data import load_images
+from scoredae.eval import psnr
 from scoredae.nets import list_pretrained, load_pretrained
 from scoredae.nets.tiling import denoise_image
 
@@ -27,8 +28,8 @@ noisy = clean + sigma * torch.randn(clean.shape, generator=torch.Generator().man
 colour = [n for n, meta in list_pretrained().items() if meta.get("data", {}).get("dataset") == "images"]
 
 
-def psnr(x: torch.Tensor) -> float:
-    return 10 * torch.log10(1 / ((x.clamp(0, 1) - clean) ** 2).mean()).item()
+def db(x: torch.Tensor) -> float:
+    return float(psnr(x.clamp(0, 1), clean))
 
 
 outputs = {"noisy": noisy}
@@ -45,7 +46,7 @@ cols = 3
 fig, axes = plt.subplots(-(-len(panels) // cols), cols, figsize=(11, 2.6 * -(-len(panels) // cols)), squeeze=False)
 for ax, (name, image) in zip(axes.ravel(), panels):
     ax.imshow(image[0].clamp(0, 1).permute(1, 2, 0).numpy())
-    ax.set_title(name if name == "clean" else f"{name}: {psnr(image):.2f} dB", fontsize=10)
+    ax.set_title(name if name == "clean" else f"{name}: {db(image):.2f} dB", fontsize=10)
 for ax in axes.ravel():
     ax.set_axis_off()
 fig.tight_layout()
@@ -66,4 +67,4 @@ fig.colorbar(shown, ax=axes[0].tolist(), fraction=0.02, label="|error|")
 
 print(f"{'denoiser':<16}{'PSNR (dB)':>10}")
 for name, image in outputs.items():
-    print(f"{name:<16}{psnr(image):>10.2f}")
+    print(f"{name:<16}{db(image):>10.2f}")

@@ -58,8 +58,10 @@ def run(args: argparse.Namespace) -> int:
         if clean.shape != x.shape:
             raise ValueError(f"--reference: expected an image of {tuple(x.shape[-2:])} pixels, got {tuple(clean.shape[-2:])}")
     if clean is not None:
-        psnr = [10 * torch.log10(1 / ((v.clamp(0, 1) - clean) ** 2).mean()).item() for v in (x, out)]
-        print(f"PSNR: noisy {psnr[0]:.2f} dB, denoised {psnr[1]:.2f} dB")
+        from ..eval.denoising import psnr
+
+        noisy_db, denoised_db = (float(psnr(v.clamp(0, 1), clean)) for v in (x, out))
+        print(f"PSNR: noisy {noisy_db:.2f} dB, denoised {denoised_db:.2f} dB")
     if args.figure:
         _figure(args.figure, x, out, clean, args.model, sigma)
         print(f"wrote {args.figure}")
@@ -72,7 +74,8 @@ def _figure(path: str, noisy, denoised, clean, name: str, sigma: float) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import torch
+
+    from ..eval.denoising import psnr
 
     panels = [("noisy", noisy), (f"{name}", denoised)] + ([("clean", clean)] if clean is not None else [])
     h, w = noisy.shape[-2:]
@@ -82,7 +85,7 @@ def _figure(path: str, noisy, denoised, clean, name: str, sigma: float) -> None:
         ax.imshow(shown[:, :, 0] if shown.shape[2] == 1 else shown, cmap="gray", vmin=0, vmax=1)
         title = f"{label} (sigma = {sigma:g})" if label == "noisy" else label
         if clean is not None and label != "clean":
-            title += f": {10 * torch.log10(1 / ((img.clamp(0, 1) - clean) ** 2).mean()).item():.2f} dB"
+            title += f": {float(psnr(img.clamp(0, 1), clean)):.2f} dB"
         ax.set_title(title, fontsize=9)
         ax.set_axis_off()
     fig.tight_layout()

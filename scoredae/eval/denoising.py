@@ -19,6 +19,12 @@ from ..rng import seeded
 NOISE_SEED = 1234
 
 
+def psnr(estimate: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    r"""PSNR in dB of each image of ``estimate`` (B, C, H, W) against ``clean``,
+    :math:`10 \log_{10}(1 / \mathrm{MSE})` (peak 1, :class:`deepinv.metric.PSNR`), shape ``(B,)``."""
+    return deepinv.metric.PSNR()(estimate, clean)
+
+
 def noisy_subset(images: torch.Tensor, sigma: float, seed: int = NOISE_SEED) -> torch.Tensor:
     """``images + sigma * n`` with noise from a fixed seed (drawn on the CPU, so any device agrees)."""
     noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(seed))

@@ -50,6 +50,7 @@ from ..inverse.operators import linear_operator
 from ..mixtures import GaussianMixture, MixtureDenoiser, MixturePosterior, mixture_quantile
 from ..rng import seeded
 from ..sampling import SamplerDivergedError, karras_sigmas
+from .sample_quality import sliced_wasserstein
 
 SIGMA_MIN = 0.002
 
@@ -101,19 +102,6 @@ def grid_mixture_problem(d_x: int, d_y: int, seed: int, *, equal_weights: bool =
     x = prior.sample(1, generator=gen)
     y = x @ A.T + noise_sigma * torch.randn(1, d_y, generator=gen, dtype=f64)
     return MixtureProblem(prior, A, noise_sigma, y, x, sigma_max=100.0 * math.sqrt(d_x / 8))
-
-
-def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, n_directions: int = 256,
-                       generator: torch.Generator | None = None) -> float:
-    r"""The sliced 2-Wasserstein distance :math:`\big(\mathbb E_u W_2^2(u^\top a, u^\top b)\big)^{1/2}`
-    over ``n_directions`` uniform unit directions, each 1-D distance between sorted projections of
-    equally many points (n, d)."""
-    if a.shape != b.shape:
-        raise ValueError(f"a, b: expected two sample sets of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-    u = torch.randn(a.shape[1], n_directions, generator=generator, dtype=a.dtype)
-    u = u / u.norm(dim=0)
-    pa, pb = (a @ u).sort(0).values, (b @ u).sort(0).values
-    return float((pa - pb).square().mean().sqrt())
 
 
 def sliced_wasserstein_floor(posterior: MixturePosterior, n: int, seed: int, pairs: int = 8) -> float:

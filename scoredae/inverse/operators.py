@@ -45,10 +45,6 @@ class LinearOperator:
         self._spectral = spectral  # (V_adjoint, V, spectral_y, singular values) or None
         self._gram = gram  # (u, c, shift) -> (c A A^T + shift I)^{-1} u in closed form, or None
 
-    @property
-    def has_svd(self) -> bool:
-        return self._spectral is not None
-
     def svd(self) -> tuple[Callable, Callable, Callable, torch.Tensor]:
         """``(V_adjoint, V, spectral_y, s)``; a ValueError when the operator has none."""
         if self._spectral is None:

@@ -35,6 +35,7 @@ particles are resampled (systematic resampling) whenever the effective sample si
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable
@@ -121,18 +122,8 @@ def twisted_diffusion(denoiser, y, forward, noise_sigma: float, x_T: torch.Tenso
         log_twist = -0.5 * (residual * solved).reshape(n, -1).sum(1)
         return denoised, pullback(op.A_adjoint(solved)), log_twist
 
-    def resample(x, state: SMCState):
-        log_w = state.log_weights
-        need = importance_effective_size(log_w) < resample_below * n
-        idx = torch.where(need, systematic_indices(log_w, generator), torch.arange(n, device=x.device))
-        log_z = state.log_evidence + torch.where(need, _log_mean_exp(log_w), 0.0)
-        pick = lambda t: t[idx]
-        return pick(x), state._replace(log_weights=torch.where(need, 0.0, log_w[idx]), log_evidence=log_z,
-                                       denoised=pick(state.denoised), grad=pick(state.grad),
-                                       log_twist=pick(state.log_twist))
-
     def step(x, state: SMCState, i):
-        x, state = resample(x, state)
+        x, state = _resample(x, state, resample_below, generator)
         sigma, sigma_next = levels[i - 1], levels[i]
         if sigma_next == 0:  # the deterministic last move to D; its weight the exact likelihood
             x_next = state.denoised
@@ -158,15 +149,32 @@ def twisted_diffusion(denoiser, y, forward, noise_sigma: float, x_T: torch.Tenso
     state = SMCState(log_twist, x_T.new_zeros(()), x_T.new_zeros(len(levels) - 1), denoised, grad, log_twist)
     spec = LoopSpec("twisted diffusion sampler", level_of=lambda i: levels[i - 1], stationary=False)
     result = run_chain(step, x_T, state, len(levels) - 1, spec,
-                     progress=progress, record_every=record_every, callback=callback, max_norm=max_norm)
-    state = result.state
+                       progress=progress, record_every=record_every, callback=callback, max_norm=max_norm)
+    return _finish(result, levels, generator)
+
+
+def _resample(x: torch.Tensor, state: SMCState, resample_below: float, generator):
+    """Systematic resampling of the particles and their cached quantities when the effective sample
+    size is below ``resample_below`` times their number (decided on the device, no sync), the
+    running evidence multiplied by the mean weight it discards."""
+    n, log_w = len(x), state.log_weights
+    need = importance_effective_size(log_w) < resample_below * n
+    idx = torch.where(need, systematic_indices(log_w, generator), torch.arange(n, device=x.device))
+    log_z = state.log_evidence + torch.where(need, _log_mean_exp(log_w), 0.0)
+    return x[idx], state._replace(log_weights=torch.where(need, 0.0, log_w[idx]), log_evidence=log_z,
+                                  denoised=state.denoised[idx], grad=state.grad[idx], log_twist=state.log_twist[idx])
+
+
+def _finish(result: SamplerResult, levels: list[float], generator) -> SamplerResult:
+    """The loop's result after the final resampling: equally weighted particles, the evidence
+    estimate complete; a collapse of the weights is logged."""
+    state, n = result.state, len(result.samples)
     log_z = state.log_evidence + _log_mean_exp(state.log_weights)
     idx = systematic_indices(state.log_weights, generator)
-    result.samples = result.samples[idx]
-    result.state = state._replace(log_weights=torch.zeros_like(state.log_weights), log_evidence=log_z)
     worst = float(state.ess.min())
     if worst < 0.05 * n:
         log.warning("twisted diffusion sampler: the weights collapsed (effective sample size %.3g of %d "
                     "particles at level %.3g); add particles or levels", worst, n,
                     levels[int(state.ess.argmin()) + 1])
-    return result
+    return dataclasses.replace(result, samples=result.samples[idx], state=state._replace(
+        log_weights=torch.zeros_like(state.log_weights), log_evidence=log_z))

@@ -37,7 +37,8 @@ class DenoiserConfig:
     :param sigma_data: :math:`\\sigma_{data}`, the data scale of the EDM preconditioning
         (Karras et al. 2022, Table 1) and of the training weight
         :math:`\\lambda(\\sigma) = 1/\\sigma^2 + 1/\\sigma_{data}^2` (their eq. 8). 0.5 is EDM's
-        value; MNIST's pixel standard deviation is 0.31, and the shipped weights use 0.5.
+        value, which the shipped ``unet_edm`` and colour models use; ``resunet_cfg`` uses MNIST's pixel
+        standard deviation, 0.308.
     :param precondition: wrap the network :math:`F_\\theta` in EDM's preconditioning,
         :math:`D = c_{skip}\\, y + c_{out}\\, F_\\theta(c_{in}\\, y, \\sigma)`
         (:mod:`scoredae.nets.precond`), applied here for every architecture: at small

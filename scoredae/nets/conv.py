@@ -19,12 +19,11 @@ import torch
 from torch import nn
 
 from .._checks import positive_int_tuple
+from ..data.mnist import MNIST_PIXELS
 from .base import DenoiserConfig, ImageDenoiser
 
-MNIST_PIXEL_MEAN = 0.1307  # mean of the 60,000 training images' pixels (in [0, 1])
 
-
-def init_logit_bias_(layer: nn.Conv2d, mean: float = MNIST_PIXEL_MEAN) -> None:
+def init_logit_bias_(layer: nn.Conv2d, mean: float = MNIST_PIXELS[0]) -> None:
     r"""Set ``layer``'s bias to :math:`\log(m / (1 - m))`, so ``sigmoid(layer(0)) = mean``."""
     with torch.no_grad():
         layer.bias.fill_(math.log(mean / (1 - mean)))

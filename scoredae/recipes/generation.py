@@ -17,9 +17,9 @@ Each recipe turns a denoiser into a score with Tweedie's formula,
 
 Posterior sampling for inverse problems, with the same models, is in :mod:`scoredae.recipes.posterior`.
 
-The method names of :data:`METHODS` are those of ``scoredae sample --method``; each recipe's
-defaults (its steps, its noise levels) are in its signature, and the command line passes on only
-what the user gave.
+The method names are those of ``scoredae sample --method`` (:mod:`scoredae.recipes.names`, with
+the default steps of each); each recipe's defaults are in its signature, and the command line
+passes on only what the user gave.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import math
 import torch
 
 from .._checks import positive, positive_int
-from ..data.mnist import IMAGE_SHAPE
+from ..data.mnist import IMAGE_SHAPE, MNIST_PIXELS
 from ..rng import Generator, rand, randn
 from ..sampling import (
     SamplerResult,
@@ -45,8 +45,6 @@ from ..sampling import (
 from ..score import GuidedDenoiser, TweedieScore, require_every_level, trained_sigma
 from .names import DEFAULT_STEPS, DIFFUSION_METHODS
 
-#: mean and standard deviation of MNIST's training pixels (in [0, 1])
-MNIST_PIXELS = (0.1307, 0.3081)
 #: NCSN's MNIST setting (Song & Ermon 2019, Sec. 5 and App. B.1), on a 1 -> 0.01 geometric ladder
 ANNEALED_DEFAULTS = {"sigma_max": 1.0, "sigma_min": 0.01, "n_levels": 10, "n_steps_each": DEFAULT_STEPS["annealed"],
                      "eps": 2e-5}
@@ -160,6 +158,23 @@ def steps_for_calls(method: str, nfe: int, guided: bool = False) -> int:
     return steps
 
 
+def _ode_steps(method: str, steps: int | None, nfe: int | None, guided: bool) -> int:
+    """The steps of an ODE ``method``: ``steps``, as many as ``nfe`` calls allow, or the default."""
+    if steps is not None and nfe is not None:
+        raise ValueError("steps, nfe: give the steps or the denoiser calls, not both")
+    return steps_for_calls(method, nfe, guided) if nfe is not None else (steps or DEFAULT_STEPS[method])
+
+
+def _churn(method: str, churn: float, steps: int, sigma_max: float) -> dict:
+    r"""EDM's churn options: none for ``churn = 0``; else ``churn`` and :math:`S_{tmax}` below
+    :math:`\sigma_{\max} / (1 + \gamma)`, so that the raised level stays within the model's range."""
+    if not churn:
+        return {}
+    if method not in ("heun", "euler"):
+        raise ValueError(f"churn: only EDM's heun and euler take churn, not {method}")
+    return {"churn": churn, "s_max": sigma_max / (1 + min(churn / steps, math.sqrt(2) - 1))}
+
+
 @torch.no_grad()
 def diffusion_generation(
     denoiser,
@@ -185,8 +200,9 @@ def diffusion_generation(
     * the probability-flow ODE solvers of :data:`ODE_SOLVERS`: EDM's ``"heun"`` and ``"euler"``
       (:func:`~scoredae.sampling.edm.edm_sampler`, with ``churn``), and the multistep
       ``"dpm++2m"``, ``"dpm++3m"`` and ``"ipndm"`` (:mod:`scoredae.sampling.multistep`), on
-      :func:`~scoredae.sampling.edm.karras_sigmas` (``steps`` levels, then 0; default the method's :data:`~scoredae.recipes.names.DEFAULT_STEPS`, or as
-      many as ``nfe`` denoiser calls allow, :func:`steps_for_calls`), from the Gaussian fit of
+      :func:`~scoredae.sampling.edm.karras_sigmas` (``steps`` levels, then 0; default the
+      method's :data:`~scoredae.recipes.names.DEFAULT_STEPS`, or as many as ``nfe`` denoiser calls
+      allow, :func:`steps_for_calls`), from the Gaussian fit of
       :math:`p_{\sigma_{\max}}`, :math:`\mathcal N(\text{data\_mean}, (\text{data\_std}^2 + \sigma_{\max}^2) I)`
       (MNIST's pixel statistics by default): exact only when :math:`\sigma_{\max}` dwarfs the data;
       churn is applied where it keeps the raised level :math:`\hat t` within the range;
@@ -215,14 +231,8 @@ def diffusion_generation(
         return kadkhodaie_simoncelli(denoiser, (n, *shape), sigma_start=min(sigma_max, 1.0),
                                      sigma_stop=max(sigma_min, 0.01),
                                      generator=generator, record_every=record_every, progress=progress)
-    if steps is not None and nfe is not None:
-        raise ValueError("steps, nfe: give the steps or the denoiser calls, not both")
-    steps = steps_for_calls(method, nfe, guided) if nfe is not None else (steps or DEFAULT_STEPS[method])
+    steps = _ode_steps(method, steps, nfe, guided)
     sampler, options = ODE_SOLVERS[method]
-    if churn:
-        if method not in ("heun", "euler"):
-            raise ValueError(f"churn: only EDM's heun and euler take churn, not {method}")
-        options = {**options, "churn": churn, "s_max": sigma_max / (1 + min(churn / steps, math.sqrt(2) - 1))}
     x_T = data_mean + math.sqrt(data_std**2 + sigma_max**2) * randn((n, *shape), generator, device=device)
     return sampler(denoiser, x_T, karras_sigmas(sigma_min, sigma_max, steps), generator=generator,
-                   record_every=record_every, progress=progress, **options)
+                   record_every=record_every, progress=progress, **options, **_churn(method, churn, steps, sigma_max))

@@ -12,7 +12,7 @@ fewest calls within a few FID points of the solver's best.
 ARCHITECTURES = ("conv", "drunet", "hybrid", "mlp", "resunet", "transformer", "unet")
 #: the probability-flow ODE solvers of :func:`~scoredae.recipes.generation.diffusion_generation`
 ODE_METHODS = ("heun", "euler", "dpm++2m", "dpm++3m", "ipndm")
-#: the diffusion-era generation methods: the ODE solvers and Kadkhodaie-Simoncelli
+#: the diffusion-era generation methods, the ODE solvers and Kadkhodaie-Simoncelli
 DIFFUSION_METHODS = (*ODE_METHODS, "ks")
 #: the generation methods of ``scoredae sample``
 GENERATION_METHODS = ("langevin", "annealed", *DIFFUSION_METHODS)

@@ -25,14 +25,14 @@ import deepinv
 import torch
 
 from .._checks import positive, positive_int
-from ..data.mnist import IMAGE_SHAPE
+from ..data.mnist import IMAGE_SHAPE, MNIST_PIXELS
+from ..eval.denoising import psnr
 from ..inverse import ddrm, diffpir, dps, pigdm, posterior_langevin, tmpd, twisted_diffusion
 from ..inverse.diffusion_prior import data_proximal
 from ..inverse.operators import LinearOperator, block_average, check_observation, linear_operator
 from ..rng import Generator, randn, seeded
 from ..sampling import SamplerResult, geometric_sigmas, karras_sigmas
 from ..score import TweedieScore, require_every_level, trained_sigma
-from .generation import MNIST_PIXELS
 from .names import DEFAULT_STEPS
 
 
@@ -214,6 +214,5 @@ def posterior_summary(samples: torch.Tensor, truth: torch.Tensor, level: float =
     mean, std = samples.mean(0, keepdim=True), samples.std(0, keepdim=True)
     lo, hi = torch.quantile(samples, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=samples.dtype,
                                                   device=samples.device), dim=0)
-    mse = float((mean - truth).square().mean())
-    return {"mean": mean, "std": std, "psnr": 10 * math.log10(1 / max(mse, 1e-20)),
+    return {"mean": mean, "std": std, "psnr": float(psnr(mean, truth)),
             "coverage": float(((truth >= lo) & (truth <= hi)).to(samples.dtype).mean())}

@@ -1,6 +1,6 @@
 r"""Coarse-to-fine stochastic ascent with a denoiser (Kadkhodaie & Simoncelli 2021, "Stochastic
 solutions for linear inverse problems using the prior implicit in a denoiser"): their Algorithm 1
-samples the prior (:func:`kadkhodaie_simoncelli`); Algorithm 2, for linear measurements, is
+samples the prior (:func:`~scoredae.sampling.coarse_to_fine.kadkhodaie_simoncelli`); Algorithm 2, for linear measurements, is
 :func:`~scoredae.inverse.constrained.kadkhodaie_simoncelli_constrained`. Both run
 :func:`coarse_to_fine_ascent` with their own residual.
 

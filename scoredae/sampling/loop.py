@@ -161,20 +161,7 @@ def run_chain(step, x, state, n_steps: int, spec: LoopSpec, *, burn_in: int = 0,
     """The shared loop: ``x, state = step(x, state, t)`` for t = 1..n_steps, with the statistics,
     trajectory, callback, progress bar and divergence checks of the module docstring; ``spec``
     is the sampler's :class:`LoopSpec`, the keyword arguments the user's options."""
-    positive_int("n_steps", n_steps)
-    positive_int("thinning", thinning)
-    if record_every is not None:
-        positive_int("record_every", record_every)
-    if not (isinstance(burn_in, int) and 0 <= burn_in < n_steps):
-        raise ValueError(f"burn_in: expected an integer in [0, n_steps={n_steps}), got {burn_in!r}")
-    if thinning > n_steps - burn_in:
-        raise ValueError(f"thinning: expected at most n_steps - burn_in = {n_steps - burn_in} so that "
-                         f"a step is kept, got {thinning}")
-    if not spec.stationary and (burn_in or thinning != 1):
-        raise ValueError(f"burn_in, thinning: {spec.desc} is not a stationary chain and keeps no statistics; "
-                         f"leave them at 0 and 1")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback: expected a callable callback(step, x), got {type(callback).__name__}")
+    _check_options(n_steps, spec, burn_in, thinning, record_every, callback)
     size_of = spec.size_of or (lambda x, state: rms_max(x))
     checked = float(size_of(x, state))  # the size at the previous check
     bound = _NORM_FACTOR * (1 + checked) if max_norm is None else positive("max_norm", max_norm)
@@ -217,6 +204,24 @@ def run_chain(step, x, state, n_steps: int, spec: LoopSpec, *, burn_in: int = 0,
         trajectory = trajectory[:, : t // record_every + 1]
     stats = (welford[0], welford[1] / n_kept) if welford is not None else (None, None)
     return SamplerResult(x, *stats, n_kept, trajectory, t, state)
+
+
+def _check_options(n_steps: int, spec: LoopSpec, burn_in: int, thinning: int, record_every, callback) -> None:
+    """Refuse loop options out of range, naming them (a transport path keeps no statistics)."""
+    positive_int("n_steps", n_steps)
+    positive_int("thinning", thinning)
+    if record_every is not None:
+        positive_int("record_every", record_every)
+    if not (isinstance(burn_in, int) and 0 <= burn_in < n_steps):
+        raise ValueError(f"burn_in: expected an integer in [0, n_steps={n_steps}), got {burn_in!r}")
+    if thinning > n_steps - burn_in:
+        raise ValueError(f"thinning: expected at most n_steps - burn_in = {n_steps - burn_in} so that "
+                         f"a step is kept, got {thinning}")
+    if not spec.stationary and (burn_in or thinning != 1):
+        raise ValueError(f"burn_in, thinning: {spec.desc} is not a stationary chain and keeps no statistics; "
+                         f"leave them at 0 and 1")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback: expected a callable callback(step, x), got {type(callback).__name__}")
 
 
 def _check_growth(t: int, size: float, checked: float, checked_at: int, middle: tuple[int, float] | None,

@@ -65,7 +65,7 @@ from ..score import require_every_level
 from .edm import ode_derivative
 from .loop import LoopSpec, SamplerResult, check_chain_inputs, run_chain
 
-#: the second-order forms of DPM-Solver++ (diffusers' names): Algorithm 2's and the Taylor coefficient's
+#: the second-order forms of DPM-Solver++ by diffusers' names, Algorithm 2's and the Taylor coefficient's
 SOLVER_TYPES = ("midpoint", "heun")
 #: Adams-Bashforth coefficients of a uniform grid, newest derivative first (iPNDM)
 ADAMS_BASHFORTH = {1: (1.0,), 2: (3 / 2, -1 / 2), 3: (23 / 12, -16 / 12, 5 / 12),
