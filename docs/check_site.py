@@ -114,7 +114,7 @@ def check_page(base: str, name: str) -> list[str]:
     """The problems of one page, as a reader's browser shows it."""
     problems = []
     url = urljoin(base, name)
-    dom = chromium("--dump-dom", url)
+    dom = chromium("--window-size=1280,1600", "--dump-dom", url)  # a laptop, as the screenshot
     rendered = parse(dom)
     SHOTS.mkdir(parents=True, exist_ok=True)
     chromium("--window-size=1280,1600", f"--screenshot={SHOTS / name.replace('/', '_')}.png", url)

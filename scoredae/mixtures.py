@@ -209,9 +209,9 @@ class GaussianMixture:
         Per component (Kalman / Woodbury form, with :math:`G_k = A \Sigma_k A^\top + \sigma^2 I`):
 
         .. math::
-            C_k = \Sigma_k - \Sigma_k A^\top G_k^{-1} A \Sigma_k, \qquad
-            m_k(y) = \mu_k + \Sigma_k A^\top G_k^{-1} (y - A \mu_k), \qquad
-            \pi_k(y) \propto w_k\, \mathcal N(y; A \mu_k, G_k).
+            C_k &= \Sigma_k - \Sigma_k A^\top G_k^{-1} A \Sigma_k, \\
+            m_k(y) &= \mu_k + \Sigma_k A^\top G_k^{-1} (y - A \mu_k), \\
+            \pi_k(y) &\propto w_k\, \mathcal N(y; A \mu_k, G_k).
 
         :param y: observations (n, m).
         :param sigma: noise level, > 0.
@@ -245,9 +245,9 @@ class GaussianMixture:
         gives both in closed form:
 
         .. math::
-            \log p(y \mid x_\sigma) = \log p_\sigma(x_\sigma \mid y) + \log p(y) - \log p_\sigma(x_\sigma),
-            \qquad
-            \nabla_{x_\sigma} \log p(y \mid x_\sigma) = \nabla \log p_\sigma(x_\sigma \mid y)
+            \log p(y \mid x_\sigma) &= \log p_\sigma(x_\sigma \mid y) + \log p(y)
+            - \log p_\sigma(x_\sigma), \\
+            \nabla_{x_\sigma} \log p(y \mid x_\sigma) &= \nabla \log p_\sigma(x_\sigma \mid y)
             - \nabla \log p_\sigma(x_\sigma).
 
         :param x: points :math:`x_\sigma` (n, d); :param sigma: their level :math:`\sigma \ge 0`.
@@ -379,8 +379,8 @@ class MixturePosterior:
         "Mode-finding for mixtures of Gaussian distributions", eq. 7),
 
         .. math::
-            x \leftarrow \Big(\sum_k r_k(x) C_k^{-1}\Big)^{-1} \sum_k r_k(x) C_k^{-1} m_k
-            = x + \Big(\sum_k r_k C_k^{-1}\Big)^{-1} \nabla \log p(x),
+            x &\leftarrow \Big(\sum_k r_k(x) C_k^{-1}\Big)^{-1} \sum_k r_k(x) C_k^{-1} m_k \\
+            &= x + \Big(\sum_k r_k C_k^{-1}\Big)^{-1} \nabla \log p(x),
 
         a Newton-like step whose curvature is the responsibility-weighted precision; it never
         decreases the density and stops at a stationary point.

@@ -105,7 +105,7 @@ def grid_mixture_problem(d_x: int, d_y: int, seed: int, *, equal_weights: bool =
 
 
 def sliced_wasserstein_floor(posterior: MixturePosterior, n: int, seed: int, pairs: int = 8) -> float:
-    """The median of :func:`sliced_wasserstein` between ``pairs`` pairs of independent exact draws of
+    """The median of :func:`~scoredae.eval.sample_quality.sliced_wasserstein` between ``pairs`` pairs of independent exact draws of
     ``n`` points each (one draw's distance is itself noisy: the mode counts vary from draw to draw)."""
     gen = seeded(seed, 5)
     draws = posterior.sample(2 * n * pairs, generator=gen)[:, 0].reshape(pairs, 2, n, -1)

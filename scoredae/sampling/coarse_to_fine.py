@@ -1,7 +1,9 @@
-r"""Coarse-to-fine stochastic ascent with a denoiser (Kadkhodaie & Simoncelli 2021, "Stochastic
-solutions for linear inverse problems using the prior implicit in a denoiser"): their Algorithm 1
-samples the prior (:func:`~scoredae.sampling.coarse_to_fine.kadkhodaie_simoncelli`); Algorithm 2, for linear measurements, is
-:func:`~scoredae.inverse.constrained.kadkhodaie_simoncelli_constrained`. Both run
+r"""Coarse-to-fine stochastic ascent with a denoiser, after Kadkhodaie & Simoncelli 2021.
+
+Their paper, "Stochastic solutions for linear inverse problems using the prior implicit in a
+denoiser", gives two algorithms: Algorithm 1 samples the prior
+(:func:`~scoredae.sampling.coarse_to_fine.kadkhodaie_simoncelli`); Algorithm 2, for linear
+measurements, is :func:`~scoredae.inverse.constrained.kadkhodaie_simoncelli_constrained`. Both run
 :func:`coarse_to_fine_ascent` with their own residual.
 
 From initial states :math:`y_0`, each chain repeats, until its effective level falls below
