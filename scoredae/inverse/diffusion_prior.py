@@ -50,8 +50,9 @@ def ancestral_step(x: torch.Tensor, denoised: torch.Tensor, sigma: float, sigma_
 
 
 def _ancestral(score_y, x_T, levels, eta, generator, desc, loop: dict, kick=None) -> SamplerResult:
-    """The ancestral chain of the posterior denoiser; ``kick(x_next, x, denoised, grad, sigma)`` replaces the
-    posterior-denoiser form for samplers that add their own gradient step (DPS's normalised one)."""
+    r"""The ancestral chain of the posterior denoiser :math:`D + \sigma^2 g`, ``score_y(x, sigma) -> (D, g)``;
+    ``kick(x_next, denoised, grad)``, applied after the prior's ancestral step, replaces that form for
+    samplers that add their own gradient step (DPS's normalised one)."""
 
     def step(x, state, i):
         sigma, sigma_next = levels[i - 1], levels[i]
@@ -79,8 +80,8 @@ def ancestral_posterior(denoiser, likelihood_score, x_T: torch.Tensor, sigmas, *
     check_chain_inputs(x_T, generator, name="x_T")
     levels = decreasing_levels("sigmas", sigmas, final_zero=True)
     return _ancestral(lambda x, s: (denoiser(x, s), likelihood_score(x, s)), x_T, levels, unit_interval("eta", eta),
-                   generator, "ancestral posterior chain",
-                    {"progress": progress, "record_every": record_every, "callback": callback, "max_norm": max_norm})
+                      generator, "ancestral posterior chain",
+                        {"progress": progress, "record_every": record_every, "callback": callback, "max_norm": max_norm})
 
 
 @torch.no_grad()
@@ -116,7 +117,7 @@ def dps(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *, 
             return x_next + per_row(2 * zeta * noise_sigma**2 / norm, x_next) * grad
 
     return _ancestral(score_y, x_T, levels, unit_interval("eta", eta), generator, "DPS",
-                    {"progress": progress, "record_every": record_every, "callback": callback, "max_norm": max_norm}, kick)
+                      {"progress": progress, "record_every": record_every, "callback": callback, "max_norm": max_norm}, kick)
 
 
 @torch.no_grad()
@@ -131,7 +132,7 @@ def pigdm(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *
     op, y, noise_sigma, levels = posterior_inputs(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "PiGDM")
     score_y = pigdm_likelihood_score(denoiser, y, op, noise_sigma, positive("data_variance", data_variance))
     return _ancestral(score_y, x_T, levels, unit_interval("eta", eta), generator, "PiGDM",
-                    {"progress": progress, "record_every": record_every, "callback": callback, "max_norm": max_norm})
+                      {"progress": progress, "record_every": record_every, "callback": callback, "max_norm": max_norm})
 
 
 @torch.no_grad()
@@ -147,7 +148,7 @@ def tmpd(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *,
     op, y, noise_sigma, levels = posterior_inputs(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "TMPD")
     score_y = tmpd_likelihood_score(denoiser, y, op, noise_sigma, covariance)
     return _ancestral(score_y, x_T, levels, unit_interval("eta", eta), generator, "TMPD",
-                    {"progress": progress, "record_every": record_every, "callback": callback, "max_norm": max_norm})
+                      {"progress": progress, "record_every": record_every, "callback": callback, "max_norm": max_norm})
 
 
 @torch.no_grad()
