@@ -59,6 +59,10 @@ intersphinx_mapping = {
 html_theme = "pydata_sphinx_theme"
 html_static_path = ["_static"]
 html_css_files = ["scoredae.css"]
+# the right-hand table of contents everywhere but on the gallery's pages (auto_examples/, matched by
+# no pattern), which give their figures the whole width
+html_theme_options = {"secondary_sidebar_items": {
+    pattern: ["page-toc", "sourcelink"] for pattern in ("*", "theory/**", "generated/**")}}
 exclude_patterns = ["_build"]
 
 
