@@ -30,7 +30,7 @@ MATH_PAGES = ["index.html", "theory/estimators.html", "theory/langevin.html", "t
               "theory/score_matching.html"]
 ANIMATED = ["auto_examples/02_samplers/plot_langevin_2d.html",
             "auto_examples/05_sampling_trained_models/plot_mnist_langevin.html"]
-BACKREFERENCED = ["generated/scoredae.sampling.langevin.ula.html", "generated/scoredae.mixtures.GaussianMixture.html"]
+BACKREFERENCED = ["generated/scoredae.sampling.langevin.ula.html", "generated/scoredae.mixtures.gaussian_mixture.GaussianMixture.html"]
 PAGES = [*MATH_PAGES, "auto_examples/index.html", "auto_examples/01_toy_world/plot_posterior_1d.html",
          "auto_examples/04_mnist_denoisers/plot_mnist_denoisers.html", *ANIMATED,
          "auto_examples/07_photographs/plot_denoise_photographs.html",
@@ -46,6 +46,10 @@ MAX_SHRINK = 1.75
 # positioned, gives an inline box that scrolls a scrollbar of its own), as attributes.
 MEASURE = b"""<script>window.addEventListener('load', () => {
   document.querySelectorAll('img').forEach(i => i.setAttribute('data-widths', i.clientWidth + ' ' + i.naturalWidth));
+  document.querySelectorAll('table.compact').forEach(t => {
+    const box = t.parentElement;
+    t.setAttribute('data-table-overflow', String(Math.max(box.scrollWidth - box.clientWidth, t.scrollWidth - box.clientWidth)));
+  });
   const mark = () => document.querySelectorAll('span.math, div.math').forEach(m => {
     const box = m.tagName === 'DIV' ? m.querySelector('mjx-container') : m, math = m.querySelector('mjx-math');
     if (!box || !math) return;
@@ -61,6 +65,9 @@ MEASURE = b"""<script>window.addEventListener('load', () => {
 MATH_SLACK = 1
 MATH_TAG = re.compile(r'<(span|div)\b[^>]*\bclass="math\b[^>]*>')
 OVERFLOW = re.compile(r'\bdata-overflow="(-?\d+)"')
+# A summary table (class "compact", made to be scanned) must fit the column: no horizontal scrolling.
+SUMMARY_TABLE = re.compile(r'<table\b[^>]*\bclass="[^"]*\bcompact\b[^>]*>')
+TABLE_OVERFLOW = re.compile(r'\bdata-table-overflow="(-?\d+)"')
 
 
 class Page(html.parser.HTMLParser):
@@ -136,7 +143,7 @@ def check_page(base: str, name: str) -> list[str]:
         problems.append(f"{name}: no link to the examples that use it")
     if name in MATH_PAGES and ("\\(" in text or "\\[" in text or "<mjx-container" not in dom):
         problems.append(f"{name}: math not rendered (raw TeX in the text, or no MathJax output)")
-    problems += check_math_widths(name, dom)
+    problems += check_math_widths(name, dom) + check_summary_tables(name, dom)
     for src in rendered.images:
         path = SITE / Path(name).parent / unquote(urlparse(src).path)
         if urlparse(src).scheme in ("", "file") and not src.startswith("data:"):
@@ -163,6 +170,18 @@ def check_math_widths(name: str, dom: str) -> list[str]:
         problems.append(f"{name}: {counts['span']} inline formula(s) wider than their box")
     if counts["div"]:
         problems.append(f"{name}: {counts['div']} display formula(s) wider than the column")
+    return problems
+
+
+def check_summary_tables(name: str, dom: str) -> list[str]:
+    """Every summary table of the page fits the column (it scrolls sideways otherwise)."""
+    problems = []
+    for tag in SUMMARY_TABLE.finditer(dom):
+        overflow = TABLE_OVERFLOW.search(tag.group(0))
+        if overflow is None:
+            problems.append(f"{name}: a summary table was not measured")
+        elif int(overflow.group(1)) > MATH_SLACK:
+            problems.append(f"{name}: a summary table is {overflow.group(1)} px wider than the column")
     return problems
 
 

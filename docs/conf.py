@@ -59,10 +59,12 @@ intersphinx_mapping = {
 html_theme = "pydata_sphinx_theme"
 html_static_path = ["_static"]
 html_css_files = ["scoredae.css"]
-# the right-hand table of contents everywhere but on the gallery's pages (auto_examples/, matched by
-# no pattern), which give their figures the whole width
+# the right-hand table of contents on the pages of text; the gallery's pages and the models page
+# (matched by no pattern) give their figures and tables the whole width
 html_theme_options = {"secondary_sidebar_items": {
-    pattern: ["page-toc", "sourcelink"] for pattern in ("*", "theory/**", "generated/**")}}
+    pattern: ["page-toc", "sourcelink"] for pattern in ("index", "api", "references", "theory/**", "generated/**")}}
+# top-level pages without sub-pages: no left-hand navigation, which would be empty
+html_sidebars = {"models": [], "references": []}
 exclude_patterns = ["_build"]
 
 
@@ -73,30 +75,67 @@ def write_models_page(app) -> None:
              "command, PSNR (dB) / SSIM per noise level as ``scoredae eval`` measured them, with a fixed",
              "noise seed, and the Tweedie consistency of ``scoredae eval --consistency``: the ratio of",
              ":math:`\\sigma^2 \\operatorname{tr} J_D / d` to the true squared error, 1 for the MMSE denoiser",
-             "(:func:`~scoredae.uncertainty.tweedie_consistency`), and of SURE to it, 1 for any denoiser.", ""]
+             "(:func:`~scoredae.uncertainty.tweedie_consistency`), and of SURE to it, 1 for any denoiser.",
+             "Each section opens with one table of its models; each model's details, command and",
+             "generation record follow it.", ""]
     sections = {"mnist": "MNIST digits", "images": "Photographs (the image collection, 3 channels)"}
     shipped = list_pretrained()
+    params = {name: sum(p.numel() for p in load_pretrained(name).parameters()) for name in shipped}
     for dataset, title in sections.items():
         names = [n for n, meta in shipped.items() if meta.get("data", {}).get("dataset", "mnist") == dataset]
-        lines += [title, "-" * len(title), ""] if names else []
+        if not names:
+            continue
+        lines += [title, "-" * len(title), "", *summary_table({n: shipped[n] for n in names}, params), ""]
         for name in names:
-            lines += model_entry(name, shipped[name])
+            lines += model_entry(name, shipped[name], params[name])
     Path(app.srcdir, "models.rst").write_text("\n".join(lines))
 
 
-def model_entry(name: str, meta: dict) -> list[str]:
+def trained_at(config: dict) -> str:
+    """The noise levels a model was trained at: one level, or a range."""
+    if config.get("sigma_range"):
+        return f"[{config['sigma_range'][0]:g}, {config['sigma_range'][1]:g}]"
+    return f"{config['sigma']:g}"
+
+
+def summary_table(models: dict[str, dict], params: dict[str, int]) -> list[str]:
+    """One row per model: architecture, parameters, training levels, PSNR at every level measured in
+    the section, the Tweedie consistency at the largest level all of them were measured at, minutes."""
+    levels = sorted({s for meta in models.values() for s in meta.get("psnr", {})}, key=float)
+    shared = set.intersection(*(set(meta.get("consistency", {})) for meta in models.values()))
+    at = max(shared, key=float) if shared else None
+    head = ["model", "architecture", "parameters", "σ trained", *(f"PSNR {s}" for s in levels),
+            *([f"Tweedie {at}"] if at else []), "min"]
+    rows = [head]
+    for name, meta in models.items():
+        psnr = [f"{meta['psnr'][s]:.2f}" if s in meta.get("psnr", {}) else "" for s in levels]
+        consistency = meta.get("consistency", {}).get(at)
+        rows.append([f":ref:`{name} <model-{name}>`", meta["model"], f"{params[name]:,}", trained_at(meta["config"]),
+                     *psnr, *([f"{consistency['trace/mse']:.3f} ± {consistency['trace/mse se']:.3f}"] if at else []),
+                     f"{meta['elapsed_s'] / 60:.0f}"])
+    legend = (f"PSNR (dB) at each noise level σ, the Tweedie consistency (trace/mse, 1 for the MMSE denoiser) at "
+              f"σ = {at}, and the minutes of training on a CPU:" if at else "PSNR (dB) at each noise level σ:")
+    return [legend, "", *list_table(rows, css_class="compact")]
+
+
+def list_table(rows: list[list[str]], css_class: str | None = None) -> list[str]:
+    """A reST list-table, its first row the header."""
+    lines = [".. list-table::", "   :header-rows: 1", *([f"   :class: {css_class}"] if css_class else []), ""]
+    for row in rows:
+        lines += [f"   * - {row[0]}", *(f"     - {cell}" for cell in row[1:])]
+    return [*lines, ""]
+
+
+def model_entry(name: str, meta: dict, params: int) -> list[str]:
     """The reST lines of one shipped model."""
     config = meta["config"]
-    level = (f"sigma in [{config['sigma_range'][0]:g}, {config['sigma_range'][1]:g}]"
-             if config.get("sigma_range") else f"sigma = {config['sigma']:g}")
-    params = sum(p.numel() for p in load_pretrained(name).parameters())
     scores = [f"sigma {s}: {psnr:.2f} dB / {meta['ssim'][s]:.3f}" for s, psnr in meta.get("psnr", {}).items()]
     ratios = [f"sigma {s}: trace/mse {c['trace/mse']:.3f} +- {c['trace/mse se']:.3f}, sure/mse {c['sure/mse']:.3f} "
               f"+- {c['sure/mse se']:.3f}" for s, c in meta.get("consistency", {}).items()]
-    return [f"``{name}``", "~" * (len(name) + 4), "",
+    return [f".. _model-{name}:", "", f"``{name}``", "~" * (len(name) + 4), "",
             f"- architecture: ``{meta['model']}`` with ``{json.dumps(config, sort_keys=True)}``",
             f"- parameters: {params:,}",
-            f"- trained at: {level}, {meta['step']:,} steps, {meta['elapsed_s'] / 60:.0f} minutes",
+            f"- trained at: sigma {trained_at(config)}, {meta['step']:,} steps, {meta['elapsed_s'] / 60:.0f} minutes",
             f"- PSNR / SSIM: {'; '.join(scores) if scores else 'not evaluated'}",
             f"- Tweedie consistency: {'; '.join(ratios) if ratios else 'not measured'}",
             f"- evaluated on: {meta.get('eval', 'not evaluated')}",
@@ -123,10 +162,7 @@ def generation_table(record: dict | None) -> list[str]:
                  f"{floor['class_entropy']:.3f}", f"{floor['fid']:.1f}", "", number(held_out, "median nearest", ".2f"),
                  number(held_out, "near copies", ".3f")])
     lines = [f"Generation, {record['n']:,} samples a row on {record['threads']} CPU threads:", "",
-             ".. list-table::", "   :header-rows: 1", ""]
-    for row in [head, *rows]:
-        lines += [f"   * - {row[0]}", *(f"     - {cell}" for cell in row[1:])]
-    lines += ["", f"measured by ``{record['command']}``", ""]
+             *list_table([head, *rows]), f"measured by ``{record['command']}``", ""]
     if "bits_per_dim" in record:
         b = record["bits_per_dim"]
         lines += [f"Bits per dimension of the first {b['digits']} test digits: {b['mean']:.3f} +- {b['se']:.3f} "
@@ -135,20 +171,43 @@ def generation_table(record: dict | None) -> list[str]:
 
 
 def resolve_reexport(app, env, node, contnode):
-    """A reference to a name a package re-exports (``scoredae.sampling.ula``) goes to the page of the
-    module that defines it (``scoredae.sampling.langevin.ula``)."""
-    target = node.get("reftarget", "")
-    if node.get("refdomain") != "py" or not target.startswith("scoredae."):
+    """A reference to a name a package re-exports (``scoredae.sampling.ula``,
+    ``scoredae.mixtures.GaussianMixture.posterior``, or ``GaussianMixture`` in a module that imports
+    it) goes to the page of the module that defines it (``scoredae.sampling.langevin.ula``,
+    ``scoredae.mixtures.gaussian_mixture.GaussianMixture.posterior``)."""
+    target, module = node.get("reftarget", ""), node.get("py:module") or ""
+    if node.get("refdomain") != "py":
         return None
-    package, _, name = target.rpartition(".")
-    try:
-        home = getattr(getattr(importlib.import_module(package), name), "__module__", None)
-    except (ImportError, AttributeError):
-        return None
-    if home is None or home == package:
-        return None
-    return env.get_domain("py").resolve_xref(env, node["refdoc"], app.builder, node["reftype"],
-                                             f"{home}.{name}", node, contnode)
+    if target.startswith("scoredae."):
+        candidates = [target]
+    else:  # relative to the module the reference is written in, then to its packages
+        parts = module.split(".") if module.startswith("scoredae") else []
+        candidates = [".".join([*parts[:cut], target]) for cut in range(len(parts), 0, -1)]
+    for candidate in candidates:
+        home = defining_path(candidate)
+        if home is not None and home != candidate:
+            return env.get_domain("py").resolve_xref(env, node["refdoc"], app.builder, node["reftype"],
+                                                     home, node, contnode)
+    return None
+
+
+def defining_path(target: str) -> str | None:
+    """The dotted path under which ``target`` is defined: its object's module and qualified name,
+    found from the longest importable module prefix of ``target``; None if it names nothing."""
+    parts = target.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for name in parts[cut:]:
+                obj = getattr(obj, name)
+        except AttributeError:
+            return None
+        module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+        return f"{module}.{qualname}" if module and qualname else None
+    return None
 
 
 def setup(app):

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from scoredae.data import TensorBatches
 from scoredae.eval import evaluate_psnr
 from scoredae.nets import MLPDAE, UNet
-from scoredae.train import TrainConfig, loop
+from scoredae.train import TrainConfig, checkpoints
 from scoredae.train import train_denoiser as train_denoiser_result
 from scoredae.train.loop import TrainingInterrupted
 
@@ -63,7 +63,7 @@ def test_resume_reaches_the_weights_of_an_uninterrupted_run(tmp_path, monkeypatc
     train(full, data, test, config(), out=tmp_path / "full")
 
     calls = {"n": 0}
-    real_save = loop.save_checkpoint
+    real_save = checkpoints.save_checkpoint
 
     def crash_after_first_last(*args, **kwargs):  # the run dies right after writing `last` at step 4
         calls["n"] += 1
@@ -71,10 +71,10 @@ def test_resume_reaches_the_weights_of_an_uninterrupted_run(tmp_path, monkeypatc
             raise KeyboardInterrupt
         return real_save(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "save_checkpoint", crash_after_first_last)
+    monkeypatch.setattr(checkpoints, "save_checkpoint", crash_after_first_last)
     with pytest.raises(KeyboardInterrupt):
         train(fresh(), data, test, config(), out=tmp_path / "resumed")
-    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    monkeypatch.setattr(checkpoints, "save_checkpoint", real_save)
     resumed = fresh()  # new weights: everything must come from the checkpoint
     meta = train(resumed, data, test, config(), out=tmp_path / "resumed", resume=True)
     assert meta["step"] == 8

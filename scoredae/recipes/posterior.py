@@ -54,7 +54,7 @@ def _inpainting(shape) -> LinearOperator:
 
 
 def _deblurring(shape) -> LinearOperator:
-    kernel = deepinv.physics.blur.gaussian_blur(sigma=(1.0, 1.0))
+    kernel = deepinv.physics.functional.gaussian_blur(psf_size=None, sigma=(1.0, 1.0))
     return linear_operator(deepinv.physics.BlurFFT(img_size=shape, filter=kernel), torch.zeros(1, *shape))
 
 

@@ -26,17 +26,17 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from .._checks import positive, positive_int
-from ..nets.checkpoints import as_json, load_into, save_checkpoint
+from ..nets.checkpoints import as_json
 from ..rng import seeded
+from .checkpoints import RunFolder, moving_averages
 from .schedule import SCHEDULES, learning_rate
-from .state import EMA, StopOnSignal, restore_state, train_state
+from .state import StopOnSignal
 
 log = logging.getLogger(__name__)
 
@@ -112,36 +112,8 @@ class TrainResult:
     losses: torch.Tensor
 
 
-#: what a resumed run must share with the run it continues (the budget may change)
-SAME_ON_RESUME = ("batch_size", "lr", "grad_clip", "ema", "seed", "amp", "lr_schedule", "warmup_steps",
-                  "lr_ref_steps", "phema")
-
-
 class TrainingInterrupted(Exception):
     """SIGINT or SIGTERM stopped the training after a checkpoint was written."""
-
-
-def _resume(last: Path | None, model, optimizer, averages: dict[str, EMA], config: TrainConfig) -> dict:
-    """Load ``last`` into the model, optimizer and EMA; refuse a missing checkpoint or other settings."""
-    if last is None:
-        raise ValueError("resume: expected out, the folder of the run to continue, got None")
-    if not last.with_suffix(".json").exists():
-        raise ValueError(f"resume: there is no checkpoint {last}.json to continue; train without resume to start afresh")
-
-    def same_settings(meta: dict) -> None:
-        before = {**{f"model {k}": v for k, v in meta["config"].items()},
-                  **{k: meta["train_config"].get(k) for k in SAME_ON_RESUME}}
-        now = {**{f"model {k}": v for k, v in as_json(model.config).items()},
-               **as_json({k: getattr(config, k) for k in SAME_ON_RESUME})}
-        changed = [f"{k} {before.get(k)!r} -> {v!r}" for k, v in now.items() if before.get(k) != v]
-        if changed:
-            raise ValueError(f"resume: {last} was trained with other settings ({', '.join(changed)}); resume "
-                             f"with the same ones, or train into another folder")
-
-    extra, meta = load_into(model, last, check=same_settings)
-    restore_state(extra, optimizer, averages, str(last))
-    log.info("resumed from %s at step %d", last, meta["step"])
-    return meta
 
 
 def distributed_world() -> tuple[int, int]:
@@ -200,147 +172,137 @@ def train(
         :mod:`scoredae.data.batches`); its ``steps_per_epoch`` (if any) is the default ``eval_every``.
     :param evaluate: ``evaluate(model) -> dict`` of JSON metrics, run on the EMA model every
         ``eval_every`` steps (into ``history``) and at every checkpoint (as ``metrics``).
-    :param out: folder for checkpoints: ``last`` (weights, optimizer and EMA state, for ``resume``)
-        and ``model`` (the weights to use), every ``save_every`` steps and at the end; rank 0 writes.
+    :param out: folder for checkpoints (:mod:`scoredae.train.checkpoints`): ``last`` (weights,
+        optimizer and EMA state, for ``resume``) and ``model`` (the weights to use), every
+        ``save_every`` steps and at the end; rank 0 writes.
     :param resume: continue from ``out/last``, which must exist and hold a run with the same model
-        and the same :data:`SAME_ON_RESUME` settings.
+        and the same :data:`~scoredae.train.checkpoints.SAME_ON_RESUME` settings.
     :param metadata: extra JSON metadata to store (data, training command, ...).
 
     Checkpoints also go out every ``save_minutes`` of training time, and when SIGINT or SIGTERM
     arrives: the loop finishes its step, writes ``last`` and raises :class:`TrainingInterrupted`.
     """
     rank, world = distributed_world()
-    device = next(model.parameters()).device
-    eval_every = config.eval_every or getattr(batches, "steps_per_epoch", None)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, foreach=True)
-    averages = _averages(model, config)
-    evaluated = averages["ema"].model if "ema" in averages else model
-    checkpoints = _Checkpoints(out if rank == 0 else None, model, evaluated, optimizer, averages,
-                               {**(metadata or {}), "model": type(model).__name__, "config": as_json(model.config),
-                                "train_config": dataclasses.asdict(config)})
-    step, elapsed, history = 0, 0.0, []
+    run = _Run(model, batches, config, evaluate, out=out, metadata=metadata, rank=rank, world=world)
     if resume:
-        meta = _resume(checkpoints.last, model, optimizer, averages, config)
-        step, elapsed, history = meta["step"], meta["elapsed_s"], meta["history"]
+        run.continue_from(run.folder.resume(config))
     net = model
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
     if config.compile:
         net = torch.compile(net)
-    autocast, scaler = _autocast(device, config.amp)
-
-    def fraction() -> float:  # of the budget used
-        parts = [step / config.steps] if config.steps else []
-        if config.minutes:
-            parts.append(elapsed / (60 * config.minutes))
-        return min(1.0, max(parts))
-
-    measured: dict[int, dict] = {}  # step -> metrics, so an evaluation and a checkpoint share one pass
-
-    def metrics_now() -> dict:
-        if step not in measured:
-            training = model.training
-            model.eval()
-            measured.clear()
-            measured[step] = evaluate(evaluated) if evaluate else {}
-            model.train(training)
-        return measured[step]
-
-    def save() -> dict:
-        return checkpoints.save(step=step, elapsed_s=elapsed, history=history, metrics=metrics_now())
-
-    losses, unchecked, saved_at = [], [], elapsed
-    by_time = config.steps is None  # a time budget alone: the bar counts seconds
-    bar = tqdm(total=config.steps or round(60 * config.minutes), initial=step if not by_time else round(elapsed),
-               unit="s" if by_time else "step", disable=not config.progress or rank != 0, desc=desc)
-    if evaluate is not None and not bar.disable:  # where the run starts, before the first epoch ends
-        bar.set_postfix(step=step, **{k: str(v) for k, v in metrics_now().items()})
+    bar = run.progress_bar(desc)
     model.train()
-    saved = None  # the metadata of the last checkpoint
     with StopOnSignal() as stop:
-        while fraction() < 1:
-            start = time.perf_counter()
-            gen = seeded(config.seed, step, rank, device=device)
-            batch = batches(step, gen, rank, world)
-            lr = learning_rate(config.lr, config.lr_schedule, step, fraction(), config.warmup_steps, config.lr_ref_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with autocast:
-                loss = loss_fn(net, batch, gen).float().mean()
-            _optimizer_step(loss, model, optimizer, scaler, config.grad_clip)
-            for avg in averages.values():
-                avg.update(step)
-            step += 1
-            losses.append(loss.detach())
-            unchecked.append(losses[-1])
-            if len(unchecked) == config.check_every or fraction() >= 1:
-                if not bool(torch.stack(unchecked).isfinite().all()):  # one sync for check_every steps
-                    raise RuntimeError(f"training diverged by step {step} (non-finite loss); try a smaller lr")
-                unchecked = []
-            took = time.perf_counter() - start
-            elapsed += took
-            bar.update(took if by_time else 1)
-            if eval_every and step % eval_every == 0:
-                metrics = metrics_now()
-                history.append({"step": step, "loss": round(loss.item(), 6), **metrics, "elapsed_s": round(elapsed, 1)})
-                log.info("step %d: loss %.5g %s", step, loss.item(), metrics)
-                bar.set_postfix(step=step, loss=f"{loss.item():.4g}", **{k: str(v) for k, v in metrics.items()})
-            if config.snapshot_every and step % config.snapshot_every == 0:
-                checkpoints.snapshot(step, elapsed)
-            due = step % config.save_every == 0 or (config.save_minutes and elapsed - saved_at >= 60 * config.save_minutes)
-            if out is not None and (due or stop.received):
-                saved, saved_at = save(), elapsed
-            if stop.received:
-                where = f"; checkpoint {checkpoints.last} written, continue with resume" if out is not None else ""
-                raise TrainingInterrupted(f"training stopped by {stop.received} at step {step}{where}")
+        while run.fraction() < 1:
+            loss = run.optimize(net, loss_fn)
+            bar.update(run.took if run.by_time else 1)
+            run.after_step(loss, bar, stop.received, writes=out is not None)
     bar.close()
     model.eval()
-    meta = saved if saved is not None and saved["step"] == step else save()  # not written twice
-    return TrainResult(evaluated, meta, torch.stack(losses).cpu() if losses else torch.empty(0))
+    saved = run.saved
+    meta = saved if saved is not None and saved["step"] == run.step else run.save()  # not written twice
+    return TrainResult(run.evaluated, meta, torch.stack(run.losses).cpu() if run.losses else torch.empty(0))
 
 
-def _averages(model: torch.nn.Module, config: TrainConfig) -> dict[str, EMA]:
-    """The moving averages of a run by checkpoint name: ``ema`` and one ``phema-<std>`` per profile."""
-    averages = {"ema": EMA(model, config.ema)} if config.ema else {}
-    averages.update({_phema_name(s): EMA(model, std=s) for s in config.phema})
-    return averages
+class _Run:
+    """The state of one call of :func:`train`: where the run is (step, training seconds, history),
+    the metrics measured at the current step, the losses not yet checked for finiteness, and the
+    last checkpoint written."""
 
+    def __init__(self, model, batches, config: TrainConfig, evaluate, *, out, metadata: dict | None, rank: int,
+                 world: int):
+        self.model, self.batches, self.config, self.evaluate = model, batches, config, evaluate
+        self.rank, self.world = rank, world
+        self.device = next(model.parameters()).device
+        self.eval_every = config.eval_every or getattr(batches, "steps_per_epoch", None)
+        self.autocast, self.scaler = _autocast(self.device, config.amp)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, foreach=True)
+        self.averages = moving_averages(model, config)
+        self.evaluated = self.averages["ema"].model if "ema" in self.averages else model  # the weights to use
+        self.folder = RunFolder(out, model, self.evaluated, self.optimizer, self.averages,
+                                {**(metadata or {}), "model": type(model).__name__, "config": as_json(model.config),
+                                 "train_config": dataclasses.asdict(config)}, writes=rank == 0)
+        self.step, self.elapsed, self.history, self.took = 0, 0.0, [], 0.0
+        self.losses, self.unchecked, self.saved_at, self.saved = [], [], 0.0, None
+        self.measured: dict[int, dict] = {}  # step -> metrics, so an evaluation and a checkpoint share one pass
+        self.by_time = config.steps is None  # a time budget alone: the bar counts seconds
 
-def _phema_name(std: float) -> str:
-    return f"phema-{std:.3f}"
+    def continue_from(self, meta: dict) -> None:
+        """Carry on where the checkpoint of metadata ``meta`` stopped."""
+        self.step, self.elapsed, self.history, self.saved_at = meta["step"], meta["elapsed_s"], meta["history"], meta["elapsed_s"]
 
+    def fraction(self) -> float:
+        """The share of the budget used: of the steps, or of the minutes, whichever is further."""
+        parts = [self.step / self.config.steps] if self.config.steps else []
+        if self.config.minutes:
+            parts.append(self.elapsed / (60 * self.config.minutes))
+        return min(1.0, max(parts))
 
-class _Checkpoints:
-    """What a run writes under ``out`` (nothing when ``out`` is None, as on ranks other than 0):
+    def metrics(self) -> dict:
+        """The evaluation of the weights in use at the current step, measured once per step."""
+        if self.step not in self.measured:
+            training = self.model.training
+            self.model.eval()
+            self.measured.clear()
+            self.measured[self.step] = self.evaluate(self.evaluated) if self.evaluate else {}
+            self.model.train(training)
+        return self.measured[self.step]
 
-    * ``last``: the weights with the optimizer and moving-average states, to resume from;
-    * ``model``: the weights to use (the EMA when there is one), with the same metadata;
-    * ``snapshots/phema-<std>-<step>``: the power-function EMAs at a step, for the post-hoc EMA.
-    """
+    def save(self) -> dict:
+        return self.folder.save(step=self.step, elapsed_s=self.elapsed, history=self.history, metrics=self.metrics())
 
-    def __init__(self, out, model, evaluated, optimizer, averages: dict[str, EMA], metadata: dict):
-        self.out = Path(out) if out is not None else None
-        self.last = self.out / "last" if self.out is not None else None
-        self.model, self.evaluated, self.optimizer, self.averages = model, evaluated, optimizer, averages
-        self.metadata = metadata
+    def progress_bar(self, desc: str) -> tqdm:
+        """A bar over the steps, or over the seconds for a time budget alone, shown on rank 0."""
+        config = self.config
+        bar = tqdm(total=config.steps or round(60 * config.minutes), unit="s" if self.by_time else "step",
+                   initial=round(self.elapsed) if self.by_time else self.step,
+                   disable=not config.progress or self.rank != 0, desc=desc)
+        if self.evaluate is not None and not bar.disable:  # where the run starts, before the first epoch ends
+            bar.set_postfix(step=self.step, **{k: str(v) for k, v in self.metrics().items()})
+        return bar
 
-    def save(self, **state) -> dict:
-        meta = {**self.metadata, **state, "version": _version()}
-        if self.out is not None:
-            save_checkpoint(self.last, self.model, meta, train_state(self.optimizer, self.averages))
-            save_checkpoint(self.out / "model", self.evaluated, meta)
-        return meta
+    def optimize(self, net, loss_fn) -> torch.Tensor:
+        """One step: a batch and a generator seeded by (seed, step, rank), the learning rate of the
+        schedule, the mean loss, the optimizer and moving-average updates; every ``check_every``
+        steps, one check that the losses are finite. Returns the loss."""
+        config, start = self.config, time.perf_counter()
+        gen = seeded(config.seed, self.step, self.rank, device=self.device)
+        batch = self.batches(self.step, gen, self.rank, self.world)
+        lr = learning_rate(config.lr, config.lr_schedule, self.step, self.fraction(), config.warmup_steps,
+                           config.lr_ref_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with self.autocast:
+            loss = loss_fn(net, batch, gen).float().mean()
+        _optimizer_step(loss, self.model, self.optimizer, self.scaler, config.grad_clip)
+        for avg in self.averages.values():
+            avg.update(self.step)
+        self.step += 1
+        self.losses.append(loss.detach())
+        self.unchecked.append(self.losses[-1])
+        if len(self.unchecked) == config.check_every or self.fraction() >= 1:
+            if not bool(torch.stack(self.unchecked).isfinite().all()):  # one sync for check_every steps
+                raise RuntimeError(f"training diverged by step {self.step} (non-finite loss); try a smaller lr")
+            self.unchecked = []
+        self.took = time.perf_counter() - start
+        self.elapsed += self.took
+        return loss
 
-    def snapshot(self, step: int, elapsed: float) -> None:
-        if self.out is None:
-            return
-        for name, avg in self.averages.items():
-            if avg.std is not None:
-                meta = {**self.metadata, "step": step, "elapsed_s": elapsed, "phema_std": avg.std, "version": _version()}
-                save_checkpoint(self.out / "snapshots" / f"{name}-{step:07d}", avg.model, meta)
-
-
-def _version() -> str:
-    from .. import __version__
-
-    return __version__
+    def after_step(self, loss: torch.Tensor, bar: tqdm, stopped_by: str | None, *, writes: bool) -> None:
+        """Evaluate, snapshot and checkpoint when due; on a signal, checkpoint and stop."""
+        config, step = self.config, self.step
+        if self.eval_every and step % self.eval_every == 0:
+            metrics = self.metrics()
+            self.history.append({"step": step, "loss": round(loss.item(), 6), **metrics,
+                                 "elapsed_s": round(self.elapsed, 1)})
+            log.info("step %d: loss %.5g %s", step, loss.item(), metrics)
+            bar.set_postfix(step=step, loss=f"{loss.item():.4g}", **{k: str(v) for k, v in metrics.items()})
+        if config.snapshot_every and step % config.snapshot_every == 0:
+            self.folder.snapshot(step, self.elapsed)
+        due = step % config.save_every == 0 or (config.save_minutes and self.elapsed - self.saved_at >= 60 * config.save_minutes)
+        if writes and (due or stopped_by):
+            self.saved, self.saved_at = self.save(), self.elapsed
+        if stopped_by:
+            where = f"; checkpoint {self.folder.last} written, continue with resume" if writes else ""
+            raise TrainingInterrupted(f"training stopped by {stopped_by} at step {step}{where}")

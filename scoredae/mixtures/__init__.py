@@ -1,0 +1,23 @@
+r"""Gaussian mixtures: the prior whose every quantity in the score chain is closed form.
+
+For :math:`p(x) = \sum_k w_k\, \mathcal N(x; \mu_k, \Sigma_k)` in :math:`\mathbb R^d`:
+
+* the noised density :math:`p_\sigma = p * \mathcal N(0, \sigma^2 I)` is the mixture with
+  covariances :math:`\Sigma_k + \sigma^2 I`;
+* its score is :math:`\nabla \log p_\sigma(x) = -\sum_k r_k(x)\,(\Sigma_k + \sigma^2 I)^{-1}(x - \mu_k)`,
+  with responsibilities :math:`r_k(x) \propto w_k\, \mathcal N(x; \mu_k, \Sigma_k + \sigma^2 I)`;
+* the posterior of :math:`x` given :math:`y = A x + \sigma n` is again a mixture
+  (:class:`MixturePosterior`), and for :math:`A = I` its mean is Tweedie's
+  :math:`\mathbb E[x \mid y] = y + \sigma^2 \nabla \log p_\sigma(y)`.
+
+Everything is computed in the log domain with Cholesky factors: with :math:`L_k L_k^\top = \Sigma_k`
+and :math:`z_k = L_k^{-1}(x - \mu_k)`,
+:math:`\log \mathcal N(x; \mu_k, \Sigma_k) = -\tfrac12 \lVert z_k\rVert^2 - \sum_i \log (L_k)_{ii}
+- \tfrac d2 \log 2\pi` and :math:`\Sigma_k^{-1}(x - \mu_k) = L_k^{-\top} z_k`.
+"""
+
+from .denoiser import MixtureDenoiser
+from .gaussian_mixture import GaussianMixture
+from .posterior import MixturePosterior, mixture_quantile
+
+__all__ = ["GaussianMixture", "MixtureDenoiser", "MixturePosterior", "mixture_quantile"]

@@ -1,0 +1,177 @@
+r"""The Gaussian mixture prior: density, score, samples, the noised mixture, the exact posterior of
+:math:`y = A x + \sigma n`, the noised likelihood and the MMSE denoiser in closed form."""
+
+from __future__ import annotations
+
+import torch
+
+from .._checks import finite, finite_number
+from .components import _as_covariances, _check_points, _Components, _correlated, _LevelCache
+from .posterior import MixturePosterior
+
+
+class GaussianMixture:
+    r"""The mixture :math:`p(x) = \sum_{k=1}^K w_k\, \mathcal N(x; \mu_k, \Sigma_k)` in :math:`\mathbb R^d`.
+
+    :param weights: (K,) non-negative, summing to 1.
+    :param means: (K, d); its dtype and device are those of every result.
+    :param covs: (K, d, d) full, (K, d) diagonal, (K,) isotropic variances, or one float.
+    """
+
+    def __init__(self, weights, means, covs):
+        means = torch.as_tensor(means)
+        if not means.is_floating_point():
+            means = means.to(torch.get_default_dtype())
+        if means.ndim != 2:
+            raise ValueError(f"means: expected shape (K, d), got {tuple(means.shape)}")
+        finite("means", means)
+        k, d = means.shape
+        weights = torch.as_tensor(weights, dtype=means.dtype, device=means.device)
+        if weights.shape != (k,):
+            raise ValueError(f"weights: expected shape ({k},) to match means, got {tuple(weights.shape)}")
+        finite("weights", weights)
+        if bool((weights < 0).any()):
+            raise ValueError(f"weights must be non-negative, got {weights.tolist()}")
+        total = float(weights.sum())
+        if abs(total - 1.0) > 1e-5:
+            raise ValueError(f"weights must sum to 1, got sum {total:.6g}; divide by their sum")
+        self.weights, self.means = weights, means
+        self.covs = _as_covariances(covs, k, d, means)
+        variances = torch.diagonal(self.covs, dim1=-2, dim2=-1)[:, :1]  # (K, 1)
+        isotropic = torch.equal(self.covs, variances[:, :, None] * self._eye())
+        self._variances = variances[:, 0] if isotropic else None  # c_k when Sigma_k = c_k I
+        self._cache = _LevelCache(self.covs)  # sigma -> noised components; ("posterior", sigma) -> conditioning
+        self._components(0.0)  # validates the covariances now
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[1]
+
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[0]
+
+    def _eye(self) -> torch.Tensor:
+        return torch.eye(self.dim, dtype=self.means.dtype, device=self.means.device)
+
+    def _components(self, sigma: float) -> _Components:
+        return self._cache.noised(sigma, self.weights, self.means, self.covs)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n independent draws, shape (n, d)."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        idx = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        eps = torch.randn(n, self.dim, generator=generator, dtype=self.means.dtype, device=self.means.device)
+        chol = torch.linalg.cholesky(self.covs)
+        return self.means[idx] + _correlated(eps, chol, idx)
+
+    def log_prob_and_score(self, x: torch.Tensor, sigma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""Both :math:`\log p_\sigma(x)` (n,) and :math:`\nabla_x \log p_\sigma(x)` (n, d), sharing work."""
+        _check_points(x, self.dim)
+        return self._components(sigma).log_prob_and_score(x)
+
+    def log_prob(self, x: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
+        r""":math:`\log p_\sigma(x) = \operatorname{logsumexp}_k [\log w_k + \log \mathcal N(x; \mu_k,
+        \Sigma_k + \sigma^2 I)]`, shape (n,); ``sigma = 0`` is the mixture itself."""
+        _check_points(x, self.dim)
+        comps = self._components(sigma)
+        return torch.logsumexp(comps.log_joint(comps.whiten(x)), dim=-1)
+
+    def score(self, x: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
+        r""":math:`\nabla_x \log p_\sigma(x) = -\sum_k r_k(x) (\Sigma_k + \sigma^2 I)^{-1}(x - \mu_k)`, (n, d)."""
+        return self.log_prob_and_score(x, sigma)[1]
+
+    def noised(self, sigma: float) -> GaussianMixture:
+        r"""The law of :math:`x + \sigma n`: covariances :math:`\Sigma_k + \sigma^2 I`."""
+        sigma = finite_number("sigma", sigma, allow_zero=True)
+        return GaussianMixture(self.weights, self.means, self.covs + sigma**2 * self._eye())
+
+    def posterior(self, y: torch.Tensor, sigma: float, A: torch.Tensor | None = None) -> MixturePosterior:
+        r"""Exact posterior of :math:`x` for each observation of :math:`y = A x + \sigma n`.
+
+        Per component (Kalman / Woodbury form, with :math:`G_k = A \Sigma_k A^\top + \sigma^2 I`):
+
+        .. math::
+            C_k &= \Sigma_k - \Sigma_k A^\top G_k^{-1} A \Sigma_k, \\
+            m_k(y) &= \mu_k + \Sigma_k A^\top G_k^{-1} (y - A \mu_k), \\
+            \pi_k(y) &\propto w_k\, \mathcal N(y; A \mu_k, G_k).
+
+        :param y: observations (n, m).
+        :param sigma: noise level, > 0.
+        :param A: (m, d) forward matrix; the identity when None.
+        """
+        sigma = finite_number("sigma", sigma)
+        if A is not None:
+            A = torch.as_tensor(A, dtype=self.means.dtype, device=self.means.device)
+            if A.ndim != 2 or A.shape[1] != self.dim:
+                raise ValueError(f"A: expected shape (m, {self.dim}), got {tuple(A.shape)}")
+        _check_points(y, self.dim if A is None else A.shape[0], "y")
+        if A is None:  # denoising: the terms depend on sigma only, so they are kept per sigma
+            terms = self._cache.get(("posterior", sigma), lambda: self._conditioning(sigma, self._eye()))
+        else:
+            terms = self._conditioning(sigma, A)
+        evidence, gain, covs, projected_means = terms
+        log_pi = evidence.log_joint(evidence.whiten(y))  # (n, K): log w_k + log N(y; A mu_k, G_k)
+        resid = y[:, None, :] - projected_means  # (n, K, m)
+        means = self.means + torch.einsum("kdm,nkm->nkd", gain, resid)  # (n, K, d)
+        return MixturePosterior(torch.softmax(log_pi, dim=-1), means, covs, torch.logsumexp(log_pi, dim=-1))
+
+    def noised_likelihood(self, x: torch.Tensor, sigma: float, y: torch.Tensor, noise_sigma: float,
+                          A: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""The exact noised likelihood :math:`\log p(y \mid x_\sigma)` (n,) of :math:`y = A x_0 +
+        \sigma_y n` given :math:`x_\sigma = x_0 + \sigma n'`, and its gradient in :math:`x_\sigma`
+        (n, d): the guidance term every diffusion posterior sampler approximates.
+
+        Bayes' rule along the diffusion, :math:`p(y \mid x_\sigma) = p_\sigma(x_\sigma \mid y)\,
+        p(y) / p_\sigma(x_\sigma)`, where :math:`p_\sigma(\cdot \mid y)` is the exact posterior
+        (:meth:`posterior`) noised by :math:`\sigma` (:meth:`MixturePosterior.log_prob_and_score`),
+        gives both in closed form:
+
+        .. math::
+            \log p(y \mid x_\sigma) &= \log p_\sigma(x_\sigma \mid y) + \log p(y)
+            - \log p_\sigma(x_\sigma), \\
+            \nabla_{x_\sigma} \log p(y \mid x_\sigma) &= \nabla \log p_\sigma(x_\sigma \mid y)
+            - \nabla \log p_\sigma(x_\sigma).
+
+        :param x: points :math:`x_\sigma` (n, d); :param sigma: their level :math:`\sigma \ge 0`.
+        :param y: observations (n, m), one per point, or (1, m) for all.
+        """
+        _check_points(x, self.dim)
+        posterior = self.posterior(y, noise_sigma, A)
+        if posterior.weights.shape[0] not in (1, x.shape[0]):
+            raise ValueError(f"y: expected one observation per point ({x.shape[0]}) or one for all, "
+                             f"got {posterior.weights.shape[0]}")
+        log_post, grad_post = posterior.log_prob_and_score(x, sigma)
+        log_prior, grad_prior = self.log_prob_and_score(x, sigma)
+        return log_post + posterior.log_evidence - log_prior, grad_post - grad_prior
+
+    def _conditioning(self, sigma: float, A: torch.Tensor):
+        """Per-component terms of the posterior that do not depend on y: the evidence components
+        N(A mu_k, G_k), the gain Sigma_k A^T G_k^{-1}, the covariances C_k, and A mu_k."""
+        sat = self.covs @ A.T  # Sigma_k A^T, (K, d, m)
+        gram = A @ sat + sigma**2 * torch.eye(A.shape[0], dtype=A.dtype, device=A.device)  # G_k
+        evidence = _Components(self.weights.log(), self.means @ A.T, gram)
+        gain = torch.linalg.solve(gram, sat.transpose(-1, -2)).transpose(-1, -2)  # (K, d, m)
+        covs = self.covs - gain @ sat.transpose(-1, -2)
+        return evidence, gain, 0.5 * (covs + covs.transpose(-1, -2)), self.means @ A.T
+
+    def mmse(self, y: torch.Tensor, sigma: float) -> torch.Tensor:
+        r"""The posterior mean :math:`\mathbb E[x \mid y]` for :math:`y = x + \sigma n`, (n, d).
+
+        With isotropic covariances :math:`\Sigma_k = c_k I` it needs no matrix at all:
+        :math:`\sum_k r_k(y) \big(\mu_k + \tfrac{c_k}{c_k + \sigma^2} (y - \mu_k)\big)`,
+        :math:`r_k \propto w_k (c_k + \sigma^2)^{-d/2} e^{-\lVert y - \mu_k \rVert^2 / 2 (c_k + \sigma^2)}`
+        (:math:`O(n K d)` where the general path whitens with :math:`K` factors of size :math:`d \times d`).
+        """
+        if self._variances is None:
+            return self.posterior(y, sigma).mean()
+        _check_points(y, self.dim)
+        sigma = finite_number("sigma", sigma)
+        total = self._variances + sigma**2  # (K,)
+        sq = (y[:, None, :] - self.means).square().sum(-1)  # (n, K)
+        log_r = self.weights.log() - 0.5 * sq / total - 0.5 * self.dim * total.log()
+        shrink = self._variances / total  # (K,)
+        r = torch.softmax(log_r, dim=-1)  # (n, K)
+        # sum_k r_k (mu_k (1 - shrink_k) + shrink_k y)
+        return r @ (self.means * (1 - shrink)[:, None]) + (r @ shrink)[:, None] * y
