@@ -14,6 +14,8 @@ from scoredae.inverse.diffusion_prior import ancestral_posterior, ddrm, diffpir,
 from scoredae.inverse.likelihood_scores import dps_likelihood_score, tmpd_likelihood_score
 from scoredae.inverse.operators import linear_operator
 from scoredae.inverse.particles import systematic_indices, twisted_diffusion
+from scoredae.inverse.projection import ddnm
+from scoredae.inverse.variational import red_diff
 from scoredae.mixtures import GaussianMixture, MixtureDenoiser
 from scoredae.sampling.edm import karras_sigmas
 
@@ -153,6 +155,62 @@ def test_ddrm_step_is_eq_8_case_by_case(sy):
     torch.testing.assert_close(out, expected @ Vh)
 
 
+@pytest.mark.parametrize("sy", [0.0, SY, 1.0])  # noiseless; lambda = 1 (sigma_1 > sigma_y); lambda = 0.7
+def test_ddnm_step_is_the_null_space_correction(sy):
+    out, x, y, D, _, z = one_step(ddnm, noise_sigma=sy, eta=0.85)
+    lam = 1.0 if sy == 0 else min(1.0, SIG1 / sy)
+    x0 = D - lam * (D @ A3.T - y) @ torch.linalg.pinv(A3).T  # D - lambda A^+ (A D - y), rows
+    gamma = math.sqrt(SIG1**2 - (lam * sy) ** 2)
+    torch.testing.assert_close(out, x0 + math.sqrt(1 - 0.85**2) * SIG1 / SIG0 * (x - x0) + 0.85 * gamma * z)
+    if sy == 0:  # the range-space part of the estimate is A^+ y exactly
+        torch.testing.assert_close(x0 @ A3.T, y)
+
+
+@pytest.mark.parametrize("weighting, power", [("linear", 1.0), ("constant", 0.0)])
+def test_red_diff_is_adam_on_the_papers_gradient(weighting, power):
+    """Three levels above 0: three Adam steps (torch.optim.Adam, the peer) from A^+ y along
+    g = A^T (A mu - y) / sy^2 + lambda_i (eps_hat - eps), eps_hat the denoiser's noise estimate."""
+    denoiser, x, y = gaussian_problem()
+    levels = [SIG0, SIG1, 0.3, 0.0]
+    out = red_diff(denoiser, y, A3, SY, x, levels, lam=0.4, weighting=weighting, lr=0.05,
+                   generator=torch.Generator().manual_seed(5)).samples
+    gen = torch.Generator().manual_seed(5)
+    mu = (y @ torch.linalg.pinv(A3).T).requires_grad_(True)
+    adam = torch.optim.Adam([mu], lr=0.05, betas=(0.9, 0.99))
+    for sigma in levels[:-1]:
+        eps = torch.randn(x.shape, generator=gen, dtype=F64)
+        with torch.no_grad():
+            xs = mu + sigma * eps
+            eps_hat = (xs - gaussian_d_and_j(xs, sigma)[0]) / sigma
+            mu.grad = (mu @ A3.T - y) @ A3 / SY**2 + 0.4 * sigma**power * (eps_hat - eps)
+        adam.step()
+    torch.testing.assert_close(out, mu.detach())
+
+
+def test_red_diff_refuses_bad_options_by_name():
+    denoiser, x, y = gaussian_problem()
+    for options, message in (({"weighting": "cubic"}, "weighting: expected one of"),
+                             ({"betas": (0.9, 1.0)}, r"betas: expected two numbers in \[0, 1\)"),
+                             ({"lr": 0.0}, "lr"), ({"lam": -1.0}, "lam")):
+        with pytest.raises(ValueError, match=message):
+            red_diff(denoiser, y, A3, SY, x, [SIG0, SIG1], **options)
+    with pytest.raises(ValueError, match="noise_sigma"):  # the data term divides by sigma_y^2
+        red_diff(denoiser, y, A3, 0.0, x, [SIG0, SIG1])
+
+
+def test_noiseless_ddnm_ends_on_the_observation_of_a_deepinv_mask():
+    """At the last level (sigma = 0) the sample is the corrected estimate: the seen pixels are y's."""
+    mask = torch.tensor([1.0, 0.0, 1.0, 1.0], dtype=F64).reshape(1, 1, 2, 2)
+    physics = deepinv.physics.Inpainting(img_size=(1, 2, 2), mask=mask)
+    gm = GaussianMixture(torch.tensor([0.5, 0.5], dtype=F64), torch.tensor([[1.0] * 4, [-1.0] * 4], dtype=F64), 0.3)
+    gen = torch.Generator().manual_seed(0)
+    x_T = 20 * torch.randn(6, 1, 2, 2, generator=gen, dtype=F64)
+    y = mask * torch.randn(6, 1, 2, 2, generator=gen, dtype=F64)
+    out = ddnm(MixtureDenoiser(gm), y, physics, 0.0, x_T, karras_sigmas(0.01, 20, 10).tolist(), generator=gen).samples
+    torch.testing.assert_close(mask * out, y, rtol=0, atol=1e-12)
+    assert (out * (1 - mask)).abs().sum() > 0  # the hidden pixel is the prior's, not zeroed
+
+
 def test_a_deepinv_mask_has_the_svd_ddrm_reads_and_ddrm_keeps_the_seen_pixels():
     mask = torch.tensor([1.0, 0.0, 1.0, 1.0], dtype=F64).reshape(1, 1, 2, 2)
     physics = deepinv.physics.Inpainting(img_size=(1, 2, 2), mask=mask)
@@ -276,7 +334,8 @@ def test_bad_input_is_refused_by_name():
         tmpd(denoiser, y, A3, SY, x, sig, covariance="diag")
 
 
-SAMPLERS = {"dps": dps, "pigdm": pigdm, "tmpd": tmpd, "ddrm": ddrm, "diffpir": diffpir, "smc": twisted_diffusion}
+SAMPLERS = {"dps": dps, "pigdm": pigdm, "tmpd": tmpd, "ddrm": ddrm, "diffpir": diffpir, "ddnm": ddnm,
+            "red_diff": red_diff, "smc": twisted_diffusion}
 
 
 @pytest.mark.parametrize("name", SAMPLERS)

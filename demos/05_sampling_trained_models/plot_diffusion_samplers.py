@@ -149,10 +149,10 @@ curves = {**{("resunet_cfg", m): m for m in ("dpm++2m", "dpm++3m", "ipndm", "heu
 for (name, method), label in curves.items():
     rows = sorted((r for r in records[name]["rows"] if r["method"] == method and not r.get("churn")
                    and r["guidance"] is None), key=lambda r: r["nfe"])
-    style = {"color": "0.6", "ls": ":"} if name == "unet_edm" else {}
+    style = {"color": "0.6", "ls": ":"} if name == "unet_edm" else {"ls": "-"}
     for ax, key in zip(axes, keys):
         if all(key in r for r in rows):
-            ax.plot([r["nfe"] for r in rows], [r[key] for r in rows], "o-", label=label, ms=4, **style)
+            ax.plot([r["nfe"] for r in rows], [r[key] for r in rows], marker="o", label=label, ms=4, **style)
 guided = [r for r in records["resunet_cfg"]["rows"] if r["guidance"] is not None]
 for ax, key in zip(axes, keys):
     ax.plot([r["nfe"] for r in guided], [r[key] for r in guided], "*", color="k", ms=9, label="guided")

@@ -41,8 +41,11 @@ exact = posterior.sample(1000, generator=torch.Generator().manual_seed(3))[:, 0]
 sigmas = karras_sigmas(0.002, 100.0, 100)
 denoiser = MixtureDenoiser(problem.prior)
 
-fig, axes = plt.subplots(3, 3, figsize=(11, 10.5), sharex=True, sharey=True)
 samplers = benchmark_samplers(problem)
+rows = -(-(1 + len(samplers)) // 4)  # four panels a row: the exact draws, then each sampler
+fig, axes = plt.subplots(rows, 4, figsize=(11, 2.9 * rows), sharex=True, sharey=True, squeeze=False)
+for ax in axes.flat[1 + len(samplers):]:
+    ax.set_axis_off()
 for ax, name in zip(axes.flat, ("exact", *samplers)):
     if name == "exact":
         samples = exact

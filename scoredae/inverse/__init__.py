@@ -1,7 +1,8 @@
 """Inverse problems :math:`y = A x + \\sigma_y n`: linear operators (a matrix, a deepinv physics or a
 pair of callables), PnP-ULA, the likelihood scores :math:`\\nabla \\log p(y \\mid x_\\sigma)` the
-diffusion posterior samplers approximate, those samplers (DPS, PiGDM, TMPD, DDRM, DiffPIR), the
-particle sampler (TDS) and Kadkhodaie-Simoncelli's constrained ascent.
+diffusion posterior samplers approximate, those samplers (DPS, PiGDM, TMPD, DDRM, DiffPIR),
+projection (DDNM), optimisation (RED-diff), the particle sampler (TDS) and Kadkhodaie-Simoncelli's
+constrained ascent.
 
 Every sampler with a diffusion prior has one signature,
 ``name(denoiser, y, forward, noise_sigma, x_T, sigmas, *, generator=None, ...)``, and the checks of
@@ -14,11 +15,14 @@ from .likelihood_scores import dps_likelihood_score, pigdm_likelihood_score, tmp
 from .operators import LinearOperator, linear_operator
 from .particles import SMCState, importance_effective_size, twisted_diffusion
 from .pnp_ula import posterior_langevin
+from .projection import ddnm
+from .variational import red_diff
 
 __all__ = [
     "LinearOperator",
     "SMCState",
     "ancestral_posterior",
+    "ddnm",
     "ddrm",
     "diffpir",
     "dps",
@@ -29,6 +33,7 @@ __all__ = [
     "pigdm",
     "pigdm_likelihood_score",
     "posterior_langevin",
+    "red_diff",
     "tmpd",
     "tmpd_likelihood_score",
     "twisted_diffusion",
