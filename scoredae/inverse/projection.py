@@ -23,8 +23,8 @@ def ddnm(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *,
     :math:`D = D(x_i, \sigma_i)`:
 
     .. math::
-        \hat x_0 = D - \lambda_i A^+ (A D - y), \qquad
-        \lambda_i = \min(1, t / \sigma_y), \qquad \gamma_i = \sqrt{\max(0, t^2 - \lambda_i^2 \sigma_y^2)},
+        \hat x_0 &= D - \lambda_i A^+ (A D - y), \\
+        \lambda_i &= \min(1, t / \sigma_y), \qquad \gamma_i = \sqrt{\max(0, t^2 - \lambda_i^2 \sigma_y^2)},
 
     .. math::
         x_{i+1} = \hat x_0 + \sqrt{1 - \eta^2}\, \frac{t}{\sigma_i} (x_i - \hat x_0) + \eta\, \gamma_i z.

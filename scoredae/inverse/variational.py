@@ -27,7 +27,7 @@ class AdamState:
 
 def adam_update(x: torch.Tensor, grad: torch.Tensor, state: AdamState, lr: float, betas: tuple[float, float],
                 eps: float = 1e-8) -> torch.Tensor:
-    r"""One step of Adam (Kingma & Ba 2015, Algorithm 1), as :class:`torch.optim.Adam` takes it:
+    r"""One step of Adam (Kingma & Ba 2015, Algorithm 1), as ``torch.optim.Adam`` takes it:
     :math:`m \leftarrow \beta_1 m + (1 - \beta_1) g`, :math:`v \leftarrow \beta_2 v + (1 - \beta_2) g^2`,
     :math:`x \leftarrow x - \text{lr}\, \hat m / (\sqrt{\hat v} + \epsilon)` with the bias-corrected
     :math:`\hat m = m / (1 - \beta_1^k)`, :math:`\hat v = v / (1 - \beta_2^k)`."""
@@ -53,8 +53,8 @@ def red_diff(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas
     :math:`\hat\epsilon = (x - D(x, \sigma_i)) / \sigma_i`, Adam steps along
 
     .. math::
-        g = A^\top (A \mu - y) / \sigma_y^2 + \lambda_i\, (\hat\epsilon - \epsilon)
-          = A^\top (A \mu - y) / \sigma_y^2 + \frac{\lambda_i}{\sigma_i} \big(\mu - D(\mu + \sigma_i \epsilon, \sigma_i)\big),
+        g &= A^\top (A \mu - y) / \sigma_y^2 + \lambda_i\, (\hat\epsilon - \epsilon) \\
+          &= A^\top (A \mu - y) / \sigma_y^2 + \frac{\lambda_i}{\sigma_i} \big(\mu - D(\mu + \sigma_i \epsilon, \sigma_i)\big),
 
     with :math:`\lambda_i = \lambda \sigma_i` (``weighting="linear"``, the paper's
     :math:`\lambda \sigma_t / \alpha_t`, inversely proportional to the square root of the
