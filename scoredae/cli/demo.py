@@ -8,6 +8,7 @@ import os
 import runpy
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -76,19 +77,41 @@ def _run_in_child(script: Path, out: Path, threads: int | None = None) -> tuple[
     """Run :func:`run_script` on ``script`` in a new Python process: its exit status, peak resident
     memory in GB (where the system reports it), seconds, and what it printed. With ``threads``,
     the child runs on that many CPU threads and its output is collected; without, it is shown live."""
-    code = "import sys; from scoredae.cli.demo import run_script; run_script(sys.argv[1], sys.argv[2])"
-    command = [sys.executable, "-c", code, str(script), str(out)]
+    code = ("import sys; from scoredae.cli.demo import run_script, write_peak_memory; "
+            "run_script(sys.argv[1], sys.argv[2]); write_peak_memory(sys.argv[3])")
+    peak_file = Path(tempfile.mkstemp(suffix=".peak")[1])
+    command = [sys.executable, "-c", code, str(script), str(out), str(peak_file)]
     env = {**os.environ, "MPLBACKEND": "Agg", **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     start = time.perf_counter()
     pipe = subprocess.PIPE if threads else None
     child = subprocess.Popen(command, env=env, stdout=pipe, stderr=subprocess.STDOUT if threads else None, text=True)
     printed = child.stdout.read() if threads else ""
     if not hasattr(os, "wait4"):  # no resource usage of one child on this system
-        return child.wait(), None, time.perf_counter() - start, printed
+        return child.wait(), _read_peak(peak_file, None), time.perf_counter() - start, printed
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    return child.returncode, usage.ru_maxrss * scale / 2**30, time.perf_counter() - start, printed
+    # the child's own high-water mark where it wrote one: on Linux ru_maxrss also counts the pages of
+    # this process at the fork that started the child
+    peak = _read_peak(peak_file, usage.ru_maxrss * scale / 2**30)
+    return child.returncode, peak, time.perf_counter() - start, printed
+
+
+def write_peak_memory(path: str) -> None:
+    """Write this process's peak resident memory in GB (Linux's ``VmHWM``) to ``path``; nothing where
+    the system does not report it."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                Path(path).write_text(str(int(line.split()[1]) * 1024 / 2**30))
+
+
+def _read_peak(path: Path, fallback: float | None) -> float | None:
+    """The peak a child wrote to ``path`` (the file removed), else ``fallback``."""
+    text = path.read_text().strip() if path.exists() else ""
+    path.unlink(missing_ok=True)
+    return float(text) if text else fallback
 
 
 def run_script(script: str, out: str) -> None:
