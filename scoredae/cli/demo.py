@@ -79,7 +79,9 @@ def _run_in_child(script: Path, out: Path, threads: int | None = None) -> tuple[
     the child runs on that many CPU threads and its output is collected; without, it is shown live."""
     code = ("import sys; from scoredae.cli.demo import run_script, write_peak_memory; "
             "run_script(sys.argv[1], sys.argv[2]); write_peak_memory(sys.argv[3])")
-    peak_file = Path(tempfile.mkstemp(suffix=".peak")[1])
+    handle, name = tempfile.mkstemp(suffix=".peak")
+    os.close(handle)
+    peak_file = Path(name)
     command = [sys.executable, "-c", code, str(script), str(out), str(peak_file)]
     env = {**os.environ, "MPLBACKEND": "Agg", **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     start = time.perf_counter()

@@ -36,7 +36,7 @@ from ..sampling.loop import LoopSpec, SamplerResult, check_chain_inputs, run_cha
 from ..score import require_every_level
 from .inputs import posterior_inputs
 from .likelihood_scores import dps_likelihood_score, pigdm_likelihood_score, tmpd_likelihood_score
-from .operators import LinearOperator
+from .operators import LinearOperator, spectral_observation
 
 
 def ancestral_step(x: torch.Tensor, denoised: torch.Tensor, sigma: float, sigma_next: float, eta: float,
@@ -174,13 +174,9 @@ def ddrm(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *,
     must have an SVD: a matrix or a :class:`deepinv.physics.DecomposablePhysics`.
     """
     op, y, noise_sigma, levels = posterior_inputs(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "DDRM", noiseless=True)
-    v_adjoint, v, spectral_y, s = op.svd()
-    s = torch.as_tensor(s).to(dtype=x_T.dtype, device=x_T.device)
     unit_interval("eta", eta)
     unit_interval("eta_b", eta_b)
-    seen = s.abs() > 0
-    y_bar = torch.where(seen, spectral_y(y) / torch.where(seen, s, 1), 0)
-    nsr = torch.where(seen, noise_sigma / torch.where(seen, s, 1).abs(), 0)  # sigma_y / s_j
+    v_adjoint, v, seen, y_bar, nsr = spectral_observation(op, y, noise_sigma, x_T)
     keep = math.sqrt(1 - eta**2)
     # each case is theta + a (x_bar - theta) + c (y_bar - theta) + d z, with per-coordinate a, c, d
     hidden = ~seen

@@ -67,6 +67,20 @@ class LinearOperator:
         return conjugate_solve(lambda v: c * self.A(self.A_adjoint(v)) + shift * v, u)
 
 
+def spectral_observation(op: LinearOperator, y: torch.Tensor, noise_sigma: float, like: torch.Tensor):
+    r"""The observation in the spectral domain of :math:`A = U \operatorname{diag}(s) V^\top`, as the
+    SVD-based samplers (DDRM, DDNM) read it: ``(V_adjoint, V, seen, y_bar, nsr)`` with ``seen`` where
+    :math:`s_j > 0`, :math:`\bar y_j = (U^\top y)_j / s_j` and the noise of that coordinate,
+    :math:`\sigma_y / |s_j|`, on the seen coordinates (0 elsewhere), in the dtype and device of ``like``."""
+    v_adjoint, v, spectral_y, s = op.svd()
+    s = torch.as_tensor(s).to(dtype=like.dtype, device=like.device)
+    seen = s.abs() > 0
+    safe = torch.where(seen, s, 1)
+    y_bar = torch.where(seen, spectral_y(y) / safe, 0)
+    nsr = torch.where(seen, noise_sigma / safe.abs(), 0)
+    return v_adjoint, v, seen, y_bar, nsr
+
+
 def _matrix(A: torch.Tensor, x0: torch.Tensor) -> LinearOperator:
     shape, d = x0.shape[1:], math.prod(x0.shape[1:])
     if A.ndim != 2 or A.shape[1] != d:

@@ -12,6 +12,7 @@ from .._checks import unit_interval
 from ..rng import randn
 from ..sampling.loop import LoopSpec, SamplerResult, run_chain
 from .inputs import posterior_inputs
+from .operators import spectral_observation
 
 
 @torch.no_grad()
@@ -51,11 +52,7 @@ def ddnm(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *,
     op, y, noise_sigma, levels = posterior_inputs(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "DDNM",
                                                   noiseless=True)
     unit_interval("eta", eta)
-    v_adjoint, v, spectral_y, s = op.svd()
-    s = torch.as_tensor(s).to(dtype=x_T.dtype, device=x_T.device)
-    seen = s.abs() > 0
-    y_bar = torch.where(seen, spectral_y(y) / torch.where(seen, s, 1), 0)
-    nsr = torch.where(seen, noise_sigma / torch.where(seen, s, 1).abs(), 0)  # sigma_y / s_j
+    v_adjoint, v, seen, y_bar, nsr = spectral_observation(op, y, noise_sigma, x_T)
     keep = math.sqrt(1 - eta**2)
 
     def step(x, state, i):

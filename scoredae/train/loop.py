@@ -197,7 +197,7 @@ def train(
         while run.fraction() < 1:
             loss = run.optimize(net, loss_fn)
             bar.update(run.took if run.by_time else 1)
-            run.after_step(loss, bar, stop.received, writes=out is not None)
+            run.after_step(loss, bar, stop.received)
     bar.close()
     model.eval()
     saved = run.saved
@@ -289,9 +289,10 @@ class _Run:
         self.elapsed += self.took
         return loss
 
-    def after_step(self, loss: torch.Tensor, bar: tqdm, stopped_by: str | None, *, writes: bool) -> None:
-        """Evaluate, snapshot and checkpoint when due; on a signal, checkpoint and stop."""
-        config, step = self.config, self.step
+    def after_step(self, loss: torch.Tensor, bar: tqdm, stopped_by: str | None) -> None:
+        """Evaluate, snapshot and checkpoint when due (when the run has a folder); on a signal,
+        checkpoint and stop."""
+        config, step, writes = self.config, self.step, self.folder.out is not None
         if self.eval_every and step % self.eval_every == 0:
             metrics = self.metrics()
             self.history.append({"step": step, "loss": round(loss.item(), 6), **metrics,
