@@ -11,6 +11,7 @@ import torch
 from scipy import stats
 
 from scoredae.inverse.diffusion_prior import ancestral_posterior, ddrm, diffpir, dps, pigdm, tmpd
+from scoredae.inverse.filtering import fps, mcgdiff
 from scoredae.inverse.likelihood_scores import dps_likelihood_score, tmpd_likelihood_score
 from scoredae.inverse.operators import linear_operator
 from scoredae.inverse.particles import systematic_indices, twisted_diffusion
@@ -308,7 +309,7 @@ def test_bad_input_is_refused_by_name():
 
 
 SAMPLERS = {"dps": dps, "pigdm": pigdm, "tmpd": tmpd, "ddrm": ddrm, "diffpir": diffpir, "ddnm": ddnm,
-            "red_diff": red_diff, "smc": twisted_diffusion}
+            "red_diff": red_diff, "smc": twisted_diffusion, "mcgdiff": mcgdiff, "fps": fps}
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
@@ -316,7 +317,7 @@ def test_the_shared_prologue_refuses_the_same_bad_input_in_every_sampler(name):
     """The checks written once (``posterior_inputs``): an infinite or NaN noise level, a forward matrix
     holding NaN or inf, NaN initial states named ``x_T``; a 0-d tensor noise level is a number."""
     sampler, (denoiser, x, y), sig = SAMPLERS[name], gaussian_problem(), [SIG0, SIG1]
-    y = y[:1] if name == "smc" else y  # the particles share one observation
+    y = y[:1] if name in ("smc", "mcgdiff", "fps") else y  # the particles share one observation
     for bad in (math.inf, float("nan"), -1.0):
         with pytest.raises(ValueError, match="noise_sigma: expected a finite number"):
             sampler(denoiser, y, A3, bad, x, sig)

@@ -32,12 +32,13 @@ import deepinv
 import torch
 
 from ..inverse import (
-    SMCState,
     ancestral_posterior,
     ddnm,
     ddrm,
     diffpir,
     dps,
+    fps,
+    mcgdiff,
     pigdm,
     tmpd,
     twisted_diffusion,
@@ -192,11 +193,11 @@ def oracle(prior: GaussianMixture) -> Callable:
 def benchmark_samplers(problem: MixtureProblem) -> dict[str, Callable]:
     r"""The samplers the benchmark runs, by name, each with the settings it runs them at: the oracle,
     DPS's Algorithm 1 with :math:`\zeta' = 1` and DPS's Gaussian form, PiGDM and the particle
-    sampler with the prior's variance, TMPD, DDRM, DiffPIR and DDNM at their defaults."""
+    sampler with the prior's variance, TMPD, DDRM, DiffPIR, DDNM, MCGdiff and FPS at their defaults."""
     variance = problem.data_variance
     return {"oracle": oracle(problem.prior), "dps": partial(dps, zeta=1.0), "dps-gaussian": dps,
             "pigdm": partial(pigdm, data_variance=variance), "tmpd": tmpd, "ddrm": ddrm, "diffpir": diffpir,
-            "ddnm": ddnm, "smc": partial(twisted_diffusion, data_variance=variance)}
+            "ddnm": ddnm, "smc": partial(twisted_diffusion, data_variance=variance), "mcgdiff": mcgdiff, "fps": fps}
 
 
 def sampler_name(sampler: Callable) -> str:
@@ -210,7 +211,7 @@ def evaluate(sampler: Callable, problem: MixtureProblem, n: int = 1024, steps: i
     generator)``: its ``n`` samples on ``steps`` EDM levels from ``problem.sigma_max`` (the exact
     mixture denoiser, or ``denoiser``) against ``n`` exact posterior draws: sliced Wasserstein and
     its floor, mode total variation, the lowest and highest interval coverage, seconds, denoiser
-    calls, and for a particle sampler (an :class:`~scoredae.inverse.SMCState`) the error of its log
+    calls, and for a particle sampler (a ``state`` with ``log_evidence``) the error of its log
     evidence. A sampler that diverges gets a row saying where, its measures NaN. The exact draws
     and the directions come from ``seed`` alone, the same for every sampler."""
     name = name or sampler_name(sampler)
@@ -236,7 +237,7 @@ def evaluate(sampler: Callable, problem: MixtureProblem, n: int = 1024, steps: i
            "sw_floor": sliced_wasserstein_floor(problem.posterior, n, seed),
            "mode_tv": mode_tv(problem.posterior, samples),
            "coverage_min": float(coverage.min()), "coverage_max": float(coverage.max())}
-    if isinstance(result.state, SMCState):
+    if hasattr(result.state, "log_evidence"):  # a particle sampler
         row["evidence_error"] = float(result.state.log_evidence - problem.posterior.log_evidence[0])
         row["min_ess"] = float(result.state.ess.min())
     return row

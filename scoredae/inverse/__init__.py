@@ -1,7 +1,8 @@
 """Inverse problems :math:`y = A x + \\sigma_y n`: linear operators (a matrix, a deepinv physics or a
 pair of callables), PnP-ULA, the likelihood scores :math:`\\nabla \\log p(y \\mid x_\\sigma)` the
 diffusion posterior samplers approximate, those samplers (DPS, PiGDM, TMPD, DDRM, DiffPIR),
-projection (DDNM), optimisation (RED-diff), the particle sampler (TDS) and Kadkhodaie-Simoncelli's
+projection (DDNM), optimisation (RED-diff), the particle samplers (TDS, and MCGdiff and FPS in the
+operator's spectral domain) and Kadkhodaie-Simoncelli's
 constrained ascent.
 
 Every sampler with a diffusion prior has one signature,
@@ -11,6 +12,7 @@ Every sampler with a diffusion prior has one signature,
 
 from .constrained import kadkhodaie_simoncelli_constrained
 from .diffusion_prior import ancestral_posterior, ddrm, diffpir, dps, pigdm, tmpd
+from .filtering import FilterState, fps, mcgdiff
 from .likelihood_scores import dps_likelihood_score, pigdm_likelihood_score, tmpd_likelihood_score
 from .operators import LinearOperator, linear_operator
 from .particles import SMCState, importance_effective_size, twisted_diffusion
@@ -19,6 +21,7 @@ from .projection import ddnm
 from .variational import red_diff
 
 __all__ = [
+    "FilterState",
     "LinearOperator",
     "SMCState",
     "ancestral_posterior",
@@ -27,9 +30,11 @@ __all__ = [
     "diffpir",
     "dps",
     "dps_likelihood_score",
+    "fps",
     "importance_effective_size",
     "kadkhodaie_simoncelli_constrained",
     "linear_operator",
+    "mcgdiff",
     "pigdm",
     "pigdm_likelihood_score",
     "posterior_langevin",

@@ -72,7 +72,8 @@ def _log_gaussian(residual: torch.Tensor, variance: float) -> torch.Tensor:
     return -0.5 * flat.square().sum(1) / variance - 0.5 * flat.shape[1] * math.log(2 * math.pi * variance)
 
 
-def _log_mean_exp(log_w: torch.Tensor) -> torch.Tensor:
+def log_mean_exp(log_w: torch.Tensor) -> torch.Tensor:
+    r""":math:`\log \tfrac1P \sum_p e^{\ell_p}`, stably."""
     return torch.logsumexp(log_w, 0) - math.log(len(log_w))
 
 
@@ -88,6 +89,24 @@ def systematic_indices(log_w: torch.Tensor, generator) -> torch.Tensor:
     cdf = torch.softmax(log_w, 0).cumsum(0)
     u = (rand((1,), generator, dtype=log_w.dtype, device=log_w.device) + torch.arange(n, device=log_w.device)) / n
     return torch.searchsorted(cdf, u).clamp(max=n - 1)
+
+
+def shared_observation(y: torch.Tensor, x_T: torch.Tensor) -> int:
+    """The number of particles, refused below 2, and the check that they share one observation."""
+    n = x_T.shape[0]
+    if n < 2:
+        raise ValueError(f"x_T: expected at least 2 particles (its leading dimension), got {n}")
+    if not bool((y == y[:1]).all()):
+        raise ValueError("y: the particles share one observation; give one (or the same for every particle)")
+    return n
+
+
+def warn_on_collapse(method: str, ess: torch.Tensor, n: int, levels: list[float]) -> None:
+    """Log a warning when the effective sample size (one per step) fell below 5% of the particles."""
+    worst = float(ess.min())
+    if worst < 0.05 * n:
+        log.warning("%s: the weights collapsed (effective sample size %.3g of %d particles at level %.3g); "
+                    "add particles or levels", method, worst, n, levels[int(ess.argmin()) + 1])
 
 
 @torch.no_grad()
@@ -106,11 +125,7 @@ def twisted_diffusion(denoiser, y, forward, noise_sigma: float, x_T: torch.Tenso
     """
     op, y, noise_sigma, levels = posterior_inputs(denoiser, y, forward, noise_sigma, x_T, sigmas, generator,
                                                   "the twisted diffusion sampler")
-    n = x_T.shape[0]
-    if n < 2:
-        raise ValueError(f"x_T: expected at least 2 particles, got {n}")
-    if not bool((y == y[:1]).all()):
-        raise ValueError("y: the particles share one observation; give one (or the same for every particle)")
+    n = shared_observation(y, x_T)
     finite_number("data_variance", data_variance, allow_zero=True)
     if not 0 < finite_number("resample_below", resample_below) <= 1:
         raise ValueError(f"resample_below: expected a fraction in (0, 1], got {resample_below!r}")
@@ -160,7 +175,7 @@ def _resample(x: torch.Tensor, state: SMCState, resample_below: float, generator
     n, log_w = len(x), state.log_weights
     need = importance_effective_size(log_w) < resample_below * n
     idx = torch.where(need, systematic_indices(log_w, generator), torch.arange(n, device=x.device))
-    log_z = state.log_evidence + torch.where(need, _log_mean_exp(log_w), 0.0)
+    log_z = state.log_evidence + torch.where(need, log_mean_exp(log_w), 0.0)
     return x[idx], state._replace(log_weights=torch.where(need, 0.0, log_w[idx]), log_evidence=log_z,
                                   denoised=state.denoised[idx], grad=state.grad[idx], log_twist=state.log_twist[idx])
 
@@ -169,12 +184,8 @@ def _finish(result: SamplerResult, levels: list[float], generator) -> SamplerRes
     """The loop's result after the final resampling: equally weighted particles, the evidence
     estimate complete; a collapse of the weights is logged."""
     state, n = result.state, len(result.samples)
-    log_z = state.log_evidence + _log_mean_exp(state.log_weights)
+    log_z = state.log_evidence + log_mean_exp(state.log_weights)
     idx = systematic_indices(state.log_weights, generator)
-    worst = float(state.ess.min())
-    if worst < 0.05 * n:
-        log.warning("twisted diffusion sampler: the weights collapsed (effective sample size %.3g of %d "
-                    "particles at level %.3g); add particles or levels", worst, n,
-                    levels[int(state.ess.argmin()) + 1])
+    warn_on_collapse("twisted diffusion sampler", state.ess, n, levels)
     return dataclasses.replace(result, samples=result.samples[idx], state=state._replace(
         log_weights=torch.zeros_like(state.log_weights), log_evidence=log_z))

@@ -1,0 +1,92 @@
+"""MCGdiff and FPS, the particle filters in the operator's spectral domain: MCGdiff against the
+exact posterior and evidence of a two-component mixture, its pinned levels, its noiseless form,
+FPS's documented concentration, and their bad input."""
+
+import pytest
+import torch
+
+from scoredae.inverse.filtering import fps, mcgdiff
+from scoredae.mixtures import GaussianMixture, MixtureDenoiser
+from scoredae.sampling.edm import karras_sigmas
+
+F64 = torch.float64
+A = torch.tensor([[0.5, 0.3]], dtype=F64)
+SY = 0.3
+Y = torch.tensor([[0.4]], dtype=F64)
+SIGMAS = karras_sigmas(0.002, 80.0, 200)
+
+
+def _problem():
+    prior = GaussianMixture(torch.tensor([0.3, 0.7], dtype=F64), torch.tensor([[-2.0, 0.0], [2.0, 0.0]], dtype=F64), 1.0)
+    return prior, MixtureDenoiser(prior), prior.posterior(Y, SY, A)
+
+
+def _run(sampler, seed, n=4096, noise_sigma=SY, **options):
+    prior, denoiser, _ = _problem()
+    gen = torch.Generator().manual_seed(seed)
+    x_T = prior.noised(80.0).sample(n, generator=gen)
+    return sampler(denoiser, Y, A, noise_sigma, x_T, SIGMAS, generator=gen, **options)
+
+
+def test_mcgdiff_samples_the_posterior_and_estimates_the_evidence():
+    """Along the observed direction u the exact posterior has mean 0.856 and variance 0.240 (200,000
+    exact draws); over seeds 0-3 MCGdiff's 4,096 particles gave means within 0.025 (standard error
+    with resampling about 0.01), variances 0.206-0.217 (the ancestral kernel's own narrowing below
+    the pinned level) and log evidence within 0.12 nats. A wrong factor of 2 in the evidence is 0.69
+    nats; in the variance, a factor 2."""
+    _, _, posterior = _problem()
+    u = A[0] / A[0].norm()
+    exact = posterior.sample(200_000, generator=torch.Generator().manual_seed(9))[:, 0] @ u
+    result = _run(mcgdiff, 0)
+    along = result.samples @ u
+    assert abs(float(along.mean() - exact.mean())) < 0.06
+    assert 0.75 < float(along.var() / exact.var()) < 1.15
+    assert abs(float(result.state.log_evidence - posterior.log_evidence[0])) < 0.3
+    assert result.state.ess.shape == (len(SIGMAS),)  # one level inserted: nu = sigma_y / s
+
+
+def test_mcgdiff_inserts_the_observation_level_or_pins_at_the_nearest():
+    from scoredae.eval.exact_posterior import CountingDenoiser
+
+    prior, denoiser, _ = _problem()
+    x_T = prior.noised(80.0).sample(64, generator=torch.Generator().manual_seed(0))
+    for pin, extra in (("insert", 1), ("nearest", 0)):
+        counted = CountingDenoiser(denoiser)
+        mcgdiff(counted, Y, A, SY, x_T, SIGMAS, pin=pin, generator=torch.Generator().manual_seed(1))
+        assert counted.calls == len(SIGMAS) - 1 + extra
+
+
+def test_noiseless_mcgdiff_meets_the_observation_up_to_the_last_level():
+    """With sigma_y = 0 every particle is pinned to A x = y at the last level above 0 (0.002); the
+    final denoising moves it by about that level."""
+    result = _run(mcgdiff, 1, n=256, noise_sigma=0.0)
+    residual = (result.samples @ A.T - Y).abs().max()
+    assert float(residual) < 0.01
+
+
+def test_fps_concentrates_on_its_observation_path():
+    """FPS counts the observation at every level (its docstring): the variance along the observed
+    direction is far below the exact 0.24, while the unobserved direction keeps the prior's spread."""
+    result = _run(fps, 0)
+    u = A[0] / A[0].norm()
+    along, across = result.samples @ u, result.samples @ torch.tensor([-u[1], u[0]])
+    assert float(along.var()) < 0.05
+    assert float(across.var()) > 0.5
+
+
+def test_the_filters_refuse_bad_input():
+    prior, denoiser, _ = _problem()
+    x_T = prior.noised(80.0).sample(8, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="pin: expected 'insert' or 'nearest'"):
+        mcgdiff(denoiser, Y, A, SY, x_T, SIGMAS, pin="tau")
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="resample_below"):
+            fps(denoiser, Y, A, SY, x_T, SIGMAS, resample_below=bad)
+    with pytest.raises(ValueError, match="noise_sigma: .*sigma_y > 0"):
+        fps(denoiser, Y, A, 0.0, x_T, SIGMAS)
+    with pytest.raises(ValueError, match="forward: this method needs the SVD"):
+        mcgdiff(denoiser, Y, (lambda v: v @ A.T, lambda r: r @ A), SY, x_T, SIGMAS)
+    with pytest.raises(ValueError, match="x_T: expected at least 2 particles"):
+        fps(denoiser, Y, A, SY, x_T[:1], SIGMAS)
+    with pytest.raises(ValueError, match="y: the particles share one observation"):
+        mcgdiff(denoiser, torch.randn(8, 1, dtype=F64), A, SY, x_T, SIGMAS)
