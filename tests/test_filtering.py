@@ -90,3 +90,51 @@ def test_the_filters_refuse_bad_input():
         fps(denoiser, Y, A, SY, x_T[:1], SIGMAS)
     with pytest.raises(ValueError, match="y: the particles share one observation"):
         mcgdiff(denoiser, torch.randn(8, 1, dtype=F64), A, SY, x_T, SIGMAS)
+
+
+# --- DAPS: MCMC on the clean image inside the diffusion ---
+
+def test_daps_one_level_by_hand():
+    """Levels (sigma0, 0), one ODE step (x_hat = D), two Langevin steps at eta = step / L with
+    L = ||A||^2 / sigma_y^2 + 1 / sigma0^2, the noise drawn in order from the same generator."""
+    from scoredae.inverse.annealed_mcmc import daps
+    from scoredae.rng import randn
+
+    prior, denoiser, _ = _problem()
+    x = prior.noised(3.0).sample(5, generator=torch.Generator().manual_seed(2))
+    sigma0, step = 3.0, 0.7
+    out = daps(denoiser, Y, A, SY, x, [sigma0, 0.0], ode_steps=1, langevin_steps=2, step_size=step,
+               generator=torch.Generator().manual_seed(4)).samples
+    gen = torch.Generator().manual_seed(4)
+    x_hat = denoiser(x, sigma0)
+    eta = step / (float(torch.linalg.matrix_norm(A, ord=2)) ** 2 / SY**2 + 1 / sigma0**2)
+    z = x_hat
+    for _ in range(2):
+        grad = (z @ A.T - Y) @ A / SY**2 + (z - x_hat) / sigma0**2
+        z = z - eta * grad + (2 * eta) ** 0.5 * randn(z.shape, gen, dtype=F64)
+    torch.testing.assert_close(out, z, rtol=1e-12, atol=1e-12)
+
+
+def test_daps_refuses_a_diverging_step_and_empty_loops():
+    from scoredae.inverse.annealed_mcmc import daps
+
+    prior, denoiser, _ = _problem()
+    x_T = prior.noised(80.0).sample(4, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="step_size: expected a fraction of 1 / L in \\(0, 2\\)"):
+        daps(denoiser, Y, A, SY, x_T, SIGMAS, step_size=2.0)
+    with pytest.raises(ValueError, match="langevin_steps"):
+        daps(denoiser, Y, A, SY, x_T, SIGMAS, langevin_steps=0)
+    with pytest.raises(ValueError, match="step_decay"):
+        daps(denoiser, Y, A, SY, x_T, SIGMAS, step_decay=1.5)
+
+
+def test_the_operator_norm_by_power_iteration_matches_the_svd():
+    from scoredae.inverse.annealed_mcmc import squared_norm
+    from scoredae.inverse.operators import linear_operator
+
+    M = torch.randn(3, 5, generator=torch.Generator().manual_seed(1), dtype=F64)
+    like = torch.zeros(2, 5, dtype=F64)
+    exact = float(torch.linalg.matrix_norm(M, ord=2)) ** 2
+    assert abs(squared_norm(linear_operator(M, like), like) - exact) < 1e-10 * exact
+    pair = linear_operator((lambda v: v @ M.T, lambda r: r @ M), like)
+    assert abs(squared_norm(pair, like) - exact) < 1e-6 * exact

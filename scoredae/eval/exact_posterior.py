@@ -33,6 +33,7 @@ import torch
 
 from ..inverse import (
     ancestral_posterior,
+    daps,
     ddnm,
     ddrm,
     diffpir,
@@ -193,11 +194,12 @@ def oracle(prior: GaussianMixture) -> Callable:
 def benchmark_samplers(problem: MixtureProblem) -> dict[str, Callable]:
     r"""The samplers the benchmark runs, by name, each with the settings it runs them at: the oracle,
     DPS's Algorithm 1 with :math:`\zeta' = 1` and DPS's Gaussian form, PiGDM and the particle
-    sampler with the prior's variance, TMPD, DDRM, DiffPIR, DDNM, MCGdiff and FPS at their defaults."""
+    sampler with the prior's variance, TMPD, DDRM, DiffPIR, DDNM, MCGdiff, FPS and DAPS at their defaults."""
     variance = problem.data_variance
     return {"oracle": oracle(problem.prior), "dps": partial(dps, zeta=1.0), "dps-gaussian": dps,
             "pigdm": partial(pigdm, data_variance=variance), "tmpd": tmpd, "ddrm": ddrm, "diffpir": diffpir,
-            "ddnm": ddnm, "smc": partial(twisted_diffusion, data_variance=variance), "mcgdiff": mcgdiff, "fps": fps}
+            "ddnm": ddnm, "smc": partial(twisted_diffusion, data_variance=variance), "mcgdiff": mcgdiff, "fps": fps,
+            "daps": daps}
 
 
 def sampler_name(sampler: Callable) -> str:
