@@ -1,7 +1,7 @@
 """Inverse problems :math:`y = A x + \\sigma_y n`: linear operators (a matrix, a deepinv physics or a
 pair of callables), PnP-ULA, the likelihood scores :math:`\\nabla \\log p(y \\mid x_\\sigma)` the
 diffusion posterior samplers approximate, those samplers (DPS, PiGDM, TMPD, DDRM, DiffPIR),
-MCMC on the clean image inside the diffusion (DAPS), projection (DDNM), optimisation (RED-diff), the particle samplers (TDS, and MCGdiff and FPS in the
+MCMC inside the diffusion (DAPS, PnP-DM), projection (DDNM), optimisation (RED-diff), the particle samplers (TDS, and MCGdiff and FPS in the
 operator's spectral domain) and Kadkhodaie-Simoncelli's
 constrained ascent.
 
@@ -10,7 +10,7 @@ Every sampler with a diffusion prior has one signature,
 :func:`~scoredae.inverse.inputs.posterior_inputs`.
 """
 
-from .annealed_mcmc import daps
+from .annealed_mcmc import daps, pnp_dm
 from .constrained import kadkhodaie_simoncelli_constrained
 from .diffusion_prior import ancestral_posterior, ddrm, diffpir, dps, pigdm, tmpd
 from .filtering import FilterState, fps, mcgdiff
@@ -39,6 +39,7 @@ __all__ = [
     "mcgdiff",
     "pigdm",
     "pigdm_likelihood_score",
+    "pnp_dm",
     "posterior_langevin",
     "red_diff",
     "tmpd",

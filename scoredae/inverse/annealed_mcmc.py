@@ -1,7 +1,9 @@
 r"""Markov chain Monte Carlo inside the diffusion: DAPS (Zhang et al., CVPR 2025, "Improving
 diffusion inverse problem solving with decoupled noise annealing"), which at every level estimates
 the clean image from the noised one, samples the clean image given that estimate and the
-observation by Langevin dynamics, and noises the result to the next level."""
+observation by Langevin dynamics, and noises the result to the next level; and PnP-DM (Wu et al.,
+NeurIPS 2024), split Gibbs sampling that alternates a likelihood step and a denoising-posterior step
+by the diffusion from a coupling level annealed towards 0."""
 
 from __future__ import annotations
 
@@ -96,3 +98,61 @@ def daps(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *,
     spec = LoopSpec("DAPS", level_of=lambda i: levels[i - 1], stationary=False)
     return run_chain(step, x_T, None, n, spec, progress=progress, record_every=record_every, callback=callback,
                      max_norm=max_norm)
+
+
+def _ancestral_from(denoiser, x: torch.Tensor, rho: float, levels: list[float], generator) -> torch.Tensor:
+    r"""A draw of the denoising posterior :math:`p(x_0 \mid x_\rho = x)` by the ancestral chain
+    (:math:`\eta = 1` in :mod:`scoredae.inverse.diffusion_prior`) from ``rho`` down the levels below it."""
+    path = [rho, *(s for s in levels if s < rho)]
+    for s, s_next in itertools.pairwise(path):
+        d = denoiser(x, s)
+        x = d + (s_next**2 / s**2) * (x - d)
+        if s_next > 0:
+            x = x + math.sqrt(s_next**2 * (1 - s_next**2 / s**2)) * randn(x.shape, generator, dtype=x.dtype,
+                                                                          device=x.device)
+    return x
+
+
+@torch.no_grad()
+def pnp_dm(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *, rho_max: float = 10.0,
+           rho_min: float = 0.1, decay: float = 0.9, iterations: int = 60, generator: torch.Generator | None = None,
+           progress: bool = False, record_every: int | None = None, callback: Callable | None = None,
+           max_norm: float | None = None) -> SamplerResult:
+    r"""Plug-and-play diffusion models (Wu et al., NeurIPS 2024, Algorithm 1): split Gibbs sampling of
+    :math:`\pi_\rho(x, z) \propto p(x)\, \mathcal N(z; x, \rho^2 I)\, p(y \mid z)` with the coupling
+    annealed, :math:`\rho_k = \max(\rho_{min}, \rho_{max} \cdot \text{decay}^k)`,
+    :math:`k = 0..\text{iterations} - 1`. Each iteration, from ``x_T`` on:
+
+    1. the likelihood step :math:`z \sim \pi_\rho(z \mid x) = \mathcal N\big(m, (A^\top A / \sigma_y^2 +
+       I / \rho^2)^{-1}\big)`, drawn exactly by perturbation (Matheron's rule):
+       :math:`u = x + \rho n_1`, :math:`v = y + \sigma_y n_2`,
+       :math:`z = u + \rho^2 A^\top (\rho^2 A A^\top + \sigma_y^2 I)^{-1} (v - A u)`;
+    2. the prior step :math:`x \sim p(x \mid x_\rho = z)`, the denoising posterior, by the diffusion's
+       ancestral chain from level :math:`\rho` down the levels of ``sigmas`` below it.
+
+    The :math:`x`-marginal of :math:`\pi_\rho` is the posterior with the noise inflated to
+    :math:`\sigma_y^2 I + \rho^2 A A^\top`; it is the posterior as :math:`\rho \to 0`. InverseBench's
+    ``algo/pnpdm.py`` takes the likelihood step by 100 Langevin steps; for a linear Gaussian
+    likelihood the step is closed form, so here it is exact. Costs, per iteration, one denoiser call
+    per level of ``sigmas`` below :math:`\rho_k`, plus one.
+    """
+    op, y, noise_sigma, levels = posterior_inputs(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "PnP-DM")
+    positive_int("iterations", iterations)
+    if not 0 < positive("rho_min", rho_min) <= positive("rho_max", rho_max):
+        raise ValueError(f"rho_min, rho_max: expected 0 < rho_min <= rho_max, got {rho_min!r}, {rho_max!r}")
+    if not 0 < positive("decay", decay) <= 1:
+        raise ValueError(f"decay: expected a ratio in (0, 1], got {decay!r}")
+
+    def draw(like):
+        return randn(like.shape, generator, dtype=like.dtype, device=like.device)
+
+    def step(x, state, k):
+        rho = max(rho_min, rho_max * decay ** (k - 1))
+        u = x + rho * draw(x)
+        v = y + noise_sigma * draw(y)
+        z = u + rho**2 * op.A_adjoint(op.gram_solve(v - op.A(u), rho**2, noise_sigma**2))
+        return _ancestral_from(denoiser, z, rho, levels, generator), state
+
+    spec = LoopSpec("PnP-DM", level_of=lambda k: max(rho_min, rho_max * decay ** (k - 1)), stationary=False)
+    return run_chain(step, x_T, None, iterations, spec, progress=progress, record_every=record_every,
+                     callback=callback, max_norm=max_norm)
