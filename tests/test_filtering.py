@@ -90,6 +90,8 @@ def test_the_filters_refuse_bad_input():
         fps(denoiser, Y, A, SY, x_T[:1], SIGMAS)
     with pytest.raises(ValueError, match="y: the particles share one observation"):
         mcgdiff(denoiser, torch.randn(8, 1, dtype=F64), A, SY, x_T, SIGMAS)
+    with pytest.raises(ValueError, match="sigmas: the observation's noise .* is not below the first level"):
+        mcgdiff(denoiser, Y, A, 100.0, x_T, SIGMAS)  # sigma_y / s = 171 > 80
 
 
 # --- DAPS: MCMC on the clean image inside the diffusion ---

@@ -17,6 +17,7 @@ from .._checks import positive, positive_int
 from ..rng import randn
 from ..sampling.edm import karras_sigmas
 from ..sampling.loop import LoopSpec, SamplerResult, run_chain
+from .diffusion_prior import ancestral_step
 from .inputs import posterior_inputs
 
 _POWER_ITERATIONS = 50  # of A^T A, for the largest squared singular value of an operator without an SVD
@@ -102,14 +103,11 @@ def daps(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *,
 
 def _ancestral_from(denoiser, x: torch.Tensor, rho: float, levels: list[float], generator) -> torch.Tensor:
     r"""A draw of the denoising posterior :math:`p(x_0 \mid x_\rho = x)` by the ancestral chain
-    (:math:`\eta = 1` in :mod:`scoredae.inverse.diffusion_prior`) from ``rho`` down the levels below it."""
+    (:func:`~scoredae.inverse.diffusion_prior.ancestral_step`, :math:`\eta = 1`) from ``rho`` down the
+    levels below it."""
     path = [rho, *(s for s in levels if s < rho)]
     for s, s_next in itertools.pairwise(path):
-        d = denoiser(x, s)
-        x = d + (s_next**2 / s**2) * (x - d)
-        if s_next > 0:
-            x = x + math.sqrt(s_next**2 * (1 - s_next**2 / s**2)) * randn(x.shape, generator, dtype=x.dtype,
-                                                                          device=x.device)
+        x = ancestral_step(x, denoiser(x, s), s, s_next, 1.0, generator)
     return x
 
 

@@ -24,33 +24,33 @@ and the potential, coordinate by coordinate,
     \bar x'_j = \bar\mu_j + K_j (c'_j - \bar\mu_j) + \sqrt{\tau^2 (1 - K_j)}\, z_j, \qquad
     K_j = \frac{\tau^2}{\tau^2 + v'_j},
 
-:math:`K_j = 0` where :math:`s_j = 0`. At the last level (0) the potential is the likelihood
-:math:`\mathcal N(\bar y_j; \bar x_j, \nu_j^2)`, so the particles target the posterior of the
-model's prior, and the product of the mean weights, times :math:`\prod_j s_j^{-1}` and the density of
-the part of :math:`y` outside the range of :math:`A`, estimates the evidence :math:`p(y)`. One
+:math:`K_j = 0` where :math:`s_j = 0`. What the particles target depends on the
+potentials: MCGdiff's make it the prior conditioned on its own noised coordinates, the posterior
+when the model is exact, and the product of the mean weights, times :math:`\prod_j s_j^{-1}` and the
+density of the part of :math:`y` outside the range of :math:`A`, its evidence :math:`p(y)`; FPS's
+count the observation at every level (see :func:`fps`). One
 denoiser call per level; no Jacobian products.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 
-from .._checks import finite_number
 from ..rng import randn
 from ..sampling.loop import LoopSpec, SamplerResult, run_chain
 from .inputs import posterior_inputs
 from .operators import spectral_observation
 from .particles import (
+    check_resample_below,
+    finish_particles,
     importance_effective_size,
     log_mean_exp,
     shared_observation,
     systematic_indices,
-    warn_on_collapse,
 )
 
 
@@ -71,13 +71,14 @@ def _log_normal(r: torch.Tensor, variance: torch.Tensor, seen: torch.Tensor) -> 
     return torch.where(seen, terms, 0).reshape(r.shape[0], -1).sum(1)
 
 
-def _observation_constant(op, y: torch.Tensor, noise_sigma: float, seen: torch.Tensor, s: torch.Tensor,
+def _observation_constant(op, y: torch.Tensor, noise_sigma: float, seen: torch.Tensor,
                           like: torch.Tensor) -> torch.Tensor:
     r""":math:`\log p(y \mid x) - \sum_j \log \mathcal N(\bar y_j; \bar x_j, \nu_j^2)`: the Jacobian
     :math:`-\sum_j \log s_j` of the seen coordinates and, with :math:`\sigma_y > 0`, the density of the
     :math:`m - r` coordinates of :math:`U^\top y` that :math:`A` cannot reach (``like`` one spectral
     particle, for the shape)."""
     seen = seen.expand_as(like)
+    s = torch.as_tensor(op.svd()[3]).to(like)
     constant = -torch.where(seen, s.abs(), 1).expand_as(like).log().sum()
     if noise_sigma > 0:
         reached = torch.where(seen, op.svd()[2](y[:1]), 0).square().sum()
@@ -96,20 +97,18 @@ def _spectral_filter(denoiser, y, op, noise_sigma: float, x_T: torch.Tensor, lev
     potential is the likelihood); ``path`` draws the centres along a noised observation path (FPS)
     rather than keeping :math:`\bar y`."""
     n = shared_observation(y, x_T)
-    if not 0 < finite_number("resample_below", resample_below) <= 1:
-        raise ValueError(f"resample_below: expected a fraction in (0, 1], got {resample_below!r}")
+    check_resample_below(resample_below)
     v_adjoint, v, seen, y_bar, _ = spectral_observation(op, y[:1], noise_sigma, x_T)
-    s = torch.as_tensor(op.svd()[3]).to(x_T)
     x_bar = v_adjoint(x_T)
 
     def draw(shape):
         return randn(shape, generator, dtype=x_T.dtype, device=x_T.device)
 
-    def log_potential(r, i, divide=False):  # log N(r; 0, v_i + tau2) where it acts (spread ones only)
+    def log_potential(r, i, divide=False):  # log g at level i; to divide by, the unpinned coordinates only
         variance, acts = potential(i)
         return _log_normal(r, variance, acts & (variance > 0) if divide else acts)
 
-    center, log_evidence = y_bar, _observation_constant(op, y, noise_sigma, seen, s, x_bar[0])
+    center, log_evidence = y_bar, _observation_constant(op, y, noise_sigma, seen, x_bar[0])
     if path:  # the path starts where the first particle is; every particle's seen coordinates with it
         center = torch.where(seen, x_bar[:1], 0)
         x_bar = torch.where(seen, center, x_bar)
@@ -145,11 +144,7 @@ def _spectral_filter(denoiser, y, op, noise_sigma: float, x_T: torch.Tensor, lev
                         log_evidence, x_T.new_zeros(len(levels) - 1), center)
     spec = LoopSpec(method, level_of=lambda i: levels[i - 1], stationary=False)
     result = run_chain(step, x_T, state, len(levels) - 1, spec, **loop)
-    state = result.state
-    warn_on_collapse(method, state.ess, n, levels)
-    return dataclasses.replace(result, samples=result.samples[systematic_indices(state.log_weights, generator)],
-                               state=state._replace(log_weights=torch.zeros_like(state.log_weights),
-                                                    log_evidence=state.log_evidence + log_mean_exp(state.log_weights)))
+    return finish_particles(result, levels, generator, method)
 
 
 def _pin_levels(nu: torch.Tensor, seen: torch.Tensor, levels: list[float], pin: str) -> tuple[list[float], torch.Tensor]:
@@ -157,6 +152,10 @@ def _pin_levels(nu: torch.Tensor, seen: torch.Tensor, levels: list[float], pin: 
     the first level down to the last level above 0) or as they are (``"nearest"``), and the index of
     the level that pins each coordinate: :math:`\nu_j` itself, or the nearest level above 0."""
     positive = levels[:-1]
+    loudest = float(torch.where(seen, nu, 0).max())
+    if loudest >= positive[0]:
+        raise ValueError(f"sigmas: the observation's noise on a spectral coordinate, sigma_y / s_j = {loudest:.3g}, "
+                         f"is not below the first level {positive[0]:.3g}; start the levels above it")
     if pin == "insert":
         noise = {float(v) for v in nu[seen.expand_as(nu)].unique() if 0 < float(v) < positive[0]}
         levels = sorted(set(levels) | noise, reverse=True)
@@ -168,8 +167,8 @@ def _pin_levels(nu: torch.Tensor, seen: torch.Tensor, levels: list[float], pin: 
 
 @torch.no_grad()
 def mcgdiff(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *, pin: str = "insert",
-            resample_below: float = 0.5, generator: torch.Generator | None = None, progress: bool = False, record_every: int | None = None,
-            callback: Callable | None = None, max_norm: float | None = None) -> SamplerResult:
+            resample_below: float = 0.5, generator: torch.Generator | None = None, progress: bool = False,
+            record_every: int | None = None, callback: Callable | None = None, max_norm: float | None = None) -> SamplerResult:
     r"""Monte Carlo guided diffusion (Cardoso et al. 2024, Algorithm 1 and its noisy extension, their
     section 3.2), the filter of the module docstring with the twisted potential
 
@@ -210,7 +209,8 @@ def mcgdiff(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas,
 
     return _spectral_filter(denoiser, y, op, noise_sigma, x_T, levels, "MCGdiff", potential=potential,
                             twisted=True, path=False, resample_below=resample_below, generator=generator,
-                            loop={"progress": progress, "record_every": record_every, "callback": callback, "max_norm": max_norm})
+                            loop={"progress": progress, "record_every": record_every, "callback": callback,
+                                  "max_norm": max_norm})
 
 
 @torch.no_grad()
@@ -241,13 +241,12 @@ def fps(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *, 
     it is not an estimate of :math:`\log p(y)`. ``noise_sigma`` > 0; ``forward`` must have an SVD;
     ``x_T`` (at least 2 particles) shares one ``y``; ``resample_below`` as in :func:`mcgdiff`.
 
-    ``resample_below`` as in :func:`mcgdiff`.
-
     :returns: as :func:`mcgdiff`.
     """
     op, y, noise_sigma, levels = posterior_inputs(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "FPS")
     _, _, seen, _, nu = spectral_observation(op, y[:1], noise_sigma, x_T)
     return _spectral_filter(denoiser, y, op, noise_sigma, x_T, levels, "FPS",
-                            potential=lambda i: (nu.square(), seen), twisted=False, path=True, resample_below=resample_below,
-                            generator=generator,
-                            loop={"progress": progress, "record_every": record_every, "callback": callback, "max_norm": max_norm})
+                            potential=lambda i: (nu.square(), seen), twisted=False, path=True,
+                            resample_below=resample_below, generator=generator,
+                            loop={"progress": progress, "record_every": record_every, "callback": callback,
+                                  "max_norm": max_norm})

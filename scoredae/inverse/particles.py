@@ -101,6 +101,13 @@ def shared_observation(y: torch.Tensor, x_T: torch.Tensor) -> int:
     return n
 
 
+def check_resample_below(resample_below) -> None:
+    """``resample_below``, the share of the particles under which the effective sample size triggers
+    resampling, must be in (0, 1]."""
+    if not 0 < finite_number("resample_below", resample_below) <= 1:
+        raise ValueError(f"resample_below: expected a fraction in (0, 1], got {resample_below!r}")
+
+
 def warn_on_collapse(method: str, ess: torch.Tensor, n: int, levels: list[float]) -> None:
     """Log a warning when the effective sample size (one per step) fell below 5% of the particles."""
     worst = float(ess.min())
@@ -127,8 +134,7 @@ def twisted_diffusion(denoiser, y, forward, noise_sigma: float, x_T: torch.Tenso
                                                   "the twisted diffusion sampler")
     n = shared_observation(y, x_T)
     finite_number("data_variance", data_variance, allow_zero=True)
-    if not 0 < finite_number("resample_below", resample_below) <= 1:
-        raise ValueError(f"resample_below: expected a fraction in (0, 1], got {resample_below!r}")
+    check_resample_below(resample_below)
 
     def twist(x, sigma):  # D, grad log twist, log twist (up to its constant)
         denoised, pullback = denoise_with_pullback(denoiser, x, sigma)
@@ -165,7 +171,7 @@ def twisted_diffusion(denoiser, y, forward, noise_sigma: float, x_T: torch.Tenso
     spec = LoopSpec("twisted diffusion sampler", level_of=lambda i: levels[i - 1], stationary=False)
     result = run_chain(step, x_T, state, len(levels) - 1, spec,
                        progress=progress, record_every=record_every, callback=callback, max_norm=max_norm)
-    return _finish(result, levels, generator)
+    return finish_particles(result, levels, generator, "twisted diffusion sampler")
 
 
 def _resample(x: torch.Tensor, state: SMCState, resample_below: float, generator):
@@ -180,12 +186,13 @@ def _resample(x: torch.Tensor, state: SMCState, resample_below: float, generator
                                   denoised=state.denoised[idx], grad=state.grad[idx], log_twist=state.log_twist[idx])
 
 
-def _finish(result: SamplerResult, levels: list[float], generator) -> SamplerResult:
-    """The loop's result after the final resampling: equally weighted particles, the evidence
-    estimate complete; a collapse of the weights is logged."""
+def finish_particles(result: SamplerResult, levels: list[float], generator, method: str) -> SamplerResult:
+    """A particle sampler's result after the final resampling: equally weighted particles, the
+    evidence estimate completed by the mean of the last weights; a collapse of the weights is logged.
+    ``result.state`` has ``log_weights``, ``log_evidence`` and ``ess``."""
     state, n = result.state, len(result.samples)
     log_z = state.log_evidence + log_mean_exp(state.log_weights)
     idx = systematic_indices(state.log_weights, generator)
-    warn_on_collapse("twisted diffusion sampler", state.ess, n, levels)
+    warn_on_collapse(method, state.ess, n, levels)
     return dataclasses.replace(result, samples=result.samples[idx], state=state._replace(
         log_weights=torch.zeros_like(state.log_weights), log_evidence=log_z))
