@@ -234,16 +234,3 @@ def test_bad_calls_are_refused():
         gm.posterior(torch.zeros(1, 3, dtype=F64), 0.5, A=torch.ones(3, 3, dtype=F64))
     with pytest.raises(TypeError, match="torch.Tensor"):
         gm.log_prob(np.zeros((1, 2)))
-
-
-def test_the_isotropic_posterior_mean_is_the_general_one():
-    gen = torch.Generator().manual_seed(0)
-    means = torch.randn(5, 6, generator=gen, dtype=torch.float64) * 3
-    weights = torch.rand(5, generator=gen, dtype=torch.float64) + 0.1
-    iso = GaussianMixture(weights / weights.sum(), means, torch.tensor([0.5, 1.0, 2.0, 0.3, 1.5], dtype=torch.float64))
-    assert iso._variances is not None
-    y = torch.randn(7, 6, generator=gen, dtype=torch.float64) * 4
-    for sigma in (0.1, 1.0, 5.0):
-        torch.testing.assert_close(iso.mmse(y, sigma), iso.posterior(y, sigma).mean(), rtol=1e-10, atol=1e-10)
-    full = GaussianMixture(weights / weights.sum(), means, (torch.eye(6, dtype=torch.float64) + 0.1).expand(5, 6, 6))
-    assert full._variances is None

@@ -60,7 +60,7 @@ def toy_batches(data, batch_size: int, device: torch.device) -> tuple[SampledBat
     """Float32 batches of toy points on ``device`` and their dimension d: fresh samples of a
     :class:`~scoredae.mixtures.GaussianMixture`, or rows drawn with replacement from points ``(N, d)``."""
     if isinstance(data, GaussianMixture):
-        mixture = GaussianMixture(*(t.to(device, torch.float32) for t in (data.weights, data.means, data.covs)))
+        mixture = data.to(device, torch.float32)
         return SampledBatches(mixture.sample, batch_size), data.dim
     if isinstance(data, torch.Tensor):
         if data.ndim != 2 or data.shape[0] < 1:

@@ -77,7 +77,7 @@ class MixtureProblem:
     def data_variance(self) -> float:
         """The prior's variance per coordinate, :math:`\\operatorname{tr} \\operatorname{Cov}(x) / d`."""
         spread = (self.prior.weights[:, None] * (self.prior.means - self.prior.weights @ self.prior.means) ** 2).sum(0)
-        return float(spread.mean() + torch.diagonal(self.prior.covs, dim1=-2, dim2=-1).mean())
+        return float(spread.mean() + self.prior.covariance.diagonal().mean())
 
 
 def grid_mixture_problem(d_x: int, d_y: int, seed: int, *, equal_weights: bool = False) -> MixtureProblem:
@@ -132,7 +132,7 @@ def interval_coverage(posterior: MixturePosterior, samples: torch.Tensor, direct
     interval of :math:`u^\top x`, whose law is the 1-D mixture of means :math:`u^\top m_k` and
     variances :math:`u^\top C_k u` (:func:`~scoredae.mixtures.mixture_quantile`), (L,)."""
     mean = (posterior.means[0] @ directions).T  # (L, K)
-    sd = torch.einsum("dl,kde,el->lk", directions, posterior.covs, directions).sqrt()
+    sd = posterior.covariance.quadratic(directions).T.sqrt()
     bounds = [mixture_quantile(posterior.weights[0], mean, sd, q) for q in ((1 - level) / 2, (1 + level) / 2)]
     proj = samples @ directions  # (n, L)
     return ((proj >= bounds[0]) & (proj <= bounds[1])).to(samples.dtype).mean(0)

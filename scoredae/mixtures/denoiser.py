@@ -40,13 +40,10 @@ class MixtureDenoiser(deepinv.models.Denoiser):
         return out.reshape(x.shape).to(x.dtype)
 
     def _mmse_per_row(self, y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        r"""The posterior mean of each row of ``y`` (B, d) at its own level ``s`` (B,):
-        :math:`\sum_k r_k(y) \big(\mu_k + \Sigma_k (\Sigma_k + s^2 I)^{-1} (y - \mu_k)\big)`, the
-        responsibilities :math:`r_k \propto w_k \mathcal N(y; \mu_k, \Sigma_k + s^2 I)`."""
-        m = self.mixture
-        cov = m.covs + s[:, None, None, None] ** 2 * torch.eye(m.dim, dtype=y.dtype, device=y.device)  # (B, K, d, d)
-        diff = y[:, None, :] - m.means  # (B, K, d)
-        solved = torch.linalg.solve(cov, diff[..., None])[..., 0]  # (Sigma_k + s^2 I)^{-1} (y - mu_k)
-        log_r = m.weights.log() - 0.5 * (diff * solved).sum(-1) - 0.5 * torch.linalg.slogdet(cov)[1]  # (B, K)
-        means = m.means + (m.covs @ solved[..., None])[..., 0]  # (B, K, d)
-        return (log_r.softmax(1)[..., None] * means).sum(1)
+        """The posterior mean of each row of ``y`` (B, d) at its own level ``s`` (B,), one
+        :meth:`~GaussianMixture.mmse` per distinct level."""
+        out = torch.empty_like(y)
+        for level in torch.unique(s):
+            rows = s == level
+            out[rows] = self.mixture.mmse(y[rows], float(level))
+        return out

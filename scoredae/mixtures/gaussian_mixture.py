@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 
 from .._checks import finite, finite_number
-from .components import _as_covariances, _check_points, _Components, _correlated, _LevelCache
+from .components import _check_points, _Components, _LevelCache
+from .covariance import as_covariance
 from .posterior import MixturePosterior
 
 
@@ -15,7 +16,11 @@ class GaussianMixture:
 
     :param weights: (K,) non-negative, summing to 1.
     :param means: (K, d); its dtype and device are those of every result.
-    :param covs: (K, d, d) full, (K, d) diagonal, (K,) isotropic variances, or one float.
+    :param covs: (K, d, d) full, (K, d) diagonal, (K,) isotropic variances, one float, or a
+        covariance of :mod:`~scoredae.mixtures.covariance`. Isotropic and diagonal components keep
+        their structure (:class:`~scoredae.mixtures.covariance.DiagonalPlusLowRank`): every quantity
+        then costs :math:`O(K d)` per point, and a posterior given :math:`m` measurements
+        :math:`O(K d m)`, where full matrices cost :math:`O(K d^2)` per point and :math:`O(K d^3)` per level.
     """
 
     def __init__(self, weights, means, covs):
@@ -36,12 +41,19 @@ class GaussianMixture:
         if abs(total - 1.0) > 1e-5:
             raise ValueError(f"weights must sum to 1, got sum {total:.6g}; divide by their sum")
         self.weights, self.means = weights, means
-        self.covs = _as_covariances(covs, k, d, means)
-        variances = torch.diagonal(self.covs, dim1=-2, dim2=-1)[:, :1]  # (K, 1)
-        isotropic = torch.equal(self.covs, variances[:, :, None] * self._eye())
-        self._variances = variances[:, 0] if isotropic else None  # c_k when Sigma_k = c_k I
-        self._cache = _LevelCache(self.covs)  # sigma -> noised components; ("posterior", sigma) -> conditioning
+        self.covariance = as_covariance(covs, k, d, means)
+        self._cache = _LevelCache(self.covariance)  # sigma -> noised components; ("posterior", sigma) -> conditioning
         self._components(0.0)  # validates the covariances now
+
+    @property
+    def covs(self) -> torch.Tensor:
+        """The covariance matrices (K, d, d), formed on request."""
+        return self.covariance.dense()
+
+    def to(self, device=None, dtype=None) -> GaussianMixture:
+        """The same mixture on ``device`` in ``dtype``, its covariance structure kept."""
+        return GaussianMixture(self.weights.to(device, dtype), self.means.to(device, dtype),
+                               self.covariance.to(device, dtype))
 
     @property
     def dim(self) -> int:
@@ -51,11 +63,9 @@ class GaussianMixture:
     def n_components(self) -> int:
         return self.means.shape[0]
 
-    def _eye(self) -> torch.Tensor:
-        return torch.eye(self.dim, dtype=self.means.dtype, device=self.means.device)
-
     def _components(self, sigma: float) -> _Components:
-        return self._cache.noised(sigma, self.weights, self.means, self.covs)
+        sigma = finite_number("sigma", sigma, allow_zero=True)
+        return self._cache.noised(sigma, self.weights, self.means, self.covariance)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n independent draws, shape (n, d)."""
@@ -63,8 +73,7 @@ class GaussianMixture:
             raise ValueError(f"n must be >= 1, got {n}")
         idx = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         eps = torch.randn(n, self.dim, generator=generator, dtype=self.means.dtype, device=self.means.device)
-        chol = torch.linalg.cholesky(self.covs)
-        return self.means[idx] + _correlated(eps, chol, idx)
+        return self.means[idx] + self.covariance.draw(eps, idx)
 
     def log_prob_and_score(self, x: torch.Tensor, sigma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         r"""Both :math:`\log p_\sigma(x)` (n,) and :math:`\nabla_x \log p_\sigma(x)` (n, d), sharing work."""
@@ -75,8 +84,7 @@ class GaussianMixture:
         r""":math:`\log p_\sigma(x) = \operatorname{logsumexp}_k [\log w_k + \log \mathcal N(x; \mu_k,
         \Sigma_k + \sigma^2 I)]`, shape (n,); ``sigma = 0`` is the mixture itself."""
         _check_points(x, self.dim)
-        comps = self._components(sigma)
-        return torch.logsumexp(comps.log_joint(comps.whiten(x)), dim=-1)
+        return torch.logsumexp(self._components(sigma).log_joint(x), dim=-1)
 
     def score(self, x: torch.Tensor, sigma: float = 0.0) -> torch.Tensor:
         r""":math:`\nabla_x \log p_\sigma(x) = -\sum_k r_k(x) (\Sigma_k + \sigma^2 I)^{-1}(x - \mu_k)`, (n, d)."""
@@ -85,7 +93,7 @@ class GaussianMixture:
     def noised(self, sigma: float) -> GaussianMixture:
         r"""The law of :math:`x + \sigma n`: covariances :math:`\Sigma_k + \sigma^2 I`."""
         sigma = finite_number("sigma", sigma, allow_zero=True)
-        return GaussianMixture(self.weights, self.means, self.covs + sigma**2 * self._eye())
+        return GaussianMixture(self.weights, self.means, self.covariance.plus(sigma**2))
 
     def posterior(self, y: torch.Tensor, sigma: float, A: torch.Tensor | None = None) -> MixturePosterior:
         r"""Exact posterior of :math:`x` for each observation of :math:`y = A x + \sigma n`.
@@ -108,14 +116,13 @@ class GaussianMixture:
                 raise ValueError(f"A: expected shape (m, {self.dim}), got {tuple(A.shape)}")
         _check_points(y, self.dim if A is None else A.shape[0], "y")
         if A is None:  # denoising: the terms depend on sigma only, so they are kept per sigma
-            terms = self._cache.get(("posterior", sigma), lambda: self._conditioning(sigma, self._eye()))
+            terms = self._cache.get(("posterior", sigma), lambda: self._conditioning(sigma, None))
         else:
             terms = self._conditioning(sigma, A)
-        evidence, gain, covs, projected_means = terms
-        log_pi = evidence.log_joint(evidence.whiten(y))  # (n, K): log w_k + log N(y; A mu_k, G_k)
-        resid = y[:, None, :] - projected_means  # (n, K, m)
-        means = self.means + torch.einsum("kdm,nkm->nkd", gain, resid)  # (n, K, d)
-        return MixturePosterior(torch.softmax(log_pi, dim=-1), means, covs, torch.logsumexp(log_pi, dim=-1))
+        evidence, gain, covariance = terms
+        log_pi = evidence.log_joint(y)  # (n, K): log w_k + log N(y; A mu_k, G_k)
+        means = self.means + gain(y[:, None, :] - evidence.means)  # (n, K, d)
+        return MixturePosterior(torch.softmax(log_pi, dim=-1), means, covariance, torch.logsumexp(log_pi, dim=-1))
 
     def noised_likelihood(self, x: torch.Tensor, sigma: float, y: torch.Tensor, noise_sigma: float,
                           A: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,32 +153,18 @@ class GaussianMixture:
         log_prior, grad_prior = self.log_prob_and_score(x, sigma)
         return log_post + posterior.log_evidence - log_prior, grad_post - grad_prior
 
-    def _conditioning(self, sigma: float, A: torch.Tensor):
+    def _conditioning(self, sigma: float, A: torch.Tensor | None):
         """Per-component terms of the posterior that do not depend on y: the evidence components
-        N(A mu_k, G_k), the gain Sigma_k A^T G_k^{-1}, the covariances C_k, and A mu_k."""
-        sat = self.covs @ A.T  # Sigma_k A^T, (K, d, m)
-        gram = A @ sat + sigma**2 * torch.eye(A.shape[0], dtype=A.dtype, device=A.device)  # G_k
-        evidence = _Components(self.weights.log(), self.means @ A.T, gram)
-        gain = torch.linalg.solve(gram, sat.transpose(-1, -2)).transpose(-1, -2)  # (K, d, m)
-        covs = self.covs - gain @ sat.transpose(-1, -2)
-        return evidence, gain, 0.5 * (covs + covs.transpose(-1, -2)), self.means @ A.T
+        N(A mu_k, G_k), the gain r -> Sigma_k A^T G_k^{-1} r, and the posterior covariance."""
+        gram, gain, covariance = self.covariance.condition(A, sigma)
+        projected = self.means if A is None else self.means @ A.T
+        return _Components(self.weights.log(), projected, gram), gain, covariance
 
     def mmse(self, y: torch.Tensor, sigma: float) -> torch.Tensor:
-        r"""The posterior mean :math:`\mathbb E[x \mid y]` for :math:`y = x + \sigma n`, (n, d).
-
-        With isotropic covariances :math:`\Sigma_k = c_k I` it needs no matrix at all:
-        :math:`\sum_k r_k(y) \big(\mu_k + \tfrac{c_k}{c_k + \sigma^2} (y - \mu_k)\big)`,
-        :math:`r_k \propto w_k (c_k + \sigma^2)^{-d/2} e^{-\lVert y - \mu_k \rVert^2 / 2 (c_k + \sigma^2)}`
-        (:math:`O(n K d)` where the general path whitens with :math:`K` factors of size :math:`d \times d`).
-        """
-        if self._variances is None:
-            return self.posterior(y, sigma).mean()
+        r"""The posterior mean :math:`\mathbb E[x \mid y]` for :math:`y = x + \sigma n`, (n, d), by
+        Tweedie's formula :math:`y + \sigma^2 \nabla \log p_\sigma(y)`, which is
+        :math:`\sum_k r_k(y) \big(\mu_k + \Sigma_k (\Sigma_k + \sigma^2 I)^{-1} (y - \mu_k)\big)`
+        written with one solve per component: :math:`O(n K d)` for isotropic or diagonal components."""
         _check_points(y, self.dim)
         sigma = finite_number("sigma", sigma)
-        total = self._variances + sigma**2  # (K,)
-        sq = (y[:, None, :] - self.means).square().sum(-1)  # (n, K)
-        log_r = self.weights.log() - 0.5 * sq / total - 0.5 * self.dim * total.log()
-        shrink = self._variances / total  # (K,)
-        r = torch.softmax(log_r, dim=-1)  # (n, K)
-        # sum_k r_k (mu_k (1 - shrink_k) + shrink_k y)
-        return r @ (self.means * (1 - shrink)[:, None]) + (r @ shrink)[:, None] * y
+        return y + sigma**2 * self._components(sigma).log_prob_and_score(y)[1]

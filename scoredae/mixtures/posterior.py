@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from .components import _check_points, _Components, _correlated, _LevelCache
+from .._checks import finite_number
+
+from .components import _check_points, _Components, _LevelCache
+from .covariance import FullCovariance
 
 
 def mixture_quantile(weights: torch.Tensor, means: torch.Tensor, scales: torch.Tensor, q: float,
@@ -24,19 +27,25 @@ def mixture_quantile(weights: torch.Tensor, means: torch.Tensor, scales: torch.T
 
 
 class MixturePosterior:
-    r"""One Gaussian mixture per observation: weights (n, K), means (n, K, d), covariances (K, d, d)
-    shared by all observations, and the log evidence :math:`\log p(y) = \log \sum_k w_k\,
+    r"""One Gaussian mixture per observation: weights (n, K), means (n, K, d), a covariance of
+    :mod:`~scoredae.mixtures.covariance` shared by all observations (``covs`` its matrices), and the log evidence :math:`\log p(y) = \log \sum_k w_k\,
     \mathcal N(y; A \mu_k, A \Sigma_k A^\top + \sigma^2 I)` of each observation (n,)."""
 
-    def __init__(self, weights: torch.Tensor, means: torch.Tensor, covs: torch.Tensor,
+    def __init__(self, weights: torch.Tensor, means: torch.Tensor, covariance,
                  log_evidence: torch.Tensor | None = None):
-        self.weights, self.means, self.covs = weights, means, covs
+        self.weights, self.means, self.covariance = weights, means, covariance
         self.log_evidence = log_evidence
-        self._noised = _LevelCache(covs)
+        self._noised = _LevelCache(covariance)
+
+    @property
+    def covs(self) -> torch.Tensor:
+        """The covariance matrices (K, d, d), formed on request."""
+        return self.covariance.dense()
 
     def _components(self, sigma: float) -> _Components:
-        r"""Cholesky factors of the :math:`C_k + \sigma^2 I`, computed on first use per level."""
-        return self._noised.noised(sigma, self.weights, self.means, self.covs)
+        r"""The components :math:`\mathcal N(m_k, C_k + \sigma^2 I)`, factorised on first use per level."""
+        sigma = finite_number("sigma", sigma, allow_zero=True)
+        return self._noised.noised(sigma, self.weights, self.means, self.covariance)
 
     def log_prob_and_score(self, x: torch.Tensor, sigma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         r"""The posterior noised by :math:`\sigma`, :math:`p_\sigma(x \mid y) = \sum_k \pi_k\,
@@ -52,7 +61,7 @@ class MixturePosterior:
     def cov(self) -> torch.Tensor:
         r""":math:`\sum_k \pi_k (C_k + m_k m_k^\top) - \bar m \bar m^\top`, shape (n, d, d)."""
         mean = self.mean()
-        second = torch.einsum("nk,kde->nde", self.weights, self.covs)
+        second = torch.einsum("nk,kde->nde", self.weights, self.covariance.dense())
         second = second + torch.einsum("nk,nkd,nke->nde", self.weights, self.means, self.means)
         return second - mean[:, :, None] * mean[:, None, :]
 
@@ -61,7 +70,7 @@ class MixturePosterior:
         error. Coordinate :math:`j`'s marginal is the 1-D mixture with CDF
         :math:`F_j(t) = \sum_k \pi_k \Phi\big((t - m_{kj}) / \sqrt{C_{kjj}}\big)`; its root of
         :math:`F_j(t) = 1/2` is :func:`mixture_quantile`'s."""
-        scale = torch.diagonal(self.covs, dim1=-2, dim2=-1).sqrt()  # (K, d)
+        scale = self.covariance.diagonal().sqrt()  # (K, d)
         # components last: weights (n, 1, K), means (n, d, K), scales (d, K)
         return mixture_quantile(self.weights[:, None], self.means.transpose(1, 2), scale.T, 0.5, n_iter)
 
@@ -69,8 +78,7 @@ class MixturePosterior:
         r"""The component probabilities :math:`\pi_k \mathcal N(x; m_k, C_k) / p(x \mid y)` of each
         point (n, K), each observation's at its own point (or every point's for one observation)."""
         _check_points(x, self.means.shape[-1])
-        comps = self._components(0.0)
-        return torch.softmax(comps.log_joint(comps.whiten(x)), dim=-1)
+        return torch.softmax(self._components(0.0).log_joint(x), dim=-1)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log density of each observation's posterior at its own point: x (n, d) -> (n,)."""
@@ -83,9 +91,8 @@ class MixturePosterior:
         n, _, d = self.means.shape
         idx = torch.multinomial(self.weights, m, replacement=True, generator=generator).T  # (m, n)
         eps = torch.randn(m, n, d, generator=generator, dtype=self.means.dtype, device=self.means.device)
-        chol = torch.linalg.cholesky(self.covs)
         rows = torch.arange(n, device=idx.device)
-        return self.means[rows, idx] + _correlated(eps, chol, idx)
+        return self.means[rows, idx] + self.covariance.draw(eps, idx)
 
     def mode(self, max_iter: int = 500, tol: float = 1e-10) -> torch.Tensor:
         r"""The MAP estimate, shape (n, d): the best of the ascents started from every component mean.
@@ -98,14 +105,16 @@ class MixturePosterior:
             &= x + \Big(\sum_k r_k C_k^{-1}\Big)^{-1} \nabla \log p(x),
 
         a Newton-like step whose curvature is the responsibility-weighted precision; it never
-        decreases the density and stops at a stationary point.
+        decreases the density and stops at a stationary point. It forms the :math:`d \times d`
+        precisions, for moderate :math:`d`.
         """
+        covs = self.covariance.dense()
         # the same components seen from S = K starting points per observation
-        comps = _Components(self.weights.log()[:, None], self.means[:, None], self.covs)
-        prec = comps.prec_chol.transpose(-1, -2) @ comps.prec_chol  # C_k^{-1}, (K, d, d)
+        comps = _Components(self.weights.log()[:, None], self.means[:, None], FullCovariance(covs))
+        prec = torch.cholesky_inverse(torch.linalg.cholesky(covs))  # C_k^{-1}, (K, d, d)
         x = self.means.clone()  # (n, S, d)
         for _ in range(max_iter):
-            r = torch.softmax(comps.log_joint(comps.whiten(x)), dim=-1)  # (n, S, K)
+            r = torch.softmax(comps.log_joint(x), dim=-1)  # (n, S, K)
             curvature = torch.einsum("nsk,kde->nsde", r, prec)
             target = torch.einsum("nsk,kde,nke->nsd", r, prec, self.means)
             new = torch.linalg.solve(curvature, target.unsqueeze(-1)).squeeze(-1)
@@ -113,5 +122,5 @@ class MixturePosterior:
             x = new
             if step <= tol * (1 + float(x.abs().max())):
                 break
-        best = torch.logsumexp(comps.log_joint(comps.whiten(x)), dim=-1).argmax(dim=1)  # (n,)
+        best = torch.logsumexp(comps.log_joint(x), dim=-1).argmax(dim=1)  # (n,)
         return x[torch.arange(x.shape[0]), best]

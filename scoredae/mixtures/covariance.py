@@ -1,0 +1,229 @@
+r"""The covariances of a mixture's components, each structure with its own closed forms.
+
+* :class:`FullCovariance`: any :math:`K` matrices :math:`\Sigma_k`, held by their Cholesky factors:
+  :math:`O(d^3)` per component and level, :math:`O(d^2)` per point.
+* :class:`DiagonalPlusLowRank`: :math:`\Sigma_k = \operatorname{diag}(\delta_k) + W_k M_k W_k^\top`
+  with :math:`W_k` of :math:`q \ll d` columns and :math:`M_k` symmetric (not necessarily definite):
+  isotropic and diagonal components (:math:`q = 0`), and every posterior and noised form of them,
+  which stay in the family. With :math:`N_k = W_k^\top \Delta_k^{-1} W_k` and
+  :math:`P_k = M_k (I + N_k M_k)^{-1}`, the Woodbury identity and the matrix determinant lemma give
+
+  .. math::
+      \Sigma_k^{-1} = \Delta_k^{-1} - \Delta_k^{-1} W_k P_k W_k^\top \Delta_k^{-1}, \qquad
+      \log\det \Sigma_k = \textstyle\sum_i \log \delta_{ki} + \log\det(I + M_k N_k),
+
+  :math:`O(d q^2)` per component and level and :math:`O(d q)` per point; no :math:`d \times d` matrix
+  is formed.
+
+Both answer the same questions: :meth:`quadratic_and_solve` (:math:`r^\top \Sigma_k^{-1} r` and
+:math:`\Sigma_k^{-1} r`), ``log_det``, :meth:`plus` (:math:`\Sigma_k + s I`), :meth:`condition` (the
+posterior given :math:`y = A x + \sigma n`), :meth:`draw`, and the dense matrices on request.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import torch
+
+from .._checks import finite
+
+
+def _symmetric(m: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (m + m.transpose(-1, -2))
+
+
+class FullCovariance:
+    """K full covariance matrices (K, d, d), factorised on first use."""
+
+    def __init__(self, matrices: torch.Tensor):
+        self.matrices = matrices
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.matrices.shape[0], self.matrices.shape[-1]
+
+    @property
+    def nbytes(self) -> int:
+        return 2 * self.matrices.numel() * self.matrices.element_size()
+
+    def to(self, device=None, dtype=None) -> FullCovariance:
+        return FullCovariance(self.matrices.to(device, dtype))
+
+    @cached_property
+    def _factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        chol, info = torch.linalg.cholesky_ex(self.matrices)
+        if bool((info != 0).any()):
+            raise ValueError("covariances must be symmetric positive-definite (Cholesky failed)")
+        eye = torch.eye(chol.shape[-1], dtype=chol.dtype, device=chol.device).expand_as(chol)
+        return chol, torch.linalg.solve_triangular(chol, eye, upper=False)  # L_k, L_k^{-1}
+
+    @property
+    def log_det(self) -> torch.Tensor:
+        """:math:`\\log\\det \\Sigma_k = 2 \\sum_i \\log (L_k)_{ii}`, (K,)."""
+        return 2 * torch.log(torch.diagonal(self._factors[0], dim1=-2, dim2=-1)).sum(-1)
+
+    def quadratic_and_solve(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For residuals r (..., K, d): r^T Sigma_k^{-1} r (..., K) and Sigma_k^{-1} r (..., K, d),
+        through z = L_k^{-1} r."""
+        inv = self._factors[1]
+        z = torch.einsum("ked,...kd->...ke", inv, r)
+        return z.pow(2).sum(-1), torch.einsum("kde,...kd->...ke", inv, z)
+
+    def plus(self, s: float) -> FullCovariance:
+        eye = torch.eye(self.shape[1], dtype=self.matrices.dtype, device=self.matrices.device)
+        return FullCovariance(self.matrices + s * eye)
+
+    def dense(self) -> torch.Tensor:
+        return self.matrices
+
+    def diagonal(self) -> torch.Tensor:
+        return torch.diagonal(self.matrices, dim1=-2, dim2=-1)
+
+    def quadratic(self, u: torch.Tensor) -> torch.Tensor:
+        """u^T Sigma_k u for the columns of u (d, L), shape (K, L)."""
+        return torch.einsum("dl,kde,el->kl", u, self.matrices, u)
+
+    def draw(self, eps: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """``L_{idx} eps`` for standard normal ``eps`` (..., d) and component indices ``idx`` (...):
+        one product per component, never the (..., d, d) gather."""
+        chol, out = self._factors[0], torch.zeros_like(eps)
+        for k in range(chol.shape[0]):
+            out = torch.where((idx == k)[..., None], eps @ chol[k].T, out)
+        return out
+
+    def condition(self, A: torch.Tensor | None, sigma: float):
+        r"""The terms of the posterior given :math:`y = A x + \sigma n` (:math:`A = I` when None) that do
+        not depend on :math:`y`: the evidence covariances :math:`G_k = A \Sigma_k A^\top + \sigma^2 I`,
+        the gain :math:`r \mapsto \Sigma_k A^\top G_k^{-1} r` and the posterior covariances
+        :math:`\Sigma_k - \Sigma_k A^\top G_k^{-1} A \Sigma_k`."""
+        if A is None:
+            A = torch.eye(self.shape[1], dtype=self.matrices.dtype, device=self.matrices.device)
+        sat = self.matrices @ A.T  # (K, d, m)
+        gram = _symmetric(A @ sat) + sigma**2 * torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
+        gain = torch.linalg.solve(gram, sat.transpose(-1, -2)).transpose(-1, -2)  # (K, d, m)
+        posterior = FullCovariance(_symmetric(self.matrices - gain @ sat.transpose(-1, -2)))
+        return FullCovariance(gram), lambda resid: torch.einsum("kdm,...km->...kd", gain, resid), posterior
+
+
+class DiagonalPlusLowRank:
+    r""":math:`\Sigma_k = \operatorname{diag}(\delta_k) + W_k M_k W_k^\top`: ``diagonal`` (K, d) > 0,
+    ``factors`` (K, d, q) and ``middle`` (K, q, q) symmetric; no factors is the diagonal case."""
+
+    def __init__(self, diagonal: torch.Tensor, factors: torch.Tensor | None = None,
+                 middle: torch.Tensor | None = None):
+        k, d = diagonal.shape
+        if factors is None:
+            factors = diagonal.new_zeros(k, d, 0)
+            middle = diagonal.new_zeros(k, 0, 0)
+        if not bool((diagonal > 0).all()):
+            raise ValueError("covariances must be positive-definite: a variance is <= 0")
+        self.delta, self.factors, self.middle = diagonal, factors, middle
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.delta.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.delta, self.factors, self.middle))
+
+    def to(self, device=None, dtype=None) -> DiagonalPlusLowRank:
+        return DiagonalPlusLowRank(*(t.to(device, dtype) for t in (self.delta, self.factors, self.middle)))
+
+    @cached_property
+    def _woodbury(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        r""":math:`\Delta^{-1} W` (K, d, q), :math:`P = (I + M N)^{-1} M` (K, q, q), :math:`\log\det\Sigma` (K,)."""
+        scaled = self.factors / self.delta[..., None]
+        inner = torch.eye(self.middle.shape[-1], dtype=self.delta.dtype, device=self.delta.device)
+        inner = inner + self.middle @ (self.factors.transpose(-1, -2) @ scaled)
+        sign, log_abs = torch.linalg.slogdet(inner)
+        if not bool((sign > 0).all()):
+            raise ValueError("covariances must be positive-definite (a determinant is <= 0)")
+        p = _symmetric(torch.linalg.solve(inner, self.middle))
+        return scaled, p, self.delta.log().sum(-1) + log_abs
+
+    @property
+    def log_det(self) -> torch.Tensor:
+        return self._woodbury[2]
+
+    def quadratic_and_solve(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """r^T Sigma_k^{-1} r (..., K) and Sigma_k^{-1} r (..., K, d) by the Woodbury identity."""
+        scaled, p, _ = self._woodbury
+        a = r / self.delta
+        b = torch.einsum("kdq,...kd->...kq", self.factors, a)
+        pb = torch.einsum("kqp,...kp->...kq", p, b)
+        return (r * a).sum(-1) - (b * pb).sum(-1), a - torch.einsum("kdq,...kq->...kd", scaled, pb)
+
+    def plus(self, s: float) -> DiagonalPlusLowRank:
+        return DiagonalPlusLowRank(self.delta + s, self.factors, self.middle)
+
+    def dense(self) -> torch.Tensor:
+        return torch.diag_embed(self.delta) + self.factors @ self.middle @ self.factors.transpose(-1, -2)
+
+    def diagonal(self) -> torch.Tensor:
+        return self.delta + torch.einsum("kdq,kqp,kdp->kd", self.factors, self.middle, self.factors)
+
+    def quadratic(self, u: torch.Tensor) -> torch.Tensor:
+        wu = torch.einsum("kdq,dl->kql", self.factors, u)
+        return self.delta @ u.square() + (wu * (self.middle @ wu)).sum(1)
+
+    def draw(self, eps: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        r"""A draw of :math:`\mathcal N(0, \Sigma_{idx})` from standard normal ``eps`` (..., d):
+        :math:`\Delta^{1/2}\big(I + B (\sqrt{1 + \Lambda} - 1) B^\top\big) \epsilon`, the symmetric
+        square root of :math:`I + \Delta^{-1/2} W M W^\top \Delta^{-1/2} = I + B \Lambda B^\top`,
+        :math:`B = Q E` from :math:`\Delta^{-1/2} W = Q R` and :math:`R M R^\top = E \Lambda E^\top`."""
+        root = self.delta.sqrt()
+        q, r = torch.linalg.qr(self.factors / root[..., None])
+        lam, e = torch.linalg.eigh(_symmetric(r @ self.middle @ r.transpose(-1, -2)))
+        basis, stretch = q @ e, (1 + lam).clamp_min(0).sqrt() - 1  # (K, d, q), (K, q)
+        coef = stretch[idx] * torch.einsum("...dq,...d->...q", basis[idx], eps)
+        return root[idx] * (eps + torch.einsum("...dq,...q->...d", basis[idx], coef))
+
+    def condition(self, A: torch.Tensor | None, sigma: float):
+        r"""The posterior terms of :meth:`FullCovariance.condition`, staying in the family.
+
+        Denoising (:math:`A = I`): the evidence is :math:`\Sigma_k + \sigma^2 I`, the gain
+        :math:`r \mapsto r - \sigma^2 (\Sigma_k + \sigma^2 I)^{-1} r`, and the posterior covariance
+        :math:`\sigma^2 I - \sigma^4 (\Sigma_k + \sigma^2 I)^{-1} =
+        \operatorname{diag}\big(\tfrac{\sigma^2 \delta_k}{\delta_k + \sigma^2}\big) + \sigma^4 U_k P'_k U_k^\top`,
+        :math:`U_k = (\Delta_k + \sigma^2)^{-1} W_k`, still of rank :math:`q`.
+        An operator :math:`A` (m, d): :math:`G_k = A \Sigma_k A^\top + \sigma^2 I` (m x m, dense), and the
+        posterior :math:`\Sigma_k - S_k G_k^{-1} S_k^\top`, :math:`S_k = \Sigma_k A^\top`, is
+        :math:`\Delta_k + [W_k, S_k] \operatorname{blockdiag}(M_k, -G_k^{-1}) [W_k, S_k]^\top`."""
+        if A is None:
+            evidence = self.plus(sigma**2)
+            scaled, p, _ = evidence._woodbury
+            posterior = DiagonalPlusLowRank(sigma**2 * self.delta / evidence.delta, sigma**2 * scaled, p)
+            return evidence, lambda resid: resid - sigma**2 * evidence.quadratic_and_solve(resid)[1], posterior
+        aw = A @ self.factors  # (K, m, q)
+        sat = self.delta[:, :, None] * A.T + self.factors @ (self.middle @ aw.transpose(-1, -2))  # (K, d, m)
+        gram = _symmetric(A @ sat) + sigma**2 * torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
+        gram_inv = _symmetric(torch.cholesky_inverse(torch.linalg.cholesky(gram)))
+        k, q, m = self.middle.shape[0], self.middle.shape[-1], A.shape[0]
+        middle = self.delta.new_zeros(k, q + m, q + m)
+        middle[:, :q, :q], middle[:, q:, q:] = self.middle, -gram_inv
+        gain = sat @ gram_inv  # (K, d, m)
+        posterior = DiagonalPlusLowRank(self.delta, torch.cat([self.factors, sat], dim=-1), middle)
+        return FullCovariance(gram), lambda resid: torch.einsum("kdm,...km->...kd", gain, resid), posterior
+
+
+def as_covariance(covs, k: int, d: int, like: torch.Tensor) -> FullCovariance | DiagonalPlusLowRank:
+    """The covariance of K components in R^d from a covariance object, full (K, d, d) matrices,
+    diagonal (K, d) variances, isotropic (K,) variances or one float."""
+    if isinstance(covs, (FullCovariance, DiagonalPlusLowRank)):
+        if covs.shape != (k, d):
+            raise ValueError(f"covs: expected {k} components in dimension {d}, got {covs.shape}")
+        return covs.to(like.device, like.dtype)
+    c = torch.as_tensor(covs, dtype=like.dtype, device=like.device)
+    finite("covs", c)
+    if c.ndim == 0 or c.shape == (k,):
+        return DiagonalPlusLowRank(c.reshape(-1, 1).expand(k, d).clone())
+    if c.shape == (k, d):
+        return DiagonalPlusLowRank(c.clone())
+    if c.shape != (k, d, d):
+        raise ValueError(f"covs: expected a float, or shape ({k},), ({k}, {d}) or ({k}, {d}, {d}), "
+                         f"got {tuple(c.shape)}")
+    if not torch.allclose(c, c.transpose(-1, -2), rtol=1e-6, atol=1e-10):
+        raise ValueError("covs: covariance matrices must be symmetric")
+    return FullCovariance(c)
