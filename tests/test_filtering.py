@@ -2,6 +2,8 @@
 exact posterior and evidence of a two-component mixture, its pinned levels, its noiseless form,
 FPS's documented concentration, and their bad input."""
 
+import math
+
 import pytest
 import torch
 
@@ -175,3 +177,57 @@ def test_pnp_dm_refuses_bad_couplings():
         pnp_dm(denoiser, Y, A, SY, x_T, SIGMAS, decay=1.2)
     with pytest.raises(ValueError, match="iterations"):
         pnp_dm(denoiser, Y, A, SY, x_T, SIGMAS, iterations=0)
+
+
+def test_dpnp_is_split_gibbs_on_its_own_schedule():
+    """With one coupling throughout, DPnP and PnP-DM are the same chain, draw for draw."""
+    from scoredae.inverse.annealed_mcmc import dpnp, pnp_dm
+
+    prior, denoiser, _ = _problem()
+    x_T = prior.noised(80.0).sample(64, generator=torch.Generator().manual_seed(0))
+    run = lambda sampler, **kw: sampler(denoiser, Y, A, SY, x_T, SIGMAS, generator=torch.Generator().manual_seed(1),
+                                        iterations=6, **kw).samples
+    torch.testing.assert_close(run(dpnp, eta_max=0.7, eta_min=0.7, hold=2),
+                               run(pnp_dm, rho_max=0.7, rho_min=0.7), rtol=0, atol=0)
+    assert not torch.equal(run(dpnp, eta_max=0.7, eta_min=0.3, hold=2), run(pnp_dm, rho_max=0.7, rho_min=0.7))
+    with pytest.raises(ValueError, match="hold: expected 0 <= hold < iterations"):
+        dpnp(denoiser, Y, A, SY, x_T, SIGMAS, hold=6, iterations=6)
+    with pytest.raises(ValueError, match="eta_min, eta_max"):
+        dpnp(denoiser, Y, A, SY, x_T, SIGMAS, eta_min=2.0, eta_max=1.0)
+
+
+# --- MGPS: a Gaussian fitted at a midpoint level ---
+
+def test_mgps_objective_is_the_misfit_plus_the_gaussian_kl():
+    """The loss of one fit, by hand for a linear denoiser D(x) = h x: the misfit of D at the drawn
+    x_l = mu + e^lambda z, plus KL(N(mu, e^{2 lambda}) || N(m, s^2)) without its constant."""
+    from scoredae.inverse.operators import linear_operator
+    from scoredae.inverse.variational import _midpoint_loss
+
+    gen = torch.Generator().manual_seed(3)
+    mean, log_std, prior_mean = (torch.randn(5, 2, generator=gen, dtype=F64) for _ in range(3))
+    h, prior_var, sigma_mid = 0.6, 0.8, 0.5
+    denoiser = lambda x, sigma: h * x
+    loss = _midpoint_loss(denoiser, linear_operator(A, mean), Y, SY, mean, log_std, prior_mean, prior_var, sigma_mid,
+                          torch.Generator().manual_seed(4))
+    z = torch.randn(5, 2, generator=torch.Generator().manual_seed(4), dtype=F64)
+    x_mid = mean + log_std.exp() * z
+    misfit = ((h * x_mid) @ A.T - Y).square().sum() / (2 * SY**2)
+    kl = sum(0.5 * (float(v) ** 2 / prior_var + float(d) ** 2 / prior_var - 1 - math.log(float(v) ** 2 / prior_var))
+             for v, d in zip(log_std.exp().flatten(), (mean - prior_mean).flatten()))
+    constant = 0.5 * mean.numel() * (math.log(prior_var) - 1)  # the KL's terms free of mu and lambda
+    assert abs(float(loss) - (float(misfit) + kl - constant)) < 1e-10 * abs(float(loss))
+
+
+def test_mgps_takes_the_authors_gradient_steps_and_refuses_bad_options():
+    from scoredae.inverse.variational import _gradient_steps, mgps
+
+    steps = [_gradient_steps(i, 100, 2, 20) for i in range(1, 101)]
+    assert steps[:10] == [20] * 10 and steps[10:19] == [2] * 9 and steps[19] == 20  # i = 20: 80 levels to go
+    assert steps[80:] == [2] * 20 and sum(s == 20 for s in steps) == 10 + 7
+    prior, denoiser, _ = _problem()
+    x_T = prior.noised(80.0).sample(4, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="midpoint"):
+        mgps(denoiser, Y, A, SY, x_T, SIGMAS, midpoint=1.5)
+    with pytest.raises(ValueError, match="gradient_steps"):
+        mgps(denoiser, Y, A, SY, x_T, SIGMAS, gradient_steps=0)

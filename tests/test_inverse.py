@@ -10,7 +10,8 @@ import pytest
 import torch
 from scipy import stats
 
-from scoredae.inverse.annealed_mcmc import daps, pnp_dm
+from scoredae.inverse.annealed_mcmc import daps, dpnp, pnp_dm
+from scoredae.inverse.variational import mgps
 from scoredae.inverse.diffusion_prior import ancestral_posterior, ddrm, diffpir, dps, pigdm, tmpd
 from scoredae.inverse.filtering import fps, mcgdiff
 from scoredae.inverse.likelihood_scores import dps_likelihood_score, tmpd_likelihood_score
@@ -311,7 +312,7 @@ def test_bad_input_is_refused_by_name():
 
 SAMPLERS = {"dps": dps, "pigdm": pigdm, "tmpd": tmpd, "ddrm": ddrm, "diffpir": diffpir, "ddnm": ddnm,
             "red_diff": red_diff, "smc": twisted_diffusion, "mcgdiff": mcgdiff, "fps": fps,
-            "daps": daps, "pnp_dm": pnp_dm}
+            "daps": daps, "pnp_dm": pnp_dm, "dpnp": dpnp, "mgps": mgps}
 
 
 @pytest.mark.parametrize("name", SAMPLERS)

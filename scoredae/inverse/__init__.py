@@ -1,7 +1,7 @@
 """Inverse problems :math:`y = A x + \\sigma_y n`: linear operators (a matrix, a deepinv physics or a
 pair of callables), PnP-ULA, the likelihood scores :math:`\\nabla \\log p(y \\mid x_\\sigma)` the
 diffusion posterior samplers approximate, those samplers (DPS, PiGDM, TMPD, DDRM, DiffPIR),
-MCMC inside the diffusion (DAPS, PnP-DM), projection (DDNM), optimisation (RED-diff), the particle samplers (TDS, and MCGdiff and FPS in the
+MCMC inside the diffusion (DAPS, PnP-DM, DPnP), projection (DDNM), optimisation (RED-diff, MGPS), the particle samplers (TDS, and MCGdiff and FPS in the
 operator's spectral domain) and Kadkhodaie-Simoncelli's
 constrained ascent.
 
@@ -10,7 +10,7 @@ Every sampler with a diffusion prior has one signature,
 :func:`~scoredae.inverse.inputs.posterior_inputs`.
 """
 
-from .annealed_mcmc import daps, pnp_dm
+from .annealed_mcmc import daps, dpnp, pnp_dm
 from .constrained import kadkhodaie_simoncelli_constrained
 from .diffusion_prior import ancestral_posterior, ddrm, diffpir, dps, pigdm, tmpd
 from .filtering import FilterState, fps, mcgdiff
@@ -19,7 +19,7 @@ from .operators import LinearOperator, linear_operator
 from .particles import SMCState, importance_effective_size, twisted_diffusion
 from .pnp_ula import posterior_langevin
 from .projection import ddnm
-from .variational import red_diff
+from .variational import mgps, red_diff
 
 __all__ = [
     "FilterState",
@@ -30,6 +30,7 @@ __all__ = [
     "ddnm",
     "ddrm",
     "diffpir",
+    "dpnp",
     "dps",
     "dps_likelihood_score",
     "fps",
@@ -37,6 +38,7 @@ __all__ = [
     "kadkhodaie_simoncelli_constrained",
     "linear_operator",
     "mcgdiff",
+    "mgps",
     "pigdm",
     "pigdm_likelihood_score",
     "pnp_dm",
