@@ -1,14 +1,19 @@
 """Sphinx configuration: the landing page, the gallery built from demos/ (one folder a section),
-the shipped-models page generated from the weights' metadata, and API pages from docstrings.
+the shipped-models page generated from the weights' metadata, the posterior-sampler leaderboard from
+its shipped JSON, and API pages from docstrings.
 Math is rendered by a MathJax copy served with the site, so it works offline."""
 
 import importlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import scoredae
 from scoredae.nets.registry import list_pretrained, load_pretrained
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from leaderboard_page import write_leaderboard_page  # noqa: E402
 
 project = "scoredae"
 author = "the scoredae authors"
@@ -212,5 +217,6 @@ def defining_path(target: str) -> str | None:
 
 def setup(app):
     app.connect("builder-inited", write_models_page)
+    app.connect("builder-inited", write_leaderboard_page)
     app.connect("missing-reference", resolve_reexport)
     return {"parallel_read_safe": True}

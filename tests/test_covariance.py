@@ -89,4 +89,4 @@ def test_draws_have_the_structured_covariance():
         assert bool(((draws.T @ draws / n - target).abs() <= 5 * sd).all())
     with pytest.raises(ValueError, match="positive-definite"):
         DiagonalPlusLowRank(torch.ones(1, 3, dtype=F64), torch.ones(1, 3, 1, dtype=F64),
-                            -torch.ones(1, 1, 1, dtype=F64)).log_det
+                            -torch.ones(1, 1, 1, dtype=F64)).quadratic_and_solve(torch.ones(1, 1, 3, dtype=F64))

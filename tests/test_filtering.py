@@ -231,3 +231,37 @@ def test_mgps_takes_the_authors_gradient_steps_and_refuses_bad_options():
         mgps(denoiser, Y, A, SY, x_T, SIGMAS, midpoint=1.5)
     with pytest.raises(ValueError, match="gradient_steps"):
         mgps(denoiser, Y, A, SY, x_T, SIGMAS, gradient_steps=0)
+
+
+# --- DCPS: blocks of intermediate posteriors ---
+
+def test_dcps_langevin_step_at_a_block_top_by_hand():
+    """One tamed Langevin step for a linear denoiser D(x) = h x, by hand: the gradient of
+    log g(m(x)) with m(x) = (h + r (1 - h)) x, r = sigma_b^2 / sigma^2, plus the score (h - 1) x / sigma^2,
+    a step gamma / (1 + gamma s |grad|) and noise sqrt(2 gamma) in units s = sqrt(1 + sigma^2)."""
+    from scoredae.inverse.divide_conquer import _blocks, _langevin_at_block_top
+    from scoredae.rng import randn
+
+    assert _blocks(100, 3) == [0, 33, 67, 100]
+    h, sigma, sigma_low, gamma = 0.7, 2.0, 0.5, 1e-2
+    x = torch.randn(3, 2, generator=torch.Generator().manual_seed(5), dtype=F64)
+    potential = lambda u: -((u @ A.T) - Y).square().sum() / (2 * SY**2 * (1 + sigma_low**2))
+    out = _langevin_at_block_top(lambda v, s: h * v, x, sigma, potential, sigma_low, 1, gamma,
+                                 torch.Generator().manual_seed(6))
+    c = h + sigma_low**2 / sigma**2 * (1 - h)
+    grad = -c * ((c * x) @ A.T - Y) @ A / (SY**2 * (1 + sigma_low**2)) + (h - 1) * x / sigma**2
+    s = math.sqrt(1 + sigma**2)
+    step = gamma / (1 + gamma * s * grad.norm(dim=1, keepdim=True))
+    z = randn(x.shape, torch.Generator().manual_seed(6), dtype=F64)
+    torch.testing.assert_close(out, x + s**2 * step * grad + s * math.sqrt(2 * gamma) * z, rtol=1e-12, atol=1e-12)
+
+
+def test_dcps_refuses_bad_options():
+    from scoredae.inverse.divide_conquer import dcps
+
+    prior, denoiser, _ = _problem()
+    x_T = prior.noised(80.0).sample(4, generator=torch.Generator().manual_seed(0))
+    for option, match in ((dict(gradient_steps=0), "gradient_steps"), (dict(lr=0.0), "lr"),
+                          (dict(langevin_steps=-1), "langevin_steps"), (dict(blocks=0), "blocks")):
+        with pytest.raises(ValueError, match=match):
+            dcps(denoiser, Y, A, SY, x_T, SIGMAS, **option)

@@ -11,14 +11,14 @@ import torch
 from scipy import stats
 
 from scoredae.inverse.annealed_mcmc import daps, dpnp, pnp_dm
-from scoredae.inverse.variational import mgps
 from scoredae.inverse.diffusion_prior import ancestral_posterior, ddrm, diffpir, dps, pigdm, tmpd
+from scoredae.inverse.divide_conquer import dcps
 from scoredae.inverse.filtering import fps, mcgdiff
 from scoredae.inverse.likelihood_scores import dps_likelihood_score, tmpd_likelihood_score
 from scoredae.inverse.operators import linear_operator
 from scoredae.inverse.particles import systematic_indices, twisted_diffusion
 from scoredae.inverse.projection import ddnm
-from scoredae.inverse.variational import red_diff
+from scoredae.inverse.variational import mgps, red_diff
 from scoredae.mixtures import GaussianMixture, MixtureDenoiser
 from scoredae.sampling.edm import karras_sigmas
 
@@ -312,7 +312,7 @@ def test_bad_input_is_refused_by_name():
 
 SAMPLERS = {"dps": dps, "pigdm": pigdm, "tmpd": tmpd, "ddrm": ddrm, "diffpir": diffpir, "ddnm": ddnm,
             "red_diff": red_diff, "smc": twisted_diffusion, "mcgdiff": mcgdiff, "fps": fps,
-            "daps": daps, "pnp_dm": pnp_dm, "dpnp": dpnp, "mgps": mgps}
+            "daps": daps, "pnp_dm": pnp_dm, "dpnp": dpnp, "mgps": mgps, "dcps": dcps}
 
 
 @pytest.mark.parametrize("name", SAMPLERS)

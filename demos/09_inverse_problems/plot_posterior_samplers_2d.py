@@ -10,8 +10,10 @@ level, the noised likelihood :math:`p(y \mid x_\sigma)`; DPS, PiGDM and TMPD rep
 denoising posterior :math:`p(x \mid x_\sigma)` by a Gaussian around Tweedie's mean, DDRM and
 DiffPIR work on the measurement directly, the oracle uses the exact
 :math:`\nabla \log p(y \mid x_\sigma)` of the mixture, and the twisted diffusion sampler (SMC)
-corrects a Gaussian guess with importance weights. Each gets the exact denoiser and 100 levels,
-so what differs is the approximation alone.
+corrects a Gaussian guess with importance weights; MCGdiff and FPS filter particles in the
+operator's spectral domain, DAPS, PnP-DM and DPnP run Markov chains on the clean point, RED-diff
+optimises, and MGPS and DCPS fit Gaussians to intermediate posteriors. Each gets the exact denoiser
+and 100 levels, so what differs is the approximation alone.
 """
 
 # %%

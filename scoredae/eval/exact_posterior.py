@@ -34,13 +34,18 @@ import torch
 from ..inverse import (
     ancestral_posterior,
     daps,
+    dcps,
     ddnm,
     ddrm,
     diffpir,
+    dpnp,
     dps,
     fps,
     mcgdiff,
+    mgps,
     pigdm,
+    pnp_dm,
+    red_diff,
     tmpd,
     twisted_diffusion,
 )
@@ -138,16 +143,43 @@ def interval_coverage(posterior: MixturePosterior, samples: torch.Tensor, direct
     return ((proj >= bounds[0]) & (proj <= bounds[1])).to(samples.dtype).mean(0)
 
 
+class _CountedPullback(torch.autograd.Function):
+    """The identity, counting the vector-Jacobian products that pass back through it."""
+
+    @staticmethod
+    def forward(ctx, out, counter):
+        ctx.counter = counter
+        return out.view_as(out)
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.counter.vjps += 1
+        return grad, None
+
+
 class CountingDenoiser(deepinv.models.Denoiser):
-    """A denoiser that counts its evaluations (those inside Jacobian products too)."""
+    """A denoiser that counts what a sampler asks of it: ``calls`` (every evaluation, those inside
+    derivatives too), ``vjps`` (vector-Jacobian products pulled back through an output) and ``jvps``
+    (evaluations under forward-mode differentiation, :func:`torch.func.jvp`). Each call evaluates
+    every chain at once, so the counts are per sample. ``evaluations`` weighs them as network
+    passes: a call is one, and a call with its derivative two (``calls + vjps + jvps``)."""
 
     def __init__(self, denoiser):
         super().__init__()
-        self.denoiser, self.calls = denoiser, 0
+        self.denoiser, self.calls, self.vjps, self.jvps = denoiser, 0, 0, 0
+
+    @property
+    def evaluations(self) -> int:
+        return self.calls + self.vjps + self.jvps
 
     def forward(self, x, sigma, **kwargs):
         self.calls += 1
-        return self.denoiser(x, sigma, **kwargs)
+        if torch._C._functorch.is_functorch_wrapped_tensor(x):  # inside torch.func.jvp
+            self.jvps += 1
+        out = self.denoiser(x, sigma, **kwargs)
+        if torch.is_grad_enabled() and out.requires_grad:
+            out = _CountedPullback.apply(out, self)
+        return out
 
 
 class PerturbedDenoiser(deepinv.models.Denoiser):
@@ -194,12 +226,13 @@ def oracle(prior: GaussianMixture) -> Callable:
 def benchmark_samplers(problem: MixtureProblem) -> dict[str, Callable]:
     r"""The samplers the benchmark runs, by name, each with the settings it runs them at: the oracle,
     DPS's Algorithm 1 with :math:`\zeta' = 1` and DPS's Gaussian form, PiGDM and the particle
-    sampler with the prior's variance, TMPD, DDRM, DiffPIR, DDNM, MCGdiff, FPS and DAPS at their defaults."""
+    sampler with the prior's variance, and TMPD, DDRM, DiffPIR, DDNM, MCGdiff, FPS, DAPS, PnP-DM, DPnP,
+    RED-diff, MGPS and DCPS at their defaults."""
     variance = problem.data_variance
     return {"oracle": oracle(problem.prior), "dps": partial(dps, zeta=1.0), "dps-gaussian": dps,
             "pigdm": partial(pigdm, data_variance=variance), "tmpd": tmpd, "ddrm": ddrm, "diffpir": diffpir,
             "ddnm": ddnm, "smc": partial(twisted_diffusion, data_variance=variance), "mcgdiff": mcgdiff, "fps": fps,
-            "daps": daps}
+            "daps": daps, "pnp_dm": pnp_dm, "dpnp": dpnp, "red_diff": red_diff, "mgps": mgps, "dcps": dcps}
 
 
 def sampler_name(sampler: Callable) -> str:
@@ -210,7 +243,7 @@ def sampler_name(sampler: Callable) -> str:
 def evaluate(sampler: Callable, problem: MixtureProblem, n: int = 1024, steps: int = 100, seed: int = 0, *,
              name: str | None = None, denoiser=None, n_directions: int = 4) -> dict:
     """One row of the benchmark for any ``sampler(denoiser, y, forward, noise_sigma, x_T, sigmas, *,
-    generator)``: its ``n`` samples on ``steps`` EDM levels from ``problem.sigma_max`` (the exact
+    generator)`` returning its samples (a tensor, or a result with ``samples``): its ``n`` samples on ``steps`` EDM levels from ``problem.sigma_max`` (the exact
     mixture denoiser, or ``denoiser``) against ``n`` exact posterior draws: sliced Wasserstein and
     its floor, mode total variation, the lowest and highest interval coverage, seconds, denoiser
     calls, and for a particle sampler (a ``state`` with ``log_evidence``) the error of its log
@@ -228,21 +261,25 @@ def evaluate(sampler: Callable, problem: MixtureProblem, n: int = 1024, steps: i
     try:
         result = sampler(counted, problem.y, problem.A, problem.noise_sigma, x_T, sigmas, generator=gen)
     except SamplerDivergedError as err:  # a failure mode to report, not to hide
-        return {"sampler": name, "n": n, "steps": steps, "calls": counted.calls,
+        return {"sampler": name, "n": n, "steps": steps, **_counts(counted),
                 "seconds": time.perf_counter() - start, "diverged": str(err).split(":")[0],
                 **dict.fromkeys(("sw", "sw_floor", "mode_tv", "coverage_min", "coverage_max"), math.nan)}
     seconds = time.perf_counter() - start
-    samples = result.samples
+    samples = result if isinstance(result, torch.Tensor) else result.samples
     coverage = interval_coverage(problem.posterior, samples, directions / directions.norm(dim=0))
-    row = {"sampler": name, "n": n, "steps": steps, "calls": counted.calls, "seconds": seconds,
+    row = {"sampler": name, "n": n, "steps": steps, **_counts(counted), "seconds": seconds,
            "sw": sliced_wasserstein(samples, exact, generator=seeded(seed, 3)),
            "sw_floor": sliced_wasserstein_floor(problem.posterior, n, seed),
            "mode_tv": mode_tv(problem.posterior, samples),
            "coverage_min": float(coverage.min()), "coverage_max": float(coverage.max())}
-    if hasattr(result.state, "log_evidence"):  # a particle sampler
+    if hasattr(getattr(result, "state", None), "log_evidence"):  # a particle sampler
         row["evidence_error"] = float(result.state.log_evidence - problem.posterior.log_evidence[0])
         row["min_ess"] = float(result.state.ess.min())
     return row
+
+
+def _counts(counted: CountingDenoiser) -> dict:
+    return {"calls": counted.calls, "vjps": counted.vjps, "jvps": counted.jvps, "evaluations": counted.evaluations}
 
 
 def benchmark_likelihood_scores(problem: MixtureProblem) -> dict[str, Callable]:

@@ -1,7 +1,7 @@
 """Inverse problems :math:`y = A x + \\sigma_y n`: linear operators (a matrix, a deepinv physics or a
 pair of callables), PnP-ULA, the likelihood scores :math:`\\nabla \\log p(y \\mid x_\\sigma)` the
 diffusion posterior samplers approximate, those samplers (DPS, PiGDM, TMPD, DDRM, DiffPIR),
-MCMC inside the diffusion (DAPS, PnP-DM, DPnP), projection (DDNM), optimisation (RED-diff, MGPS), the particle samplers (TDS, and MCGdiff and FPS in the
+MCMC inside the diffusion (DAPS, PnP-DM, DPnP), projection (DDNM), optimisation (RED-diff, MGPS, DCPS), the particle samplers (TDS, and MCGdiff and FPS in the
 operator's spectral domain) and Kadkhodaie-Simoncelli's
 constrained ascent.
 
@@ -13,6 +13,7 @@ Every sampler with a diffusion prior has one signature,
 from .annealed_mcmc import daps, dpnp, pnp_dm
 from .constrained import kadkhodaie_simoncelli_constrained
 from .diffusion_prior import ancestral_posterior, ddrm, diffpir, dps, pigdm, tmpd
+from .divide_conquer import dcps
 from .filtering import FilterState, fps, mcgdiff
 from .likelihood_scores import dps_likelihood_score, pigdm_likelihood_score, tmpd_likelihood_score
 from .operators import LinearOperator, linear_operator
@@ -27,6 +28,7 @@ __all__ = [
     "SMCState",
     "ancestral_posterior",
     "daps",
+    "dcps",
     "ddnm",
     "ddrm",
     "diffpir",

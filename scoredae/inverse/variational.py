@@ -5,10 +5,9 @@ inference."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import math
 
 import torch
 
@@ -94,6 +93,23 @@ def red_diff(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas
                      progress=progress, record_every=record_every, callback=callback, max_norm=max_norm)
 
 
+def _gaussian_kl(mean, log_std, prior_mean, prior_var) -> torch.Tensor:
+    r""":math:`\mathrm{KL}\big(\mathcal N(\mu, \operatorname{diag} e^{2\lambda}) \,\|\, \mathcal N(m, v I)\big)`
+    summed over every coordinate of every chain, less its constant :math:`\tfrac12 (\log v - 1)` each."""
+    return 0.5 * (((mean - prior_mean).square() + (2 * log_std).exp()) / prior_var - 2 * log_std).sum()
+
+
+def _fit_gaussian(objective, mean, log_std, steps: int, update):
+    r"""``steps`` gradient steps on ``objective(mean, log_std)`` (summed over the chains, so each
+    chain's gradient is its own), ``update(params, grads)`` giving the new pair."""
+    for _ in range(steps):
+        with torch.enable_grad():
+            params = [mean.detach().requires_grad_(), log_std.detach().requires_grad_()]
+            grads = torch.autograd.grad(objective(*params), params)
+        mean, log_std = update([p.detach() for p in params], grads)
+    return mean, log_std
+
+
 def _midpoint_loss(denoiser, op, y, noise_sigma, mean, log_std, prior_mean, prior_var, sigma_mid, generator):
     r"""MGPS's objective per chain, summed: :math:`\lVert y - A D(\mu + e^{\lambda} z, \sigma_\ell)
     \rVert^2 / 2\sigma_y^2 + \mathrm{KL}\big(\mathcal N(\mu, e^{2\lambda}) \,\|\,
@@ -101,8 +117,7 @@ def _midpoint_loss(denoiser, op, y, noise_sigma, mean, log_std, prior_mean, prio
     z = randn(mean.shape, generator, dtype=mean.dtype, device=mean.device)
     denoised = denoiser(mean + log_std.exp() * z, sigma_mid)
     misfit = (op.A(denoised) - y).square().sum() / (2 * noise_sigma**2)
-    kl = 0.5 * (((mean - prior_mean).square() + (2 * log_std).exp()) / prior_var - 2 * log_std).sum()
-    return misfit + kl
+    return misfit + _gaussian_kl(mean, log_std, prior_mean, prior_var)
 
 
 def _gradient_steps(i: int, n: int, few: int, many: int) -> int:
@@ -167,12 +182,10 @@ def mgps(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *,
         log_std = torch.full_like(x, 0.5 * math.log(prior_var))
         rates = (lr * math.sqrt(1 + sigma_mid**2), lr)
         moments = [AdamState(torch.zeros_like(x), torch.zeros_like(x)) for _ in range(2)]
-        for _ in range(_gradient_steps(i, n, few, many)):
-            with torch.enable_grad():
-                params = [mean.detach().requires_grad_(), log_std.detach().requires_grad_()]
-                loss = _midpoint_loss(denoiser, op, y, noise_sigma, *params, prior_mean, prior_var, sigma_mid, generator)
-                grads = torch.autograd.grad(loss, params)
-            mean, log_std = (adam_update(p.detach(), g, m, r, betas) for p, g, m, r in zip(params, grads, moments, rates))
+        mean, log_std = _fit_gaussian(
+            lambda m, s: _midpoint_loss(denoiser, op, y, noise_sigma, m, s, prior_mean, prior_var, sigma_mid, generator),
+            mean, log_std, _gradient_steps(i, n, few, many),
+            lambda params, grads: [adam_update(*a, betas) for a in zip(params, grads, moments, rates)])
         x_mid = mean + log_std.exp() * randn(x.shape, generator, dtype=x.dtype, device=x.device)
         carry["previous"] = denoiser(x_mid, sigma_mid)
         span, rest = math.sqrt(sigma**2 - sigma_mid**2), math.sqrt(sigma_next**2 - sigma_mid**2)

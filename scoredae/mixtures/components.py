@@ -15,22 +15,30 @@ class _Components:
 
     def __init__(self, log_weights: torch.Tensor, means: torch.Tensor, cov):
         self.log_weights, self.means, self.cov = log_weights, means, cov
-        self.log_norm = -0.5 * cov.log_det - 0.5 * means.shape[-1] * math.log(2 * math.pi)  # (K,)
+        k, d = means.shape[-2:]
+        self.shared = means.reshape(k, d) if means.numel() == k * d else None  # one set of means for all points
+        self.log_norm = -0.5 * cov.log_det - 0.5 * d * math.log(2 * math.pi)  # (K,)
 
-    def log_joint_and_solve(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        r""":math:`\log w_k + \log \mathcal N(x; \mu_k, \Sigma_k)` (..., K) and
-        :math:`\Sigma_k^{-1}(x - \mu_k)` (..., K, d) for points x (..., d)."""
-        quad, solved = self.cov.quadratic_and_solve(x.unsqueeze(-2) - self.means)
-        return self.log_weights + self.log_norm - 0.5 * quad, solved
+    def log_joint_and_score(self, x: torch.Tensor):
+        r""":math:`\log w_k + \log \mathcal N(x; \mu_k, \Sigma_k)` (..., K) for points x (..., d), and
+        ``score(r)``, :math:`-\sum_k r_k \Sigma_k^{-1}(x - \mu_k)` for weights r (..., K)."""
+        if self.shared is not None:
+            quad, score = self.cov.at_shared_means(x, self.shared)
+        else:
+            quad, solved = self.cov.quadratic_and_solve(x.unsqueeze(-2) - self.means)
+
+            def score(r):
+                return -(r.unsqueeze(-1) * solved).sum(-2)
+
+        return self.log_weights + self.log_norm - 0.5 * quad, score
 
     def log_joint(self, x: torch.Tensor) -> torch.Tensor:
-        return self.log_joint_and_solve(x)[0]
+        return self.log_joint_and_score(x)[0]
 
     def log_prob_and_score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         r""":math:`\log p(x)` (...,) and :math:`\nabla \log p(x) = -\sum_k r_k \Sigma_k^{-1}(x - \mu_k)` (..., d)."""
-        log_joint, solved = self.log_joint_and_solve(x)
-        r = torch.softmax(log_joint, dim=-1)  # responsibilities (..., K)
-        return torch.logsumexp(log_joint, dim=-1), -(r.unsqueeze(-1) * solved).sum(-2)
+        log_joint, score = self.log_joint_and_score(x)
+        return torch.logsumexp(log_joint, dim=-1), score(torch.softmax(log_joint, dim=-1))
 
 
 class _LevelCache:

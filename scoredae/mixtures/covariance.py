@@ -70,6 +70,19 @@ class FullCovariance:
         z = torch.einsum("ked,...kd->...ke", inv, r)
         return z.pow(2).sum(-1), torch.einsum("kde,...kd->...ke", inv, z)
 
+    def at_shared_means(self, x: torch.Tensor, means: torch.Tensor):
+        """For points x (..., d) and means (K, d) shared by all of them: the quadratic forms (..., K)
+        and ``score(r)``, :math:`-\\sum_k r_k \\Sigma_k^{-1}(x - \\mu_k)` (..., d) for weights r (..., K);
+        through :math:`L_k^{-1} x - L_k^{-1} \\mu_k`, one product of x with all K factors at once."""
+        inv = self._factors[1]
+        k, d, _ = inv.shape
+        z = (x @ inv.reshape(k * d, d).T).reshape(*x.shape[:-1], k, d) - torch.einsum("ked,kd->ke", inv, means)
+
+        def score(r: torch.Tensor) -> torch.Tensor:
+            return -((r.unsqueeze(-1) * z).reshape(*x.shape[:-1], k * d) @ inv.reshape(k * d, d))
+
+        return z.pow(2).sum(-1), score
+
     def plus(self, s: float) -> FullCovariance:
         eye = torch.eye(self.shape[1], dtype=self.matrices.dtype, device=self.matrices.device)
         return FullCovariance(self.matrices + s * eye)
@@ -154,6 +167,28 @@ class DiagonalPlusLowRank:
         b = torch.einsum("kdq,...kd->...kq", self.factors, a)
         pb = torch.einsum("kqp,...kp->...kq", p, b)
         return (r * a).sum(-1) - (b * pb).sum(-1), a - torch.einsum("kdq,...kq->...kd", scaled, pb)
+
+    def at_shared_means(self, x: torch.Tensor, means: torch.Tensor):
+        r""":meth:`FullCovariance.at_shared_means` without a residual per component: with
+        :math:`U_k = \Delta_k^{-1} W_k` and :math:`b_k = U_k^\top (x - \mu_k)`, the forms are
+        :math:`x^2 \cdot \delta_k^{-1} - 2 x \cdot \mu_k \delta_k^{-1} + \mu_k^2 \cdot \delta_k^{-1} - b_k^\top P_k b_k`
+        and :math:`\Sigma_k^{-1}(x - \mu_k) = \Delta_k^{-1}(x - \mu_k) - U_k P_k b_k`: products of x
+        with (d, K) and (d, K q) matrices, never an (..., K, d) array."""
+        scaled, p, _ = self._woodbury
+        inv = 1 / self.delta
+        k, d = inv.shape
+        q = self.middle.shape[-1]
+        weighted = means * inv
+        quad = x.square() @ inv.T - 2 * (x @ weighted.T) + (means * weighted).sum(-1)
+        u = scaled.permute(1, 0, 2).reshape(d, k * q)
+        b = (x @ u).reshape(*x.shape[:-1], k, q) - torch.einsum("kdq,kd->kq", scaled, means)
+        pb = torch.einsum("kqp,...kp->...kq", p, b)
+
+        def score(r: torch.Tensor) -> torch.Tensor:
+            low_rank = (r.unsqueeze(-1) * pb).reshape(*x.shape[:-1], k * q) @ u.T
+            return -(x * (r @ inv) - r @ weighted - low_rank)
+
+        return quad - (b * pb).sum(-1), score
 
     def plus(self, s: float) -> DiagonalPlusLowRank:
         return DiagonalPlusLowRank(self.delta + s, self.factors, self.middle)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import torch
 
 from .._checks import finite_number
-
 from .components import _check_points, _Components, _LevelCache
 from .covariance import FullCovariance
 
