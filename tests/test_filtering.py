@@ -265,3 +265,21 @@ def test_dcps_refuses_bad_options():
                           (dict(langevin_steps=-1), "langevin_steps"), (dict(blocks=0), "blocks")):
         with pytest.raises(ValueError, match=match):
             dcps(denoiser, Y, A, SY, x_T, SIGMAS, **option)
+
+
+def test_mcgdiff_runs_on_images_through_a_deepinv_mask():
+    """Images (B, 1, 4, 4) and deepinv's Inpainting: the evidence constant is computed per image
+    (shape (1, 1, 4, 4)), and the seen pixels end on the observation up to its noise."""
+    import deepinv
+
+    prior = GaussianMixture(torch.tensor([0.5, 0.5], dtype=F64), torch.stack([torch.full((16,), -1.0, dtype=F64),
+                                                                               torch.full((16,), 1.0, dtype=F64)]), 0.2)
+    mask = (torch.arange(16) % 2 == 0).reshape(1, 1, 4, 4).to(F64)
+    physics = deepinv.physics.Inpainting(img_size=(1, 4, 4), mask=mask)
+    x = prior.sample(1, generator=torch.Generator().manual_seed(0)).reshape(1, 1, 4, 4)
+    y = physics(x) + 0.01 * torch.randn(1, 1, 4, 4, generator=torch.Generator().manual_seed(1), dtype=F64) * mask
+    gen = torch.Generator().manual_seed(2)
+    x_T = prior.noised(80.0).sample(64, generator=gen).reshape(64, 1, 4, 4)
+    result = mcgdiff(MixtureDenoiser(prior), y, physics, 0.01, x_T, SIGMAS, generator=gen)
+    assert torch.isfinite(result.state.log_evidence)
+    assert float(((result.samples - y) * mask).abs().max()) < 0.1

@@ -41,7 +41,6 @@ def flat_guidance(denoiser, y, forward, noise_sigma, x_T, sigmas, *, generator=N
 # %%
 # Its rows on the leaderboard's problems in eight dimensions, at 100 network evaluations per sample
 # and at its own setting (100 levels), beside the shipped rows of every other sampler at 100.
-torch.set_default_dtype(torch.float64)
 problems = [(8, d_y, 0, grid_mixture_problem(8, d_y, 0)) for d_y in (1, 2, 4)]
 mine = leaderboard_rows({"flat_guidance": flat_guidance}, problems, budgets=(100,))
 for row in mine:

@@ -108,7 +108,7 @@ def _spectral_filter(denoiser, y, op, noise_sigma: float, x_T: torch.Tensor, lev
         variance, acts = potential(i)
         return _log_normal(r, variance, acts & (variance > 0) if divide else acts)
 
-    center, log_evidence = y_bar, _observation_constant(op, y, noise_sigma, seen, x_bar[0])
+    center, log_evidence = y_bar, _observation_constant(op, y, noise_sigma, seen, x_bar[:1])
     if path:  # the path starts where the first particle is; every particle's seen coordinates with it
         center = torch.where(seen, x_bar[:1], 0)
         x_bar = torch.where(seen, center, x_bar)
