@@ -57,7 +57,8 @@ def main(argv=None):
     for d_x, d_y, seed, problem in problems:
         samplers = {name: s for name, s in benchmark_samplers(problem).items() if name in args.samplers}
         rows += leaderboard_rows(samplers, [(d_x, d_y, seed, problem)], args.budgets, args.n, progress=show)
-    record = {"command": "python benchmarks/bench_posterior_leaderboard.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    command = " ".join(["python benchmarks/bench_posterior_leaderboard.py", *(sys.argv[1:] if argv is None else argv)])
+    record = {"command": command,
               "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
               "threads": torch.get_num_threads(), "rows": rows}
     with open(args.json, "w") as f:

@@ -69,7 +69,7 @@ html_css_files = ["scoredae.css"]
 html_theme_options = {"secondary_sidebar_items": {
     pattern: ["page-toc", "sourcelink"] for pattern in ("index", "api", "references", "theory/**", "generated/**")}}
 # top-level pages without sub-pages: no left-hand navigation, which would be empty
-html_sidebars = {"models": [], "references": []}
+html_sidebars = {"models": [], "references": [], "posterior_samplers": []}
 exclude_patterns = ["_build"]
 
 

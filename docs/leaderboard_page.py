@@ -81,11 +81,12 @@ def _table(rows: list[dict], d_x: int) -> list[str]:
 def _figure(rows: list[dict], path: Path) -> None:
     """Median over d_y of the mode TV and the SW ratio against the evaluations per sample, per sampler."""
     dims = sorted({r["d_x"] for r in rows})
-    fig, axes = plt.subplots(2, len(dims), figsize=(6.2 * len(dims), 8.5), squeeze=False)
+    fig, axes = plt.subplots(2, len(dims), figsize=(5.6 * len(dims) + 1.8, 8.0), squeeze=False)
     names = list(dict.fromkeys(r["sampler"] for r in rows))
     colours = plt.get_cmap("tab20")(range(len(names)))
+    markers = "os^vD<>pPX*hH8d"
     for col, d_x in enumerate(dims):
-        for name, colour in zip(names, colours):
+        for index, (name, colour) in enumerate(zip(names, colours)):
             points = defaultdict(list)
             for r in rows:
                 if r["sampler"] == name and r["d_x"] == d_x and "sw_ratio" in r and r["budget"] != "default":
@@ -95,15 +96,17 @@ def _figure(rows: list[dict], path: Path) -> None:
             budgets = sorted(points)
             for row_axis, key in enumerate(("mode_tv", "sw_ratio")):
                 values = [statistics.median(p[key] for p in points[b]) for b in budgets]
-                axes[row_axis, col].plot(budgets, values, "o-", color=colour, label=name)
+                axes[row_axis, col].plot(budgets, values, color=colour, label=name, marker=markers[index % len(markers)],
+                                         ls="-" if index % 2 == 0 else "--")
         for row_axis, label in enumerate(("mode TV (median over d_y)", "SW / exact floor (median over d_y)")):
             ax = axes[row_axis, col]
             ax.set(xscale="log", yscale="log", xlabel="network evaluations per sample", ylabel=label,
                    title=f"d_x = {d_x}")
             ax.grid(True, which="both", alpha=0.3)
         axes[1, col].axhline(1.0, color="black", lw=0.8, ls="--")
-    axes[0, -1].legend(loc="center left", bbox_to_anchor=(1.02, 0.0), fontsize=9)
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0, 0.84, 1))
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(0.845, 0.5), fontsize=9)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 

@@ -62,7 +62,7 @@ for ax, name in zip(axes.flat, ("exact", *samplers)):
     ax.set_xlim(-22, 22)
     ax.set_ylim(-22, 22)
 fig.suptitle("grey: exact posterior draws; blue: the prior's modes; red: the sampler's", fontsize=10)
-fig.tight_layout()
+fig.tight_layout(rect=(0, 0, 1, 0.985))
 
 # %%
 # Where the approximations go wrong: the error of each likelihood score against the exact gradient

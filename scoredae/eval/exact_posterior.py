@@ -160,7 +160,7 @@ class _CountedPullback(torch.autograd.Function):
 class CountingDenoiser(deepinv.models.Denoiser):
     """A denoiser that counts what a sampler asks of it: ``calls`` (every evaluation, those inside
     derivatives too), ``vjps`` (vector-Jacobian products pulled back through an output) and ``jvps``
-    (evaluations under forward-mode differentiation, :func:`torch.func.jvp`). Each call evaluates
+    (evaluations under forward-mode differentiation, ``torch.func.jvp``). Each call evaluates
     every chain at once, so the counts are per sample. ``evaluations`` weighs them as network
     passes: a call is one, and a call with its derivative two (``calls + vjps + jvps``)."""
 

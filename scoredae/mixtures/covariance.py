@@ -15,9 +15,10 @@ r"""The covariances of a mixture's components, each structure with its own close
   :math:`O(d q^2)` per component and level and :math:`O(d q)` per point; no :math:`d \times d` matrix
   is formed.
 
-Both answer the same questions: :meth:`quadratic_and_solve` (:math:`r^\top \Sigma_k^{-1} r` and
-:math:`\Sigma_k^{-1} r`), ``log_det``, :meth:`plus` (:math:`\Sigma_k + s I`), :meth:`condition` (the
-posterior given :math:`y = A x + \sigma n`), :meth:`draw`, and the dense matrices on request.
+Both answer the same questions: ``quadratic_and_solve`` (:math:`r^\top \Sigma_k^{-1} r` and
+:math:`\Sigma_k^{-1} r`), ``at_shared_means`` (the same for means shared by all points, without a
+residual per component), ``log_det``, ``plus`` (:math:`\Sigma_k + s I`), ``condition`` (the
+posterior given :math:`y = A x + \sigma n`), ``draw``, and the dense matrices on request.
 """
 
 from __future__ import annotations
