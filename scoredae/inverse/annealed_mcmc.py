@@ -38,6 +38,23 @@ def squared_norm(op, like: torch.Tensor) -> float:
         return float((op.A(v).norm() / v.norm()) ** 2)
 
 
+def jacobian_squared_norm(op, x: torch.Tensor) -> float:
+    r""":math:`\max_b \lVert J_f(x_b) \rVert_2^2` over the chains :math:`x_b` of a nonlinear forward
+    model, by power iteration of :math:`J^\top J` (a forward- and a reverse-mode product each) from a
+    fixed random start: the Gauss-Newton bound on the curvature of the misfit at ``x``."""
+    v = torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=x.dtype).to(x.device)
+    for _ in range(_POWER_ITERATIONS):
+        w = op.adjoint_at(x, op.jvp_at(x, v))
+        v = w / w.flatten(1).norm(dim=1).clamp(min=1e-30).reshape(-1, *(1,) * (x.ndim - 1))
+    return float(op.jvp_at(x, v).flatten(1).square().sum(1).max())
+
+
+def _check_step_size(step_size: float) -> None:
+    if not 0 < positive("step_size", step_size) < 2:
+        raise ValueError(f"step_size: expected a fraction of 1 / L in (0, 2), got {step_size!r}; "
+                         "from 2 on the Langevin chain on the Gaussian likelihood diverges")
+
+
 def _clean_estimate(denoiser, x: torch.Tensor, sigma: float, steps: int) -> torch.Tensor:
     r""":math:`\hat x_0(x_\sigma)` by ``steps`` Euler steps of the probability-flow ODE from ``sigma`` to
     0 on EDM's levels (``sigma`` / 1000 the last above 0); one step is :math:`D(x, \sigma)`."""
@@ -73,25 +90,30 @@ def daps(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *,
     unstable wherever :math:`r_i` is below :math:`\sqrt{\eta / 2}`; relative, one setting fits every
     level, and ``step_size`` must be below 2, where the chain on this Gaussian diverges. Costs
     ``ode_steps`` denoiser calls a level, no Jacobian products.
+
+    ``forward`` may be any differentiable ``forward(x)``, a nonlinear :math:`f` (their section 4.2):
+    the gradient is then :math:`J_f(x_0)^\top (f(x_0) - y) / \sigma_y^2`, and
+    :math:`\lVert A \rVert^2` becomes :math:`\lVert J_f(\hat x_0) \rVert^2` at each level
+    (:func:`jacobian_squared_norm`).
     """
-    op, y, noise_sigma, levels = posterior_inputs(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "DAPS")
+    op, y, noise_sigma, levels = posterior_inputs(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "DAPS",
+                                                  nonlinear=True)
     positive_int("ode_steps", ode_steps)
     positive_int("langevin_steps", langevin_steps)
-    if not 0 < positive("step_size", step_size) < 2:
-        raise ValueError(f"step_size: expected a fraction of 1 / L in (0, 2), got {step_size!r}; "
-                         "from 2 on the Langevin chain on the Gaussian likelihood diverges")
+    _check_step_size(step_size)
     if not 0 < positive("step_decay", step_decay) <= 1:
         raise ValueError(f"step_decay: expected a ratio in (0, 1], got {step_decay!r}")
-    lip_a = squared_norm(op, x_T) / noise_sigma**2
+    lip_a = squared_norm(op, x_T) / noise_sigma**2 if op.linear else None
     n = len(levels) - 1
 
     def step(x, state, i):
         sigma, sigma_next = levels[i - 1], levels[i]
         x_hat = _clean_estimate(denoiser, x, sigma, ode_steps)
-        eta = step_size * (1 + (i - 1) / n * (step_decay - 1)) / (lip_a + 1 / sigma**2)
+        lip = lip_a if op.linear else jacobian_squared_norm(op, x_hat) / noise_sigma**2
+        eta = step_size * (1 + (i - 1) / n * (step_decay - 1)) / (lip + 1 / sigma**2)
         x0 = x_hat
         for _ in range(langevin_steps):
-            grad = op.A_adjoint(op.A(x0) - y) / noise_sigma**2 + (x0 - x_hat) / sigma**2
+            grad = op.adjoint_at(x0, op.A(x0) - y) / noise_sigma**2 + (x0 - x_hat) / sigma**2
             x0 = x0 - eta * grad + math.sqrt(2 * eta) * randn(x0.shape, generator, dtype=x0.dtype, device=x0.device)
         if sigma_next > 0:
             x0 = x0 + sigma_next * randn(x0.shape, generator, dtype=x0.dtype, device=x0.device)
@@ -112,21 +134,40 @@ def _ancestral_from(denoiser, x: torch.Tensor, rho: float, levels: list[float], 
     return x
 
 
+def _langevin_likelihood_step(op, y, noise_sigma, x, rho, steps, step_size, generator) -> torch.Tensor:
+    r"""A draw of :math:`\pi_\rho(z \mid x) \propto e^{-\lVert y - f(z) \rVert^2 / 2\sigma_y^2 -
+    \lVert z - x \rVert^2 / 2\rho^2}` for a nonlinear :math:`f`: ``steps`` of unadjusted Langevin from
+    :math:`x`, of step ``step_size`` / :math:`L`, :math:`L = \lVert J_f(x) \rVert^2 / \sigma_y^2 + 1/\rho^2`."""
+    eta = step_size / (jacobian_squared_norm(op, x) / noise_sigma**2 + 1 / rho**2)
+    z = x
+    for _ in range(steps):
+        grad = op.adjoint_at(z, op.A(z) - y) / noise_sigma**2 + (z - x) / rho**2
+        z = z - eta * grad + math.sqrt(2 * eta) * randn(z.shape, generator, dtype=z.dtype, device=z.device)
+    return z
+
+
 def _split_gibbs(denoiser, y, forward, noise_sigma, x_T, sigmas, couplings: list[float], generator, name: str,
-                 **loop) -> SamplerResult:
+                 likelihood_steps: int, step_size: float, **loop) -> SamplerResult:
     r"""Split Gibbs sampling of :math:`\pi_\rho(x, z) \propto p(x)\, \mathcal N(z; x, \rho^2 I)\,
     p(y \mid z)` at the couplings :math:`\rho_k` in turn: the likelihood step drawn exactly by
-    perturbation, the prior step by the ancestral chain from :math:`\rho_k` (see :func:`pnp_dm`)."""
-    op, y, noise_sigma, levels = posterior_inputs(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, name)
+    perturbation (by Langevin for a nonlinear forward), the prior step by the ancestral chain from
+    :math:`\rho_k` (see :func:`pnp_dm`)."""
+    op, y, noise_sigma, levels = posterior_inputs(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, name,
+                                                  nonlinear=True)
+    positive_int("likelihood_steps", likelihood_steps)
+    _check_step_size(step_size)
 
     def draw(like):
         return randn(like.shape, generator, dtype=like.dtype, device=like.device)
 
     def step(x, state, k):
         rho = couplings[k - 1]
-        u = x + rho * draw(x)
-        v = y + noise_sigma * draw(y)
-        z = u + rho**2 * op.A_adjoint(op.gram_solve(v - op.A(u), rho**2, noise_sigma**2))
+        if op.linear:
+            u = x + rho * draw(x)
+            v = y + noise_sigma * draw(y)
+            z = u + rho**2 * op.A_adjoint(op.gram_solve(v - op.A(u), rho**2, noise_sigma**2))
+        else:
+            z = _langevin_likelihood_step(op, y, noise_sigma, x, rho, likelihood_steps, step_size, generator)
         return _ancestral_from(denoiser, z, rho, levels, generator), state
 
     spec = LoopSpec(name, level_of=lambda k: couplings[k - 1], stationary=False)
@@ -140,8 +181,8 @@ def _check_coupling_range(low_name: str, low: float, high_name: str, high: float
 
 @torch.no_grad()
 def pnp_dm(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *, rho_max: float = 10.0,
-           rho_min: float = 0.1, decay: float = 0.9, iterations: int = 60, generator: torch.Generator | None = None,
-           progress: bool = False, record_every: int | None = None, callback: Callable | None = None,
+           rho_min: float = 0.1, decay: float = 0.9, iterations: int = 60, likelihood_steps: int = 100,
+           step_size: float = 0.5, generator: torch.Generator | None = None, progress: bool = False, record_every: int | None = None, callback: Callable | None = None,
            max_norm: float | None = None) -> SamplerResult:
     r"""Plug-and-play diffusion models (Wu et al., NeurIPS 2024, Algorithm 1): split Gibbs sampling of
     :math:`\pi_\rho(x, z) \propto p(x)\, \mathcal N(z; x, \rho^2 I)\, p(y \mid z)` with the coupling
@@ -158,8 +199,10 @@ def pnp_dm(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, 
     The :math:`x`-marginal of :math:`\pi_\rho` is the posterior with the noise inflated to
     :math:`\sigma_y^2 I + \rho^2 A A^\top`; it is the posterior as :math:`\rho \to 0`. InverseBench's
     ``algo/pnpdm.py`` takes the likelihood step by 100 Langevin steps; for a linear Gaussian
-    likelihood the step is closed form, so here it is exact. Costs, per iteration, one denoiser call
-    per level of ``sigmas`` below :math:`\rho_k`, plus one.
+    likelihood the step is closed form, so here it is exact. For a nonlinear differentiable
+    ``forward(x)`` it is ``likelihood_steps`` of unadjusted Langevin from :math:`x`, of step
+    ``step_size`` over the Gauss-Newton bound :math:`\lVert J_f(x) \rVert^2 / \sigma_y^2 + 1/\rho^2`.
+    Costs, per iteration, one denoiser call per level of ``sigmas`` below :math:`\rho_k`, plus one.
     """
     positive_int("iterations", iterations)
     _check_coupling_range("rho_min", rho_min, "rho_max", rho_max)
@@ -167,13 +210,14 @@ def pnp_dm(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, 
         raise ValueError(f"decay: expected a ratio in (0, 1], got {decay!r}")
     couplings = [max(rho_min, rho_max * decay**k) for k in range(iterations)]
     return _split_gibbs(denoiser, y, forward, noise_sigma, x_T, sigmas, couplings, generator, "PnP-DM",
-                        progress=progress, record_every=record_every, callback=callback, max_norm=max_norm)
+                        likelihood_steps, step_size, progress=progress, record_every=record_every, callback=callback,
+                        max_norm=max_norm)
 
 
 @torch.no_grad()
 def dpnp(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *, eta_max: float = 4.0,
-         eta_min: float = 1.6, hold: int = 4, iterations: int = 16, generator: torch.Generator | None = None,
-         progress: bool = False, record_every: int | None = None, callback: Callable | None = None,
+         eta_min: float = 1.6, hold: int = 4, iterations: int = 16, likelihood_steps: int = 1000,
+         step_size: float = 0.5, generator: torch.Generator | None = None, progress: bool = False, record_every: int | None = None, callback: Callable | None = None,
          max_norm: float | None = None) -> SamplerResult:
     r"""Diffusion plug-and-play (Xu & Chi, NeurIPS 2024, Algorithm 1): alternate the proximal
     consistency sampler, a draw of :math:`p(x \mid y, x_k) \propto p(y \mid x)\,
@@ -184,7 +228,8 @@ def dpnp(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *,
     remaining ``iterations - hold``.
 
     Both steps are PnP-DM's (:func:`pnp_dm`): for a linear Gaussian likelihood the proximal sampler
-    is closed form (the authors run 1,000 Langevin steps, for any likelihood), and the denoising
+    is closed form (the authors run 1,000 Langevin steps, for any likelihood; so does a nonlinear
+    ``forward(x)`` here, ``likelihood_steps``), and the denoising
     sampler is the stochastic (DDPM-type) one, the ancestral chain from :math:`\eta_k`; the
     deterministic (DDIM-type) sampler of the paper is not offered. The chain starts with the
     proximal step from ``x_T`` (the authors' DDPM variant starts by denoising it). What sets DPnP apart
@@ -202,4 +247,5 @@ def dpnp(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *,
     ratios = [k / (tail - 1) if tail > 1 else 1.0 for k in range(tail)]
     couplings = [eta_max] * hold + [eta_max * (eta_min / eta_max) ** r for r in ratios]
     return _split_gibbs(denoiser, y, forward, noise_sigma, x_T, sigmas, couplings, generator, "DPnP",
-                        progress=progress, record_every=record_every, callback=callback, max_norm=max_norm)
+                        likelihood_steps, step_size, progress=progress, record_every=record_every, callback=callback,
+                        max_norm=max_norm)

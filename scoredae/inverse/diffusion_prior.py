@@ -91,7 +91,9 @@ def dps(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *, 
         max_norm: float | None = None) -> SamplerResult:
     r"""Diffusion posterior sampling (Chung et al. 2023): :math:`p(x_0 \mid x_t) \approx
     \delta(x_0 - D(x_t))`, so :math:`p(y \mid x_t) \approx \mathcal N(y; A D(x_t), \sigma_y^2 I)`
-    (their eq. 11-16), :math:`g = J_D^\top A^\top (y - A D) / \sigma_y^2`.
+    (their eq. 11-16), :math:`g = J_D^\top A^\top (y - A D) / \sigma_y^2`. ``forward`` may also be any
+    differentiable ``forward(x)``, a nonlinear :math:`f` (their section 3.2): then
+    :math:`g = J_D^\top J_f(D)^\top (y - f(D)) / \sigma_y^2`.
 
     With ``zeta`` None, :math:`g` enters the posterior denoiser of the module docstring (the step
     of the Gaussian approximation itself). With ``zeta`` :math:`\zeta'`, the step of their
@@ -106,7 +108,8 @@ def dps(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *, 
     halved ([-1, 1] images), then a last denoiser call; the step of Algorithm 1 with the
     level-dependent :math:`\zeta'_i = w (\sigma_i^2 - \sigma_{i+1}^2) / 2`.
     """
-    op, y, noise_sigma, levels = posterior_inputs(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "DPS")
+    op, y, noise_sigma, levels = posterior_inputs(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "DPS",
+                                                  nonlinear=True)
     score_y = dps_likelihood_score(denoiser, y, op, noise_sigma)
     kick = None
     if zeta is not None:

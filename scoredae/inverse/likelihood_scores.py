@@ -48,11 +48,12 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
 
 
 def dps_likelihood_score(denoiser, y: torch.Tensor, op: LinearOperator, noise_sigma: float):
-    r"""DPS's :math:`\nabla \log p(y \mid x_\sigma) \approx J_D^\top A^\top (y - A D) / \sigma_y^2`."""
+    r"""DPS's :math:`\nabla \log p(y \mid x_\sigma) \approx J_D^\top A^\top (y - A D) / \sigma_y^2`;
+    for a nonlinear forward model :math:`f`, :math:`J_D^\top J_f(D)^\top (y - f(D)) / \sigma_y^2`."""
 
     def guide(x, sigma):
         denoised, pullback = denoise_with_pullback(denoiser, x, sigma)
-        return denoised, pullback(op.A_adjoint(y - op.A(denoised)) / noise_sigma**2)
+        return denoised, pullback(op.adjoint_at(denoised, y - op.A(denoised)) / noise_sigma**2)
 
     return guide
 

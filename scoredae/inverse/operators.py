@@ -1,5 +1,7 @@
 r"""Linear forward operators :math:`y = A x + \sigma_y n` for the posterior samplers, from a matrix, a
-deepinv physics or a pair of callables, with the solves the samplers need.
+deepinv physics or a pair of callables, with the solves the samplers need; and nonlinear forward
+models :math:`y = f(x) + \sigma_y n` (:class:`NonlinearForward`) for the samplers that need only the
+gradient of the misfit.
 
 :func:`linear_operator` gives a :class:`LinearOperator` whose ``A`` and ``A_adjoint`` act on batches
 ``(B, *S)`` of images or points. When :math:`A` has a known singular value decomposition
@@ -18,6 +20,7 @@ import torch
 from deepinv.optim.utils import conjugate_gradient
 
 from .._checks import finite, per_row
+from ..uncertainty import _forward_mode
 
 _CG_ITERATIONS = 100  # the most conjugate-gradient iterations of a solve with no SVD
 _CG_TOLERANCE = 1e-10  # their relative residual
@@ -37,6 +40,8 @@ class LinearOperator:
     out like :math:`\bar x`, so that :math:`\overline{A x} = s \odot \bar x` there.
     """
 
+    linear = True
+
     def __init__(self, A: Callable, A_adjoint: Callable, *, pinv: Callable | None = None, spectral=None,
                  gram: Callable | None = None, diagonal: torch.Tensor | None = None):
         self.A, self.A_adjoint = A, A_adjoint
@@ -44,6 +49,10 @@ class LinearOperator:
         self._pinv = pinv
         self._spectral = spectral  # (V_adjoint, V, spectral_y, singular values) or None
         self._gram = gram  # (u, c, shift) -> (c A A^T + shift I)^{-1} u in closed form, or None
+
+    def adjoint_at(self, x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        r""":math:`J^\top r` for the Jacobian of the forward model at ``x``: :math:`A^\top r` here."""
+        return self.A_adjoint(r)
 
     def svd(self) -> tuple[Callable, Callable, Callable, torch.Tensor]:
         """``(V_adjoint, V, spectral_y, s)``; a ValueError when the operator has none."""
@@ -65,6 +74,30 @@ class LinearOperator:
         if self._gram is not None:
             return self._gram(u, c, shift)
         return conjugate_solve(lambda v: c * self.A(self.A_adjoint(v)) + shift * v, u)
+
+
+class NonlinearForward:
+    r"""A differentiable forward model :math:`y = f(x) + \sigma_y n`, ``f`` acting on batches
+    ``(B, *S)``: ``A`` is :math:`f`, and the gradient of a misfit goes through autograd,
+    :math:`J_f(x)^\top r` (:meth:`adjoint_at`), and :math:`J_f(x) v` by forward mode (:meth:`jvp_at`)."""
+
+    linear = False
+
+    def __init__(self, f: Callable):
+        self.A = f
+
+    def adjoint_at(self, x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            leaf = x.detach().requires_grad_(True)
+            out = self.A(leaf)
+            if not (isinstance(out, torch.Tensor) and out.requires_grad):
+                raise TypeError("forward: expected a differentiable forward(x), whose output is on the autograd "
+                                "graph of x")
+            return torch.autograd.grad(out, leaf, r.to(out))[0]
+
+    def jvp_at(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        with _forward_mode():
+            return torch.func.jvp(self.A, (x.contiguous(),), (v.contiguous(),))[1]
 
 
 def spectral_observation(op: LinearOperator, y: torch.Tensor, noise_sigma: float, like: torch.Tensor):
@@ -210,11 +243,24 @@ def linear_operator(forward, x0: torch.Tensor) -> LinearOperator:
         return _decomposable(forward, x0)
     if callable(getattr(forward, "A", None)) and callable(getattr(forward, "A_adjoint", None)):
         return LinearOperator(forward.A, forward.A_adjoint, pinv=getattr(forward, "A_dagger", None))
+    if callable(forward):
+        raise TypeError("forward: this method needs a linear operator, an (m, d) tensor, a "
+                        "deepinv.physics.LinearPhysics or a pair (A, A_adjoint) of callables; a nonlinear "
+                        "forward(x) works with dps, daps, red_diff, pnp_dm and dpnp")
     raise TypeError("forward: expected an (m, d) tensor, a deepinv.physics.LinearPhysics or a pair "
                     f"(A, A_adjoint) of callables, got {type(forward).__name__}")
 
 
-def check_observation(y: torch.Tensor, op: LinearOperator, x0: torch.Tensor) -> torch.Tensor:
+def forward_model(forward, x0: torch.Tensor) -> LinearOperator | NonlinearForward:
+    """:func:`linear_operator` of ``forward``, or the :class:`NonlinearForward` of a deepinv
+    ``Physics`` that is not linear (its noiseless ``A``) or of any other callable ``forward(x)``."""
+    is_linear = isinstance(forward, (LinearOperator, torch.Tensor, deepinv.physics.LinearPhysics, tuple, list))
+    if is_linear or not callable(forward):
+        return linear_operator(forward, x0)
+    return NonlinearForward(forward.A if isinstance(forward, deepinv.physics.Physics) else forward)
+
+
+def check_observation(y: torch.Tensor, op: LinearOperator | NonlinearForward, x0: torch.Tensor) -> torch.Tensor:
     """``y`` as the shape of ``A(x0)``: one observation per chain, or one broadcast to all; finite."""
     ax0 = op.A(x0)
     try:

@@ -50,7 +50,9 @@ def red_diff(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas
              callback: Callable | None = None, max_norm: float | None = None) -> SamplerResult:
     r"""Regularisation by denoising diffusion (Mardani et al. 2024, their eq. 11 and Algorithm 1), in the
     variance-exploding form. Each chain is one point :math:`\mu`, started at :math:`A^+ y` (as the
-    authors' code; ``x_T`` gives the number of chains, its values are not used), that minimises
+    authors' code; ``x_T`` gives the number of chains, its values are not used; for a nonlinear
+    ``forward(x)`` :math:`f`, at :math:`D(x_T, \sigma_0)`, the misfit's gradient then
+    :math:`J_f(\mu)^\top (f(\mu) - y)`), that minimises
     :math:`\lVert y - A \mu \rVert^2 / 2\sigma_y^2` plus the score-matching regulariser of the
     diffusion along the decreasing levels: at level :math:`\sigma_i`, with fresh :math:`\epsilon`,
     :math:`x = \mu + \sigma_i \epsilon` and the denoiser's noise estimate
@@ -69,7 +71,8 @@ def red_diff(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas
     draws and gather near the modes that fit :math:`y`, so the spread of the result is not the
     posterior's.
     """
-    op, y, noise_sigma, levels = posterior_inputs(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "RED-diff")
+    op, y, noise_sigma, levels = posterior_inputs(denoiser, y, forward, noise_sigma, x_T, sigmas, generator, "RED-diff",
+                                                  nonlinear=True)
     positive("lam", lam)
     positive("lr", lr)
     if len(betas) != 2 or not all(0 <= float(b) < 1 for b in betas):
@@ -77,14 +80,14 @@ def red_diff(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting: expected one of {WEIGHTINGS}, got {weighting!r}")
     power = {"linear": 1.0, "sqrt": 0.5, "constant": 0.0}[weighting]
-    mu_0 = op.pinv(y).to(x_T.dtype).expand_as(x_T).clone()
+    mu_0 = (op.pinv(y).to(x_T.dtype).expand_as(x_T) if op.linear else denoiser(x_T, levels[0])).clone()
 
     def step(mu, state, i):
         sigma = levels[i - 1]
         eps = randn(mu.shape, generator, dtype=mu.dtype, device=mu.device)
         x = mu + sigma * eps
         prior = (lam * sigma**power / sigma) * (mu - denoiser(x, sigma))
-        grad = op.A_adjoint(op.A(mu) - y) / noise_sigma**2 + prior
+        grad = op.adjoint_at(mu, op.A(mu) - y) / noise_sigma**2 + prior
         return adam_update(mu, grad, state, lr, betas), state
 
     spec = LoopSpec("RED-diff", level_of=lambda i: levels[i - 1], stationary=False)
