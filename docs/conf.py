@@ -13,7 +13,7 @@ import scoredae
 from scoredae.nets.registry import list_pretrained, load_pretrained
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from leaderboard_page import write_leaderboard_page  # noqa: E402
+from leaderboard_page import write_leaderboard_page
 
 project = "scoredae"
 author = "the scoredae authors"

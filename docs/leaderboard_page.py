@@ -10,9 +10,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from scoredae.eval.leaderboard import shipped_leaderboard  # noqa: E402
+from scoredae.eval.leaderboard import shipped_leaderboard
 
 FIGURE = "posterior_samplers_budget.png"
 

@@ -261,8 +261,8 @@ def test_dcps_refuses_bad_options():
 
     prior, denoiser, _ = _problem()
     x_T = prior.noised(80.0).sample(4, generator=torch.Generator().manual_seed(0))
-    for option, match in ((dict(gradient_steps=0), "gradient_steps"), (dict(lr=0.0), "lr"),
-                          (dict(langevin_steps=-1), "langevin_steps"), (dict(blocks=0), "blocks")):
+    for option, match in (({"gradient_steps": 0}, "gradient_steps"), ({"lr": 0.0}, "lr"),
+                          ({"langevin_steps": -1}, "langevin_steps"), ({"blocks": 0}, "blocks")):
         with pytest.raises(ValueError, match=match):
             dcps(denoiser, Y, A, SY, x_T, SIGMAS, **option)
 
@@ -300,9 +300,9 @@ def test_a_linear_map_given_as_a_callable_runs_the_same_chains():
     prior, denoiser, _ = _problem()
     x_T = prior.noised(80.0).sample(32, generator=torch.Generator().manual_seed(0))
     for sampler, tol in ((dps, 1e-10), (daps, 1e-8)):
-        run = lambda forward: sampler(denoiser, Y, forward, SY, x_T, SIGMAS[::10].contiguous(),
-                                      generator=torch.Generator().manual_seed(1)).samples
-        torch.testing.assert_close(run(_as_callable(A)), run(A), rtol=tol, atol=tol)
+        runs = [sampler(denoiser, Y, forward, SY, x_T, SIGMAS[::10].contiguous(),
+                        generator=torch.Generator().manual_seed(1)).samples for forward in (_as_callable(A), A)]
+        torch.testing.assert_close(*runs, rtol=tol, atol=tol)
 
 
 def test_langevin_likelihood_step_samples_the_gaussian_it_replaces():

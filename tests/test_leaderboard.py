@@ -1,6 +1,8 @@
 """The leaderboard's accounting: what each sampler asks of the denoiser (calls, vector-Jacobian and
 Jacobian-vector products), the budget probe that sets its levels, and a reader's own sampler."""
 
+import itertools
+
 import pytest
 import torch
 
@@ -52,7 +54,7 @@ def test_a_readers_sampler_returning_a_tensor_gets_its_rows():
     @torch.no_grad()
     def prior_only(denoiser, y, forward, noise_sigma, x_T, sigmas, *, generator=None):
         x, levels = x_T, sigmas.tolist()
-        for sigma, sigma_next in zip(levels[:-1], levels[1:]):
+        for sigma, sigma_next in itertools.pairwise(levels):
             d = denoiser(x, sigma)
             x = d + sigma_next / sigma * (x - d)
         return x
@@ -63,4 +65,5 @@ def test_a_readers_sampler_returning_a_tensor_gets_its_rows():
     mine = {r["budget"]: r for r in rows if r["sampler"] == "prior_only"}
     oracle = {r["budget"]: r for r in rows if r["sampler"] == "oracle"}
     assert mine[40]["evaluations"] == 40 and mine["default"]["evaluations"] == 100
-    assert mine[40]["mode_tv"] > 0.5 > 0.2 > oracle[40]["mode_tv"]
+    assert mine[40]["mode_tv"] > 0.5
+    assert oracle[40]["mode_tv"] < 0.2

@@ -17,6 +17,7 @@ and the operator's spectrum flat. It costs one evaluation per level and no Jacob
 
 # %%
 # The sampler: ten lines, nothing from the library but the signature.
+import itertools
 import math
 
 import matplotlib.pyplot as plt
@@ -30,7 +31,7 @@ def flat_guidance(denoiser, y, forward, noise_sigma, x_T, sigmas, *, generator=N
     A = torch.as_tensor(forward, dtype=x_T.dtype)
     spread = float(torch.linalg.matrix_norm(A, ord=2)) ** 2
     x, levels = x_T, sigmas.tolist()
-    for sigma, sigma_next in zip(levels[:-1], levels[1:]):
+    for sigma, sigma_next in itertools.pairwise(levels):
         d = denoiser(x, sigma)
         d = d + sigma**2 * (y - d @ A.T) @ A / (noise_sigma**2 + spread * sigma**2)
         noise = sigma_next * math.sqrt(max(1 - sigma_next**2 / sigma**2, 0.0))
