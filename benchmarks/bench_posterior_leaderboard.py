@@ -8,7 +8,8 @@ JSON the documentation's page "Posterior samplers against the exact posterior" r
 
 Each row: sliced Wasserstein distance to as many exact posterior draws over the floor of two exact
 draws (sw_ratio, 1 when exact), the total variation of the mode masses, the coverage of exact 90%
-intervals, the log-evidence error of the particle samplers, seconds and the counts.
+intervals, the log-evidence error of the particle samplers, the max-sliced distance of the
+authors' scripts, seconds and the counts.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sys
 
 import torch
 
-from scoredae.eval.exact_posterior import benchmark_samplers, grid_mixture_problem
+from scoredae.eval.exact_posterior import PROTOCOLS, benchmark_samplers, grid_mixture_problem
 from scoredae.eval.leaderboard import BUDGETS, SHIPPED, leaderboard_rows
 
 NAMES = tuple(benchmark_samplers(grid_mixture_problem(2, 1, 0)))
@@ -43,6 +44,10 @@ def main(argv=None):
     parser.add_argument("--dims", type=int, nargs="+", default=[8, 80], help="d_x values (even; default 8 80)")
     parser.add_argument("--dy", type=int, nargs="+", default=[1, 2, 4], help="d_y values (default 1 2 4)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="problem seeds (default 0)")
+    parser.add_argument("--protocol", default="mcgdiff", choices=PROTOCOLS,
+                        help="how the problems are drawn (default mcgdiff; see grid_mixture_problem)")
+    parser.add_argument("--noise-sigma", type=float, default=1.0,
+                        help="sigma_y of the tmpd and mgps protocols (default 1.0)")
     parser.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS),
                         help="network evaluations per sample (default 100 1000)")
     parser.add_argument("--n", type=int, default=1024, help="samples per row (default 1024)")
@@ -50,7 +55,8 @@ def main(argv=None):
     parser.add_argument("--json", default=str(SHIPPED), help="where the rows go (default: the shipped leaderboard)")
     args = parser.parse_args(argv)
     torch.set_default_dtype(torch.float64)
-    problems = [(d_x, d_y, seed, grid_mixture_problem(d_x, d_y, seed))
+    problems = [(d_x, d_y, seed, grid_mixture_problem(d_x, d_y, seed, protocol=args.protocol,
+                                                      noise_sigma=args.noise_sigma))
                 for d_x in args.dims for d_y in args.dy for seed in args.seeds]
     print(" " * 12 + " ".join(f"{k:>10}" for k in SHOWN))
     rows = []
@@ -58,7 +64,7 @@ def main(argv=None):
         samplers = {name: s for name, s in benchmark_samplers(problem).items() if name in args.samplers}
         rows += leaderboard_rows(samplers, [(d_x, d_y, seed, problem)], args.budgets, args.n, progress=show)
     command = " ".join(["python benchmarks/bench_posterior_leaderboard.py", *(sys.argv[1:] if argv is None else argv)])
-    record = {"command": command,
+    record = {"command": command, "protocol": args.protocol,
               "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
               "threads": torch.get_num_threads(), "rows": rows}
     with open(args.json, "w") as f:

@@ -67,3 +67,34 @@ def test_a_readers_sampler_returning_a_tensor_gets_its_rows():
     assert mine[40]["evaluations"] == 40 and mine["default"]["evaluations"] == 100
     assert mine[40]["mode_tv"] > 0.5
     assert oracle[40]["mode_tv"] < 0.2
+
+
+def test_the_protocols_draw_the_papers_problems():
+    """TMPD's: equal weights and the given noise; MGPS's: a Gaussian matrix as drawn; MCGdiff's:
+    singular values in (0, 1) and the noise below the largest."""
+    from scoredae.eval.exact_posterior import grid_mixture_problem as problem
+
+    tmpd = problem(8, 2, 0, protocol="tmpd", noise_sigma=0.5)
+    assert torch.allclose(tmpd.prior.weights, torch.full((25,), 1 / 25, dtype=F64)) and tmpd.noise_sigma == 0.5
+    mgps = problem(8, 2, 0, protocol="mgps")
+    gen = torch.Generator().manual_seed(0)
+    torch.rand(25, generator=gen, dtype=F64)
+    torch.testing.assert_close(mgps.A, torch.randn(2, 8, generator=gen, dtype=F64))
+    mcgdiff = problem(8, 2, 0)
+    s = torch.linalg.svdvals(mcgdiff.A)
+    assert bool((s < 1).all()) and 0 < mcgdiff.noise_sigma < float(s.max())
+    with pytest.raises(ValueError, match="protocol: expected one of"):
+        problem(8, 2, 0, protocol="dps")
+
+
+def test_max_sliced_wasserstein_is_the_largest_projected_w1():
+    """Two Gaussians shifted by 3 along the first axis: the largest projected W1 is near 3 (the
+    directions closest to that axis), the mean sliced W2 far below it; identical sets give 0."""
+    from scoredae.eval import max_sliced_wasserstein, sliced_wasserstein
+
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(4000, 3, generator=gen, dtype=F64)
+    b = torch.randn(4000, 3, generator=gen, dtype=F64) + torch.tensor([3.0, 0.0, 0.0], dtype=F64)
+    assert 2.7 < max_sliced_wasserstein(a, b, 200, generator=gen) <= 3.1
+    assert sliced_wasserstein(a, b, generator=gen) < 2.2
+    assert max_sliced_wasserstein(a, a.clone(), generator=gen) == 0.0

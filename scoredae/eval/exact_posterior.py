@@ -31,6 +31,7 @@ from functools import partial
 import deepinv
 import torch
 
+from .._checks import finite_number
 from ..inverse import (
     ancestral_posterior,
     daps,
@@ -58,7 +59,7 @@ from ..inverse.operators import linear_operator
 from ..mixtures import GaussianMixture, MixtureDenoiser, MixturePosterior, mixture_quantile
 from ..rng import seeded
 from ..sampling import SamplerDivergedError, karras_sigmas
-from .sample_quality import sliced_wasserstein
+from .sample_quality import max_sliced_wasserstein, sliced_wasserstein
 
 SIGMA_MIN = 0.002
 
@@ -85,8 +86,21 @@ class MixtureProblem:
         return float(spread.mean() + self.prior.covariance.diagonal().mean())
 
 
-def grid_mixture_problem(d_x: int, d_y: int, seed: int, *, equal_weights: bool = False) -> MixtureProblem:
-    r"""The 25-component problem of the module docstring in float64, drawn from ``seed``.
+PROTOCOLS = ("mcgdiff", "tmpd", "mgps")
+
+
+def grid_mixture_problem(d_x: int, d_y: int, seed: int, *, protocol: str = "mcgdiff",
+                         noise_sigma: float = 1.0) -> MixtureProblem:
+    r"""The 25-component problem of the module docstring in float64, drawn from ``seed``, as each
+    paper draws it (``protocol``):
+
+    * ``"mcgdiff"`` (Cardoso et al. 2024; also DCPS's): weights squared normals, normalised;
+      :math:`A = U \operatorname{diag}(s) V_{1:d_y}^\top` from the SVD of a Gaussian matrix with
+      :math:`s` sorted uniform draws; :math:`\sigma_y` a uniform draw times :math:`\max s`;
+    * ``"tmpd"`` (Boys et al. 2023, ``bb515/tmpdjax`` ``gmm.py``): equal weights, the same
+      :math:`A`, :math:`\sigma_y` = ``noise_sigma`` (1 in their configuration);
+    * ``"mgps"`` (Moufad et al. 2025, ``utils/gmm_utils.py``): weights uniform draws, normalised,
+      :math:`A` a Gaussian matrix as drawn, :math:`\sigma_y` = ``noise_sigma``.
 
     Its chains start at :math:`\sigma_{max} = 100 \sqrt{d_x / 8}`, which grows like the largest
     distance between two means, :math:`90.5 \sqrt{d_x / 8}`. The chains start from the noised prior
@@ -97,19 +111,28 @@ def grid_mixture_problem(d_x: int, d_y: int, seed: int, *, equal_weights: bool =
     exact posterior (4.3 times the sliced Wasserstein floor; at the floor from 1,000)."""
     if d_x < 2 or d_x % 2 or not 1 <= d_y <= d_x:
         raise ValueError(f"d_x, d_y: expected an even d_x >= 2 and 1 <= d_y <= d_x, got {d_x}, {d_y}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol: expected one of {PROTOCOLS}, got {protocol!r}")
     gen = torch.Generator().manual_seed(seed)
     f64 = torch.float64
     grid = torch.tensor([[-8.0 * i, -8.0 * j] for i in range(-2, 3) for j in range(-2, 3)], dtype=f64)
     means = grid.repeat(1, d_x // 2)  # (25, d_x): the pair repeated
-    weights = torch.full((25,), 1 / 25, dtype=f64) if equal_weights else torch.randn(25, generator=gen, dtype=f64) ** 2
+    weights = {"mcgdiff": lambda: torch.randn(25, generator=gen, dtype=f64) ** 2,
+               "tmpd": lambda: torch.ones(25, dtype=f64),
+               "mgps": lambda: torch.rand(25, generator=gen, dtype=f64)}[protocol]()
     prior = GaussianMixture(weights / weights.sum(), means, 1.0)
-    u, _, vh = torch.linalg.svd(torch.randn(d_y, d_x, generator=gen, dtype=f64))
-    s = torch.sort(torch.rand(d_y, generator=gen, dtype=f64), descending=True).values
-    A = u @ torch.diag(s) @ vh[:d_y]
-    noise_sigma = float(torch.rand((), generator=gen, dtype=f64) * s.max())
+    A = torch.randn(d_y, d_x, generator=gen, dtype=f64)
+    if protocol == "mgps":
+        sigma_y = finite_number("noise_sigma", noise_sigma)
+    else:
+        u, _, vh = torch.linalg.svd(A)
+        s = torch.sort(torch.rand(d_y, generator=gen, dtype=f64), descending=True).values
+        A = u @ torch.diag(s) @ vh[:d_y]
+        sigma_y = (float(torch.rand((), generator=gen, dtype=f64) * s.max()) if protocol == "mcgdiff"
+                   else finite_number("noise_sigma", noise_sigma))
     x = prior.sample(1, generator=gen)
-    y = x @ A.T + noise_sigma * torch.randn(1, d_y, generator=gen, dtype=f64)
-    return MixtureProblem(prior, A, noise_sigma, y, x, sigma_max=100.0 * math.sqrt(d_x / 8))
+    y = x @ A.T + sigma_y * torch.randn(1, d_y, generator=gen, dtype=f64)
+    return MixtureProblem(prior, A, sigma_y, y, x, sigma_max=100.0 * math.sqrt(d_x / 8))
 
 
 def sliced_wasserstein_floor(posterior: MixturePosterior, n: int, seed: int, pairs: int = 8) -> float:
@@ -245,8 +268,9 @@ def evaluate(sampler: Callable, problem: MixtureProblem, n: int = 1024, steps: i
     """One row of the benchmark for any ``sampler(denoiser, y, forward, noise_sigma, x_T, sigmas, *,
     generator)`` returning its samples (a tensor, or a result with ``samples``): its ``n`` samples on ``steps`` EDM levels from ``problem.sigma_max`` (the exact
     mixture denoiser, or ``denoiser``) against ``n`` exact posterior draws: sliced Wasserstein and
-    its floor, mode total variation, the lowest and highest interval coverage, seconds, denoiser
-    calls, and for a particle sampler (a ``state`` with ``log_evidence``) the error of its log
+    its floor, the max-sliced distance of the authors' scripts
+    (:func:`~scoredae.eval.sample_quality.max_sliced_wasserstein`), mode total variation, the lowest
+    and highest interval coverage, seconds, the counts, and for a particle sampler (a ``state`` with ``log_evidence``) the error of its log
     evidence. A sampler that diverges gets a row saying where, its measures NaN. The exact draws
     and the directions come from ``seed`` alone, the same for every sampler."""
     name = name or sampler_name(sampler)
@@ -263,12 +287,13 @@ def evaluate(sampler: Callable, problem: MixtureProblem, n: int = 1024, steps: i
     except SamplerDivergedError as err:  # a failure mode to report, not to hide
         return {"sampler": name, "n": n, "steps": steps, **_counts(counted),
                 "seconds": time.perf_counter() - start, "diverged": str(err).split(":")[0],
-                **dict.fromkeys(("sw", "sw_floor", "mode_tv", "coverage_min", "coverage_max"), math.nan)}
+                **dict.fromkeys(("sw", "max_sw", "sw_floor", "mode_tv", "coverage_min", "coverage_max"), math.nan)}
     seconds = time.perf_counter() - start
     samples = result if isinstance(result, torch.Tensor) else result.samples
     coverage = interval_coverage(problem.posterior, samples, directions / directions.norm(dim=0))
     row = {"sampler": name, "n": n, "steps": steps, **_counts(counted), "seconds": seconds,
            "sw": sliced_wasserstein(samples, exact, generator=seeded(seed, 3)),
+           "max_sw": max_sliced_wasserstein(samples, exact, generator=seeded(seed, 6)),
            "sw_floor": sliced_wasserstein_floor(problem.posterior, n, seed),
            "mode_tv": mode_tv(problem.posterior, samples),
            "coverage_min": float(coverage.min()), "coverage_max": float(coverage.max())}
