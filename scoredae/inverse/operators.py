@@ -1,6 +1,6 @@
 r"""Linear forward operators :math:`y = A x + \sigma_y n` for the posterior samplers, from a matrix, a
 deepinv physics or a pair of callables, with the solves the samplers need; and nonlinear forward
-models :math:`y = f(x) + \sigma_y n` (:class:`NonlinearForward`) for the samplers that need only the
+models :math:`y = f(x) + \sigma_y n` (:class:`~scoredae.inverse.operators.NonlinearForward`) for the samplers that need only the
 gradient of the misfit.
 
 :func:`linear_operator` gives a :class:`LinearOperator` whose ``A`` and ``A_adjoint`` act on batches
@@ -79,7 +79,7 @@ class LinearOperator:
 class NonlinearForward:
     r"""A differentiable forward model :math:`y = f(x) + \sigma_y n`, ``f`` acting on batches
     ``(B, *S)``: ``A`` is :math:`f`, and the gradient of a misfit goes through autograd,
-    :math:`J_f(x)^\top r` (:meth:`adjoint_at`), and :math:`J_f(x) v` by forward mode (:meth:`jvp_at`)."""
+    :math:`J_f(x)^\top r` (``adjoint_at``), and :math:`J_f(x) v` by forward mode (``jvp_at``)."""
 
     linear = False
 
