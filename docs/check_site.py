@@ -35,7 +35,8 @@ PAGES = [*MATH_PAGES, "auto_examples/index.html", "auto_examples/01_toy_world/pl
          "auto_examples/04_mnist_denoisers/plot_mnist_denoisers.html", *ANIMATED,
          "auto_examples/07_photographs/plot_denoise_photographs.html",
          "auto_examples/09_inverse_problems/plot_posterior_samplers_2d.html",
-         "auto_examples/09_inverse_problems/plot_mnist_inverse.html", "models.html", "posterior_samplers.html", "api.html",
+         "auto_examples/09_inverse_problems/plot_mnist_inverse.html",
+         "auto_examples/09_inverse_problems/plot_your_own_sampler.html", "models.html", "posterior_samplers.html", "api.html",
          "generated/scoredae.sampling.langevin.html", *BACKREFERENCED]
 # A figure shown at less than 1/MAX_SHRINK of its pixel width has labels under ~8 px: unreadable.
 MAX_SHRINK = 1.75

@@ -16,7 +16,7 @@ and the operator's spectrum flat. It costs one evaluation per level and no Jacob
 """
 
 # %%
-# The sampler: ten lines, nothing from the library but the signature.
+# The sampler: ten lines in its body, nothing from the library but the signature.
 import itertools
 import math
 
@@ -35,7 +35,8 @@ def flat_guidance(denoiser, y, forward, noise_sigma, x_T, sigmas, *, generator=N
         d = denoiser(x, sigma)
         d = d + sigma**2 * (y - d @ A.T) @ A / (noise_sigma**2 + spread * sigma**2)
         noise = sigma_next * math.sqrt(max(1 - sigma_next**2 / sigma**2, 0.0))
-        x = d + sigma_next**2 / sigma * (x - d) / sigma + noise * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+        z = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+        x = d + (sigma_next / sigma) ** 2 * (x - d) + noise * z
     return x
 
 
