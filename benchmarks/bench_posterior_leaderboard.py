@@ -48,8 +48,8 @@ def main(argv=None):
                         help="how the problems are drawn (default mcgdiff; see grid_mixture_problem)")
     parser.add_argument("--noise-sigma", type=float, default=1.0,
                         help="sigma_y of the tmpd and mgps protocols (default 1.0)")
-    parser.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS),
-                        help="network evaluations per sample (default 100 1000)")
+    parser.add_argument("--budgets", type=int, nargs="*", default=list(BUDGETS),
+                        help="network evaluations per sample (default 100 1000; none: each setting alone)")
     parser.add_argument("--n", type=int, default=1024, help="samples per row (default 1024)")
     parser.add_argument("--samplers", nargs="+", default=list(NAMES), choices=NAMES)
     parser.add_argument("--json", default=str(SHIPPED), help="where the rows go (default: the shipped leaderboard)")

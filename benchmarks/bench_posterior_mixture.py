@@ -2,7 +2,7 @@ r"""Every posterior sampler with a diffusion prior against the exact posterior o
 mixture (:mod:`scoredae.eval.exact_posterior`): for each problem (d_x, d_y, seed) and sampler, the sliced
 Wasserstein distance to exact draws beside the exact-vs-exact floor, the total variation of the mode
 masses, the coverage of exact 90% intervals of four linear functionals, seconds and denoiser calls;
-then the particle sampler as its particles grow (with its log-evidence error), the likelihood scores'
+then the particle samplers (TDS, MCGdiff, FPS) as their particles grow (with their log-evidence error), the likelihood scores'
 error against the exact gradient of log p(y | x_sigma) level by level, and the same table with the
 exact denoiser perturbed (a bias, a wrong noise level, a non-symmetric Jacobian).
 
@@ -33,6 +33,7 @@ from scoredae.mixtures import MixtureDenoiser
 from scoredae.rng import seeded
 
 NAMES = tuple(benchmark_samplers(grid_mixture_problem(2, 1, 0)))
+PARTICLE_SAMPLERS = ("smc", "mcgdiff", "fps")
 COLUMNS = ("sampler", "calls", "seconds", "sw", "sw_floor", "mode_tv", "coverage_min", "coverage_max")
 
 
@@ -93,13 +94,14 @@ def main(argv=None):
     for d_y in args.dy:
         problem = grid_mixture_problem(d_x, d_y, args.seeds[0])
         rows = []
-        for p in args.particles:
-            r = rounded(evaluate(benchmark_samplers(problem)["smc"], problem, p, args.steps, args.seeds[0], name="smc"))
-            r.update(d_x=d_x, d_y=d_y, seed=args.seeds[0], particles=p)
-            rows.append(r)
+        for name in PARTICLE_SAMPLERS:
+            for p in args.particles:
+                r = rounded(evaluate(benchmark_samplers(problem)[name], problem, p, args.steps, args.seeds[0], name=name))
+                r.update(d_x=d_x, d_y=d_y, seed=args.seeds[0], particles=p)
+                rows.append(r)
         record["particles"] += rows
-        table(rows, ("particles", "calls", "seconds", "sw", "sw_floor", "mode_tv", "evidence_error", "min_ess"),
-              f"SMC as the particles grow, d_x={d_x} d_y={d_y} seed={args.seeds[0]}")
+        table(rows, ("sampler", "particles", "calls", "seconds", "sw", "sw_floor", "mode_tv", "evidence_error",
+                     "min_ess"), f"The particle samplers as the particles grow, d_x={d_x} d_y={d_y} seed={args.seeds[0]}")
 
     levels = [40.0, 10.0, 3.0, 1.0, 0.3, 0.1, 0.03]
     for d_y in args.dy:

@@ -21,6 +21,7 @@ from .exact_posterior import SIGMA_MIN, CountingDenoiser, MixtureProblem, evalua
 
 BUDGETS = (100, 1000)
 SHIPPED = Path(__file__).with_name("posterior_leaderboard.json")
+PUBLISHED_PROTOCOL = Path(__file__).with_name("posterior_published_protocol.json")
 COLUMNS = ("sampler", "d_x", "d_y", "seed", "budget", "steps", "evaluations", "calls", "vjps", "jvps", "sw_ratio",
            "mode_tv", "coverage_min", "coverage_max", "evidence_error", "seconds")
 
@@ -82,7 +83,9 @@ def leaderboard_rows(samplers: dict[str, Callable], problems: Iterable[tuple[int
     return rows
 
 
-def shipped_leaderboard() -> dict:
-    """The leaderboard shipped with the package: ``command`` (what regenerates it), ``torch``,
-    ``threads`` and ``rows`` (:func:`leaderboard_rows`'s)."""
-    return json.loads(SHIPPED.read_text())
+def shipped_leaderboard(path: Path = SHIPPED) -> dict:
+    """The leaderboard shipped with the package: ``command`` (what regenerates it), ``protocol``,
+    ``torch``, ``threads`` and ``rows`` (:func:`leaderboard_rows`'s); ``path`` another record of the
+    same command, such as ``PUBLISHED_PROTOCOL`` (DDRM, DPS and MCGdiff on 20 problems per cell,
+    as MCGdiff's published run)."""
+    return json.loads(Path(path).read_text())
