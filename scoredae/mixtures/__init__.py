@@ -10,10 +10,12 @@ For :math:`p(x) = \sum_k w_k\, \mathcal N(x; \mu_k, \Sigma_k)` in :math:`\mathbb
   (:class:`MixturePosterior`), and for :math:`A = I` its mean is Tweedie's
   :math:`\mathbb E[x \mid y] = y + \sigma^2 \nabla \log p_\sigma(y)`.
 
-Everything is computed in the log domain with Cholesky factors: with :math:`L_k L_k^\top = \Sigma_k`
-and :math:`z_k = L_k^{-1}(x - \mu_k)`,
+Everything is computed in the log domain. Full covariances go through Cholesky factors: with
+:math:`L_k L_k^\top = \Sigma_k` and :math:`z_k = L_k^{-1}(x - \mu_k)`,
 :math:`\log \mathcal N(x; \mu_k, \Sigma_k) = -\tfrac12 \lVert z_k\rVert^2 - \sum_i \log (L_k)_{ii}
-- \tfrac d2 \log 2\pi` and :math:`\Sigma_k^{-1}(x - \mu_k) = L_k^{-\top} z_k`.
+- \tfrac d2 \log 2\pi` and :math:`\Sigma_k^{-1}(x - \mu_k) = L_k^{-\top} z_k`. Isotropic and diagonal
+covariances, and every posterior and noised form of them, keep their structure, a diagonal plus a
+low-rank term, and go through the Woodbury identity (:mod:`~scoredae.mixtures.covariance`).
 """
 
 from .denoiser import MixtureDenoiser
