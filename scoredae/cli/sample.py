@@ -41,8 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "noise-conditional model; posterior: PnP-ULA for the --task; heun / "
                         "euler: EDM's probability-flow ODE (--churn for its stochastic version); dpm++2m, dpm++3m, "
                         "ipndm: multistep ODE solvers, one denoiser call a step; ks: Kadkhodaie-Simoncelli; "
-                        "dps, pigdm, tmpd, ddrm, diffpir: posterior sampling for the --task with a diffusion "
-                        "prior, smc: the twisted diffusion sampler, --n particles "
+                        "dps, pigdm, tmpd, ddrm, diffpir, ddnm, daps, pnp_dm, dpnp, red_diff, mgps, dcps: "
+                        "posterior sampling for the --task with a diffusion prior; smc (the twisted diffusion "
+                        "sampler), mcgdiff, fps: --n particles "
                         f"(default: {DEFAULT_METHOD})")
     p.add_argument("--nfe", type=positive_int, default=None, metavar="N",
                    help="the ODE solvers: N denoiser calls in all, whatever the method (guided: two a step)")
@@ -212,7 +213,7 @@ def _posterior(args: argparse.Namespace, model, chains, device, options: dict, o
     else:
         pixels = ({"data_mean": PHOTOGRAPH_PIXELS[0], "data_std": PHOTOGRAPH_PIXELS[1], "start": "observation"}
                   if args.image else {})
-        generator = seeded(args.seed, device=device) if args.method == "smc" else chains  # one particle system
+        generator = seeded(args.seed, device=device) if args.method in mp.PARTICLE_METHODS else chains  # one system
         result = mp.diffusion_posterior(model, y, noise_sigma=noise_sigma, forward=op, method=args.method, n=args.n,
                                         shape=shape, generator=generator, **pixels, **options)
     summary = mp.posterior_summary(result.samples, x)

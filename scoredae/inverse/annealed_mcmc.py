@@ -55,12 +55,14 @@ def _check_step_size(step_size: float) -> None:
                          "from 2 on the Langevin chain on the Gaussian likelihood diverges")
 
 
-def _clean_estimate(denoiser, x: torch.Tensor, sigma: float, steps: int) -> torch.Tensor:
+def _clean_estimate(denoiser, x: torch.Tensor, sigma: float, steps: int, floor: float) -> torch.Tensor:
     r""":math:`\hat x_0(x_\sigma)` by ``steps`` Euler steps of the probability-flow ODE from ``sigma`` to
-    0 on EDM's levels (``sigma`` / 1000 the last above 0); one step is :math:`D(x, \sigma)`."""
-    if steps == 1:
+    0 on EDM's levels, the last above 0 the larger of ``sigma`` / 1000 and ``floor`` (the smallest level
+    of the sampler, where the denoiser is known to be called); one step, or ``sigma`` at the floor,
+    is :math:`D(x, \sigma)`."""
+    if steps == 1 or sigma <= floor:
         return denoiser(x, sigma)
-    levels = karras_sigmas(sigma * 1e-3, sigma, steps).tolist()
+    levels = karras_sigmas(max(sigma * 1e-3, floor), sigma, steps).tolist()
     for t, t_next in itertools.pairwise(levels):
         x = x + (t_next - t) * (x - denoiser(x, t)) / t
     return x
@@ -73,7 +75,8 @@ def daps(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *,
          callback: Callable | None = None, max_norm: float | None = None) -> SamplerResult:
     r"""Decoupled annealing posterior sampling (Zhang et al. 2025, Algorithm 1), variance exploding.
     At level :math:`\sigma_i`: the clean estimate :math:`\hat x_0 = \hat x_0(x_i)` by ``ode_steps``
-    Euler steps of the probability-flow ODE to 0; then ``langevin_steps`` of unadjusted Langevin
+    Euler steps of the probability-flow ODE to 0 (to the smallest level of ``sigmas``, within the
+    denoiser's range, or :math:`\sigma_i / 1000` if larger); then ``langevin_steps`` of unadjusted Langevin
     dynamics on :math:`x_0` targeting their eq. 9,
 
     .. math::
@@ -105,10 +108,11 @@ def daps(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *,
         raise ValueError(f"step_decay: expected a ratio in (0, 1], got {step_decay!r}")
     lip_a = squared_norm(op, x_T) / noise_sigma**2 if op.linear else None
     n = len(levels) - 1
+    floor = min(s for s in levels if s > 0)
 
     def step(x, state, i):
         sigma, sigma_next = levels[i - 1], levels[i]
-        x_hat = _clean_estimate(denoiser, x, sigma, ode_steps)
+        x_hat = _clean_estimate(denoiser, x, sigma, ode_steps, floor)
         lip = lip_a if op.linear else jacobian_squared_norm(op, x_hat) / noise_sigma**2
         eta = step_size * (1 + (i - 1) / n * (step_decay - 1)) / (lip + 1 / sigma**2)
         x0 = x_hat

@@ -17,7 +17,8 @@ DIFFUSION_METHODS = (*ODE_METHODS, "ks")
 #: the generation methods of ``scoredae sample``
 GENERATION_METHODS = ("langevin", "annealed", *DIFFUSION_METHODS)
 #: the posterior samplers with a diffusion prior of :func:`~scoredae.recipes.posterior.diffusion_posterior`
-DIFFUSION_POSTERIOR_METHODS = ("dps", "pigdm", "tmpd", "ddrm", "diffpir", "smc")
+DIFFUSION_POSTERIOR_METHODS = ("dps", "pigdm", "tmpd", "ddrm", "diffpir", "smc", "ddnm", "mcgdiff", "fps", "daps",
+                               "pnp_dm", "dpnp", "red_diff", "mgps", "dcps")
 #: the posterior methods of ``scoredae sample``: PnP-ULA, then those with a diffusion prior
 POSTERIOR_METHODS = ("posterior", *DIFFUSION_POSTERIOR_METHODS)
 #: the inverse problems of :data:`scoredae.recipes.posterior.TASKS`

@@ -27,7 +27,24 @@ import torch
 from .._checks import positive, positive_int
 from ..data.mnist import IMAGE_SHAPE, MNIST_PIXELS
 from ..eval.denoising import psnr
-from ..inverse import ddrm, diffpir, dps, pigdm, posterior_langevin, tmpd, twisted_diffusion
+from ..inverse import (
+    daps,
+    dcps,
+    ddnm,
+    ddrm,
+    diffpir,
+    dpnp,
+    dps,
+    fps,
+    mcgdiff,
+    mgps,
+    pigdm,
+    pnp_dm,
+    posterior_langevin,
+    red_diff,
+    tmpd,
+    twisted_diffusion,
+)
 from ..inverse.diffusion_prior import data_proximal
 from ..inverse.operators import LinearOperator, block_average, check_observation, linear_operator
 from ..rng import Generator, randn, seeded
@@ -158,7 +175,9 @@ def posterior_sampling(
 
 #: the samplers with a diffusion prior of :func:`diffusion_posterior`, by ``--method`` name
 DIFFUSION_POSTERIOR = {"dps": dps, "pigdm": pigdm, "tmpd": tmpd, "ddrm": ddrm, "diffpir": diffpir,
-                       "smc": twisted_diffusion}
+                       "smc": twisted_diffusion, "ddnm": ddnm, "mcgdiff": mcgdiff, "fps": fps, "daps": daps,
+                       "pnp_dm": pnp_dm, "dpnp": dpnp, "red_diff": red_diff, "mgps": mgps, "dcps": dcps}
+PARTICLE_METHODS = ("smc", "mcgdiff", "fps")  # n particles for the one observation
 
 
 @torch.no_grad()
@@ -170,8 +189,11 @@ def diffusion_posterior(denoiser, y: torch.Tensor, *, noise_sigma: float, forwar
     :data:`DIFFUSION_POSTERIOR`, on ``steps`` :func:`~scoredae.sampling.edm.karras_sigmas`
     levels of the model's range (then 0), each sampler with the options for images: DPS their Algorithm 1
     (:math:`\zeta' = 1`), PiGDM and the particle sampler the data variance :math:`\text{data\_std}^2`,
-    TMPD the row-sum covariance. The particle sampler (``smc``) runs ``n`` particles for the one
-    observation; the others ``n`` independent chains.
+    TMPD the row-sum covariance, PnP-DM's and DPnP's couplings in units of ``data_std`` (PnP-DM from
+    :math:`2\,\text{data\_std}` to :math:`0.02\,\text{data\_std}`, DPnP the authors' 0.4 and 0.16 for
+    a spread of 0.5; both kept within the model's noise range), the others their defaults. The particle samplers (``smc``, ``mcgdiff``, ``fps``)
+    run ``n`` particles for the one observation; the others ``n`` independent chains. MCGdiff, FPS,
+    DDRM and DDNM need the operator's SVD.
 
     ``start="noise"`` draws the initial states from the Gaussian fit
     :math:`\mathcal N(\text{data\_mean}, (\text{data\_std}^2 + \sigma_{\max}^2) I)` of
@@ -188,8 +210,11 @@ def diffusion_posterior(denoiser, y: torch.Tensor, *, noise_sigma: float, forwar
     if y.shape[0] != 1:
         raise ValueError(f"y: expected one observation (1, ...), got shape {tuple(y.shape)}")
     options = {"dps": {"zeta": 1.0}, "pigdm": {"data_variance": data_std**2}, "tmpd": {"covariance": "row_sum"},
-               "smc": {"data_variance": data_std**2}}.get(method, {})
+               "smc": {"data_variance": data_std**2},
+               "pnp_dm": {"rho_max": 2 * data_std, "rho_min": 0.02 * data_std},
+               "dpnp": {"eta_max": 0.8 * data_std, "eta_min": 0.32 * data_std}}.get(method, {})
     sigma_min, sigma_max = denoiser.sigma_range
+    options = {k: min(max(v, sigma_min), sigma_max) if k[:3] in ("rho", "eta") else v for k, v in options.items()}
     if start == "noise":
         x_T = data_mean + math.sqrt(data_std**2 + sigma_max**2) * randn((n, *shape), generator, device=y.device)
     elif start == "observation":
