@@ -59,20 +59,33 @@ def _cell(row: dict) -> str:
     return text
 
 
+def _median_row(rows: list[dict]) -> dict:
+    """One row for a cell measured on several problems (seeds): the median of each measure, or the
+    first row's reason where a run diverged or could not meet its budget."""
+    failed = [r for r in rows if "unmet" in r or "diverged" in r]
+    if failed:
+        return failed[0]
+    numbers = {k for k, v in rows[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {**rows[0], **{k: statistics.median(r[k] for r in rows if k in r) for k in numbers}}
+
+
 def _table(rows: list[dict], d_x: int) -> list[str]:
     d_ys = sorted({r["d_y"] for r in rows})
     samplers = list(dict.fromkeys(r["sampler"] for r in rows))
     budgets = list(dict.fromkeys(str(r["budget"]) for r in rows))
-    by_key = {(r["sampler"], str(r["budget"]), r["d_y"]): r for r in rows}
+    cells = defaultdict(list)
+    for r in rows:
+        cells[(r["sampler"], str(r["budget"]), r["d_y"])].append(r)
+    by_key = {key: _median_row(group) for key, group in cells.items()}
     head = ["sampler", "budget", "evaluations", *(f"d_y = {d}: SW ratio · TV · cover (· Δ log Z)" for d in d_ys)]
     body = []
     for name in samplers:
         for budget in budgets:
-            cells = [by_key.get((name, budget, d)) for d in d_ys]
-            if all(c is None or "unmet" in c for c in cells):
+            row = [by_key.get((name, budget, d)) for d in d_ys]
+            if all(c is None or "unmet" in c for c in row):
                 continue
-            spent = sorted({c["evaluations"] for c in cells if c and "evaluations" in c})
-            body.append([f"``{name}``", budget, " / ".join(map(str, spent)), *(_cell(c) if c else "" for c in cells)])
+            spent = sorted({round(c["evaluations"]) for c in row if c and "evaluations" in c})
+            body.append([f"``{name}``", budget, " / ".join(map(str, spent)), *(_cell(c) if c else "" for c in row)])
     lines = [f"d_x = {d_x}", "-" * len(f"d_x = {d_x}"), "", ".. list-table::", "   :header-rows: 1",
              "   :class: compact", ""]
     for row in [head, *body]:
@@ -158,7 +171,8 @@ def write_leaderboard_page(app) -> None:
                           protocol=record.get("protocol", "mcgdiff")),
              f".. image:: {FIGURE}", "   :alt: mode total variation and sliced Wasserstein ratio against the budget",
              "   :width: 100%", "",
-             "Each cell: SW ratio · TV · cover (lowest–highest) · Δ log Z where the sampler estimates it.", ""]
+             "Each cell: SW ratio · TV · cover (lowest–highest) · Δ log Z where the sampler estimates it;",
+             "the median over the problems where there are several (seeds).", ""]
     for d_x in sorted({r["d_x"] for r in rows}):
         lines += _table([r for r in rows if r["d_x"] == d_x], d_x)
     lines += _published(shipped_leaderboard(PUBLISHED_PROTOCOL))
