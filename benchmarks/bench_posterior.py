@@ -6,7 +6,7 @@ schedule, its ancestral solver) and ``DiffPIR`` at the same number of denoiser c
 (target: ours not slower). Inpainting of MNIST test digits with ``unet_edm``; printed as ratios in
 one run, each ratio the median over rounds of the sampler timed right beside its baseline.
 
-    python benchmarks/bench_posterior.py [--batch 8] [--steps 50] [--repeats 10]
+    python benchmarks/bench_posterior.py [--batch 8] [--steps 50] [--repeats 10] [--samplers dps mcgdiff ...]
 
 DAPS, PnP-DM, DPnP and MGPS run shortened inner loops here (the overhead is a ratio to their own
 network work, whatever its amount).
@@ -67,6 +67,7 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=8, help="chains (default 8)")
     parser.add_argument("--steps", type=int, default=50, help="levels, one denoiser call each (default 50)")
     parser.add_argument("--repeats", type=int, default=10, help="rounds per ratio (default 10)")
+    parser.add_argument("--samplers", nargs="+", default=None, help="only these samplers (default: all)")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     model = load_pretrained("unet_edm")
@@ -98,6 +99,7 @@ def main(argv=None):
         "mgps": lambda d: mgps(d, *common[1:], boosted_steps=2, generator=gen()),
         "dcps": lambda d: dcps(d, *common[1:], generator=gen()),
     }
+    samplers = {name: run for name, run in samplers.items() if args.samplers is None or name in args.samplers}
     ours = {name: (lambda run=run: run(model)) for name, run in samplers.items()}
     floors = {}
     for name, run in samplers.items():
@@ -110,8 +112,9 @@ def main(argv=None):
         "deepinv DiffPIR": lambda: deepinv.sampling.DiffPIR(model, deepinv.optim.L2(), sigma=noise_sigma,
                                                             max_iter=args.steps)(y, physics, seed=1),
     }
-    runs = {"dps": ours["dps"], "diffpir": ours["diffpir"], **theirs}
-    calls = {name: counted_calls(run, model)[1] for name, run in runs.items()}
+    pairs = [(name, rival) for name, rival in (("dps", "deepinv DPS"), ("diffpir", "deepinv DiffPIR")) if name in ours]
+    calls = {name: counted_calls(run, model)[1] for name, run in {**ours, **theirs}.items()
+             if name in {n for pair in pairs for n in pair}}
     cpu = torch.device("cpu")
     print(f"batch {args.batch}, {args.steps} levels, unet_edm, inpainting; median ratio of {args.repeats} "
           f"rounds, each sampler beside its baseline; best seconds")
@@ -119,7 +122,7 @@ def main(argv=None):
     for name, run in ours.items():
         ratio, ours_s, floor_s = paired_ratio(run, floors[name], cpu, args.repeats)
         print(f"{name:>10} {ours_s:8.3f} {floor_s:10.3f} {ratio - 1:+9.1%}")
-    for name, rival in (("dps", "deepinv DPS"), ("diffpir", "deepinv DiffPIR")):
+    for name, rival in pairs:
         ratio, ours_s, theirs_s = paired_ratio(ours[name], theirs[rival], cpu, args.repeats)
         print(f"{name} against {rival}: {ours_s:.3f} s for {calls[name]} denoiser calls vs {theirs_s:.3f} s "
               f"for {calls[rival]}, ratio {ratio:.2f}, per call {ratio * calls[rival] / calls[name]:.2f} (ours / theirs)")
