@@ -1,6 +1,6 @@
 r"""The posterior samplers with a diffusion prior: (a) each against the bare loop of its own denoiser
 calls and Jacobian products, as many of each kind as the sampler asks for
-(:class:`~scoredae.eval.exact_posterior.CountingDenoiser`): plain calls, calls with their
+(:class:`~scoredae.eval.counting.CountingDenoiser`): plain calls, calls with their
 vector-Jacobian product, Jacobian-vector products (target: overhead <= 5%); (b) ours against deepinv's ``DPS`` (the variance-exploding
 schedule, its ancestral solver) and ``DiffPIR`` at the same number of denoiser calls and batch
 (target: ours not slower). Inpainting of MNIST test digits with ``unet_edm``; printed as ratios in
@@ -21,7 +21,7 @@ import torch
 from timing import counted_calls, paired_ratio
 
 from scoredae.data import load_mnist
-from scoredae.eval.exact_posterior import CountingDenoiser
+from scoredae.eval.counting import CountingDenoiser
 from scoredae.inverse import (
     daps,
     dcps,

@@ -48,7 +48,7 @@ def test_mcgdiff_samples_the_posterior_and_estimates_the_evidence():
 
 
 def test_mcgdiff_inserts_the_observation_level_or_pins_at_the_nearest():
-    from scoredae.eval.exact_posterior import CountingDenoiser
+    from scoredae.eval.counting import CountingDenoiser
 
     prior, denoiser, _ = _problem()
     x_T = prior.noised(80.0).sample(64, generator=torch.Generator().manual_seed(0))

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from scoredae.eval import evaluate, grid_mixture_problem, leaderboard_rows, levels_for_budget
-from scoredae.eval.exact_posterior import CountingDenoiser, benchmark_samplers
+from scoredae.eval.counting import CountingDenoiser
+from scoredae.eval.exact_posterior import benchmark_samplers
 from scoredae.eval.leaderboard import evaluations_at
 from scoredae.mixtures import MixtureDenoiser
 from scoredae.uncertainty import denoise_with_pullback, jacobian_vp

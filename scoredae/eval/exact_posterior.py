@@ -59,6 +59,7 @@ from ..inverse.operators import linear_operator
 from ..mixtures import GaussianMixture, MixtureDenoiser, MixturePosterior, mixture_quantile
 from ..rng import seeded
 from ..sampling import SamplerDivergedError, karras_sigmas
+from .counting import CountingDenoiser
 from .sample_quality import max_sliced_wasserstein, sliced_wasserstein
 
 SIGMA_MIN = 0.002
@@ -166,45 +167,6 @@ def interval_coverage(posterior: MixturePosterior, samples: torch.Tensor, direct
     return ((proj >= bounds[0]) & (proj <= bounds[1])).to(samples.dtype).mean(0)
 
 
-class _CountedPullback(torch.autograd.Function):
-    """The identity, counting the vector-Jacobian products that pass back through it."""
-
-    @staticmethod
-    def forward(ctx, out, counter):
-        ctx.counter = counter
-        return out.view_as(out)
-
-    @staticmethod
-    def backward(ctx, grad):
-        ctx.counter.vjps += 1
-        return grad, None
-
-
-class CountingDenoiser(deepinv.models.Denoiser):
-    """A denoiser that counts what a sampler asks of it: ``calls`` (every evaluation, those inside
-    derivatives too), ``vjps`` (vector-Jacobian products pulled back through an output) and ``jvps``
-    (evaluations under forward-mode differentiation, ``torch.func.jvp``). Each call evaluates
-    every chain at once, so the counts are per sample. ``evaluations`` weighs them as network
-    passes: a call is one, and a call with its derivative two (``calls + vjps + jvps``)."""
-
-    def __init__(self, denoiser):
-        super().__init__()
-        self.denoiser, self.calls, self.vjps, self.jvps = denoiser, 0, 0, 0
-
-    @property
-    def evaluations(self) -> int:
-        return self.calls + self.vjps + self.jvps
-
-    def forward(self, x, sigma, **kwargs):
-        self.calls += 1
-        if torch._C._functorch.is_functorch_wrapped_tensor(x):  # inside torch.func.jvp
-            self.jvps += 1
-        out = self.denoiser(x, sigma, **kwargs)
-        if torch.is_grad_enabled() and out.requires_grad:
-            out = _CountedPullback.apply(out, self)
-        return out
-
-
 class PerturbedDenoiser(deepinv.models.Denoiser):
     r"""The exact denoiser perturbed in one controlled way, to tell a sampler's error from the
     denoiser's: ``"bias"`` :math:`D + b \mathbf 1`; ``"sigma"`` :math:`D(x, (1 + \epsilon)\sigma)`, a
@@ -285,13 +247,13 @@ def evaluate(sampler: Callable, problem: MixtureProblem, n: int = 1024, steps: i
     try:
         result = sampler(counted, problem.y, problem.A, problem.noise_sigma, x_T, sigmas, generator=gen)
     except SamplerDivergedError as err:  # a failure mode to report, not to hide
-        return {"sampler": name, "n": n, "steps": steps, **_counts(counted),
+        return {"sampler": name, "n": n, "steps": steps, **counted.counts(),
                 "seconds": time.perf_counter() - start, "diverged": str(err).split(":")[0],
                 **dict.fromkeys(("sw", "max_sw", "sw_floor", "mode_tv", "coverage_min", "coverage_max"), math.nan)}
     seconds = time.perf_counter() - start
     samples = result if isinstance(result, torch.Tensor) else result.samples
     coverage = interval_coverage(problem.posterior, samples, directions / directions.norm(dim=0))
-    row = {"sampler": name, "n": n, "steps": steps, **_counts(counted), "seconds": seconds,
+    row = {"sampler": name, "n": n, "steps": steps, **counted.counts(), "seconds": seconds,
            "sw": sliced_wasserstein(samples, exact, generator=seeded(seed, 3)),
            "max_sw": max_sliced_wasserstein(samples, exact, generator=seeded(seed, 6)),
            "sw_floor": sliced_wasserstein_floor(problem.posterior, n, seed),
@@ -301,10 +263,6 @@ def evaluate(sampler: Callable, problem: MixtureProblem, n: int = 1024, steps: i
         row["evidence_error"] = float(result.state.log_evidence - problem.posterior.log_evidence[0])
         row["min_ess"] = float(result.state.ess.min())
     return row
-
-
-def _counts(counted: CountingDenoiser) -> dict:
-    return {"calls": counted.calls, "vjps": counted.vjps, "jvps": counted.jvps, "evaluations": counted.evaluations}
 
 
 def benchmark_likelihood_scores(problem: MixtureProblem) -> dict[str, Callable]:

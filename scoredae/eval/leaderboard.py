@@ -2,7 +2,7 @@ r"""The posterior-sampler leaderboard: every sampler of :func:`~scoredae.eval.ex
 (and any callable of the signature) on the exact mixture problems, at its own recommended setting
 and at equal budgets of network evaluations per sample.
 
-A budget counts what a sampler asks of the denoiser (:class:`~scoredae.eval.exact_posterior.CountingDenoiser`):
+A budget counts what a sampler asks of the denoiser (:class:`~scoredae.eval.counting.CountingDenoiser`):
 one per evaluation, two for an evaluation whose vector-Jacobian or Jacobian-vector product is taken.
 A sampler meets a budget through its number of levels: :func:`levels_for_budget` finds the most
 levels whose run costs no more than the budget.
@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from ..sampling import karras_sigmas
-from .exact_posterior import SIGMA_MIN, CountingDenoiser, MixtureProblem, evaluate, rounded
+from .counting import CountingDenoiser
+from .exact_posterior import SIGMA_MIN, MixtureProblem, evaluate, rounded
 
 BUDGETS = (100, 1000)
 SHIPPED = Path(__file__).with_name("posterior_leaderboard.json")
