@@ -119,19 +119,6 @@ def test_daps_one_level_by_hand():
     torch.testing.assert_close(out, z, rtol=1e-12, atol=1e-12)
 
 
-def test_daps_refuses_a_diverging_step_and_empty_loops():
-    from scoredae.inverse.annealed_mcmc import daps
-
-    prior, denoiser, _ = _problem()
-    x_T = prior.noised(80.0).sample(4, generator=torch.Generator().manual_seed(0))
-    with pytest.raises(ValueError, match="step_size: expected a fraction of 1 / L in \\(0, 2\\)"):
-        daps(denoiser, Y, A, SY, x_T, SIGMAS, step_size=2.0)
-    with pytest.raises(ValueError, match="langevin_steps"):
-        daps(denoiser, Y, A, SY, x_T, SIGMAS, langevin_steps=0)
-    with pytest.raises(ValueError, match="step_decay"):
-        daps(denoiser, Y, A, SY, x_T, SIGMAS, step_decay=1.5)
-
-
 def test_the_operator_norm_by_power_iteration_matches_the_svd():
     from scoredae.inverse.annealed_mcmc import squared_norm
     from scoredae.inverse.operators import linear_operator
@@ -166,19 +153,6 @@ def test_pnp_dm_at_a_fixed_coupling_samples_the_inflated_posterior():
     assert abs(float(samples[:, 0].mean() - exact[:, 0].mean())) < 0.1
 
 
-def test_pnp_dm_refuses_bad_couplings():
-    from scoredae.inverse.annealed_mcmc import pnp_dm
-
-    prior, denoiser, _ = _problem()
-    x_T = prior.noised(80.0).sample(4, generator=torch.Generator().manual_seed(0))
-    with pytest.raises(ValueError, match="rho_min, rho_max: expected 0 < rho_min <= rho_max"):
-        pnp_dm(denoiser, Y, A, SY, x_T, SIGMAS, rho_min=2.0, rho_max=1.0)
-    with pytest.raises(ValueError, match="decay"):
-        pnp_dm(denoiser, Y, A, SY, x_T, SIGMAS, decay=1.2)
-    with pytest.raises(ValueError, match="iterations"):
-        pnp_dm(denoiser, Y, A, SY, x_T, SIGMAS, iterations=0)
-
-
 def test_dpnp_is_split_gibbs_on_its_own_schedule():
     """With one coupling throughout, DPnP and PnP-DM are the same chain, draw for draw."""
     from scoredae.inverse.annealed_mcmc import dpnp, pnp_dm
@@ -190,10 +164,6 @@ def test_dpnp_is_split_gibbs_on_its_own_schedule():
     torch.testing.assert_close(run(dpnp, eta_max=0.7, eta_min=0.7, hold=2),
                                run(pnp_dm, rho_max=0.7, rho_min=0.7), rtol=0, atol=0)
     assert not torch.equal(run(dpnp, eta_max=0.7, eta_min=0.3, hold=2), run(pnp_dm, rho_max=0.7, rho_min=0.7))
-    with pytest.raises(ValueError, match="hold: expected 0 <= hold < iterations"):
-        dpnp(denoiser, Y, A, SY, x_T, SIGMAS, hold=6, iterations=6)
-    with pytest.raises(ValueError, match="eta_min, eta_max"):
-        dpnp(denoiser, Y, A, SY, x_T, SIGMAS, eta_min=2.0, eta_max=1.0)
 
 
 # --- MGPS: a Gaussian fitted at a midpoint level ---
@@ -219,18 +189,12 @@ def test_mgps_objective_is_the_misfit_plus_the_gaussian_kl():
     assert abs(float(loss) - (float(misfit) + kl - constant)) < 1e-10 * abs(float(loss))
 
 
-def test_mgps_takes_the_authors_gradient_steps_and_refuses_bad_options():
-    from scoredae.inverse.variational import _gradient_steps, mgps
+def test_mgps_takes_the_authors_gradient_steps():
+    from scoredae.inverse.variational import _gradient_steps
 
     steps = [_gradient_steps(i, 100, 2, 20) for i in range(1, 101)]
     assert steps[:10] == [20] * 10 and steps[10:19] == [2] * 9 and steps[19] == 20  # i = 20: 80 levels to go
     assert steps[80:] == [2] * 20 and sum(s == 20 for s in steps) == 10 + 7
-    prior, denoiser, _ = _problem()
-    x_T = prior.noised(80.0).sample(4, generator=torch.Generator().manual_seed(0))
-    with pytest.raises(ValueError, match="midpoint"):
-        mgps(denoiser, Y, A, SY, x_T, SIGMAS, midpoint=1.5)
-    with pytest.raises(ValueError, match="gradient_steps"):
-        mgps(denoiser, Y, A, SY, x_T, SIGMAS, gradient_steps=0)
 
 
 # --- DCPS: blocks of intermediate posteriors ---
@@ -254,17 +218,6 @@ def test_dcps_langevin_step_at_a_block_top_by_hand():
     step = gamma / (1 + gamma * s * grad.norm(dim=1, keepdim=True))
     z = randn(x.shape, torch.Generator().manual_seed(6), dtype=F64)
     torch.testing.assert_close(out, x + s**2 * step * grad + s * math.sqrt(2 * gamma) * z, rtol=1e-12, atol=1e-12)
-
-
-def test_dcps_refuses_bad_options():
-    from scoredae.inverse.divide_conquer import dcps
-
-    prior, denoiser, _ = _problem()
-    x_T = prior.noised(80.0).sample(4, generator=torch.Generator().manual_seed(0))
-    for option, match in (({"gradient_steps": 0}, "gradient_steps"), ({"lr": 0.0}, "lr"),
-                          ({"langevin_steps": -1}, "langevin_steps"), ({"blocks": 0}, "blocks")):
-        with pytest.raises(ValueError, match=match):
-            dcps(denoiser, Y, A, SY, x_T, SIGMAS, **option)
 
 
 def test_mcgdiff_runs_on_images_through_a_deepinv_mask():
@@ -342,3 +295,32 @@ def test_red_diff_and_pnp_dm_fit_a_nonlinear_observation_and_the_linear_methods_
     for sampler in (ddrm, mcgdiff):
         with pytest.raises(TypeError, match="forward: this method needs a linear operator"):
             sampler(denoiser, y, radius, 0.1, x_T, SIGMAS)
+
+
+BAD_OPTIONS = [  # (sampler, options, what the error names)
+    ("daps", {"step_size": 2.0}, "step_size: expected a fraction of 1 / L in \\(0, 2\\)"),
+    ("daps", {"langevin_steps": 0}, "langevin_steps"),
+    ("daps", {"step_decay": 1.5}, "step_decay"),
+    ("pnp_dm", {"rho_min": 2.0, "rho_max": 1.0}, "rho_min, rho_max: expected 0 < rho_min <= rho_max"),
+    ("pnp_dm", {"decay": 1.2}, "decay"),
+    ("pnp_dm", {"iterations": 0}, "iterations"),
+    ("pnp_dm", {"step_size": 2.5}, "step_size"),
+    ("dpnp", {"hold": 6, "iterations": 6}, "hold: expected 0 <= hold < iterations"),
+    ("dpnp", {"eta_min": 2.0, "eta_max": 1.0}, "eta_min, eta_max"),
+    ("mgps", {"midpoint": 1.5}, "midpoint"),
+    ("mgps", {"gradient_steps": 0}, "gradient_steps"),
+    ("dcps", {"gradient_steps": 0}, "gradient_steps"),
+    ("dcps", {"lr": 0.0}, "lr"),
+    ("dcps", {"langevin_steps": -1}, "langevin_steps"),
+    ("dcps", {"blocks": 0}, "blocks"),
+]
+
+
+@pytest.mark.parametrize(("name", "options", "match"), BAD_OPTIONS)
+def test_bad_options_are_refused_by_name(name, options, match):
+    import scoredae.inverse
+
+    prior, denoiser, _ = _problem()
+    x_T = prior.noised(80.0).sample(4, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=match):
+        getattr(scoredae.inverse, name)(denoiser, Y, A, SY, x_T, SIGMAS, **options)

@@ -14,39 +14,49 @@ from collections.abc import Callable
 
 import torch
 
-from .._checks import positive, positive_int
+from .._checks import per_row, positive, positive_int
 from ..rng import randn
 from ..sampling.edm import karras_sigmas
 from ..sampling.loop import LoopSpec, SamplerResult, run_chain
 from .diffusion_prior import ancestral_step
 from .inputs import posterior_inputs
 
-_POWER_ITERATIONS = 50  # of A^T A, for the largest squared singular value of an operator without an SVD
+_POWER_ITERATIONS = 50  # of J^T J, for the largest squared singular value of an operator without an SVD
 
 
 def squared_norm(op, like: torch.Tensor) -> float:
     r""":math:`\lVert A \rVert_2^2`, the largest eigenvalue of :math:`A^\top A`: from the singular values
-    when the operator has them, else by power iteration from a fixed random start (``like`` one
+    when the operator has them, else by power iteration (:func:`jacobian_squared_norm`, ``like`` one
     batch of the unknown, for the shape)."""
     try:
         return float(torch.as_tensor(op.svd()[3]).abs().max() ** 2)
     except ValueError:
-        v = torch.randn(like[:1].shape, generator=torch.Generator().manual_seed(0), dtype=like.dtype).to(like.device)
-        for _ in range(_POWER_ITERATIONS):
-            w = op.A_adjoint(op.A(v))
-            v = w / w.norm()
-        return float((op.A(v).norm() / v.norm()) ** 2)
+        return jacobian_squared_norm(op, like[:1])
 
 
 def jacobian_squared_norm(op, x: torch.Tensor) -> float:
-    r""":math:`\max_b \lVert J_f(x_b) \rVert_2^2` over the chains :math:`x_b` of a nonlinear forward
-    model, by power iteration of :math:`J^\top J` (a forward- and a reverse-mode product each) from a
-    fixed random start: the Gauss-Newton bound on the curvature of the misfit at ``x``."""
+    r""":math:`\max_b \lVert J_f(x_b) \rVert_2^2` over the chains :math:`x_b` of a forward model
+    (:math:`J = A` for a linear one), by power iteration of :math:`J^\top J` (a forward- and a
+    reverse-mode product each) from a fixed random start: for a nonlinear :math:`f`, the
+    Gauss-Newton bound on the curvature of the misfit at ``x``."""
     v = torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=x.dtype).to(x.device)
     for _ in range(_POWER_ITERATIONS):
         w = op.adjoint_at(x, op.jvp_at(x, v))
-        v = w / w.flatten(1).norm(dim=1).clamp(min=1e-30).reshape(-1, *(1,) * (x.ndim - 1))
+        v = w / per_row(w.flatten(1).norm(dim=1).clamp(min=1e-30), w)
     return float(op.jvp_at(x, v).flatten(1).square().sum(1).max())
+
+
+def _likelihood_langevin(op, y, noise_sigma: float, anchor: torch.Tensor, spread: float, eta: float, steps: int,
+                         generator) -> torch.Tensor:
+    r"""``steps`` of unadjusted Langevin of step :math:`\eta` from ``anchor`` :math:`a`, targeting
+    :math:`\exp\big(-\lVert y - f(z) \rVert^2 / 2\sigma_y^2 - \lVert z - a \rVert^2 / 2 s^2\big)`,
+    ``spread`` :math:`s`: :math:`z \leftarrow z - \eta \big(J_f(z)^\top (f(z) - y) / \sigma_y^2 +
+    (z - a) / s^2\big) + \sqrt{2 \eta}\, n`."""
+    z = anchor
+    for _ in range(steps):
+        grad = op.adjoint_at(z, op.A(z) - y) / noise_sigma**2 + (z - anchor) / spread**2
+        z = z - eta * grad + math.sqrt(2 * eta) * randn(z.shape, generator, dtype=z.dtype, device=z.device)
+    return z
 
 
 def _check_step_size(step_size: float) -> None:
@@ -115,10 +125,7 @@ def daps(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *,
         x_hat = _clean_estimate(denoiser, x, sigma, ode_steps, floor)
         lip = lip_a if op.linear else jacobian_squared_norm(op, x_hat) / noise_sigma**2
         eta = step_size * (1 + (i - 1) / n * (step_decay - 1)) / (lip + 1 / sigma**2)
-        x0 = x_hat
-        for _ in range(langevin_steps):
-            grad = op.adjoint_at(x0, op.A(x0) - y) / noise_sigma**2 + (x0 - x_hat) / sigma**2
-            x0 = x0 - eta * grad + math.sqrt(2 * eta) * randn(x0.shape, generator, dtype=x0.dtype, device=x0.device)
+        x0 = _likelihood_langevin(op, y, noise_sigma, x_hat, sigma, eta, langevin_steps, generator)
         if sigma_next > 0:
             x0 = x0 + sigma_next * randn(x0.shape, generator, dtype=x0.dtype, device=x0.device)
         return x0, state
@@ -143,11 +150,7 @@ def _langevin_likelihood_step(op, y, noise_sigma, x, rho, steps, step_size, gene
     \lVert z - x \rVert^2 / 2\rho^2}` for a nonlinear :math:`f`: ``steps`` of unadjusted Langevin from
     :math:`x`, of step ``step_size`` / :math:`L`, :math:`L = \lVert J_f(x) \rVert^2 / \sigma_y^2 + 1/\rho^2`."""
     eta = step_size / (jacobian_squared_norm(op, x) / noise_sigma**2 + 1 / rho**2)
-    z = x
-    for _ in range(steps):
-        grad = op.adjoint_at(z, op.A(z) - y) / noise_sigma**2 + (z - x) / rho**2
-        z = z - eta * grad + math.sqrt(2 * eta) * randn(z.shape, generator, dtype=z.dtype, device=z.device)
-    return z
+    return _likelihood_langevin(op, y, noise_sigma, x, rho, eta, steps, generator)
 
 
 def _split_gibbs(denoiser, y, forward, noise_sigma, x_T, sigmas, couplings: list[float], generator, name: str,

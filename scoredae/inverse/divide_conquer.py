@@ -11,27 +11,25 @@ from collections.abc import Callable
 
 import torch
 
-from .._checks import positive, positive_int
+from .._checks import per_row, positive, positive_int
 from ..rng import randn
 from ..sampling.loop import LoopSpec, SamplerResult, run_chain
+from .diffusion_prior import ancestral_step
 from .inputs import posterior_inputs
 from .variational import _fit_gaussian, _gaussian_kl
 
 
 def _per_chain_norm(g: torch.Tensor) -> torch.Tensor:
-    return g.flatten(1).norm(dim=1).reshape(-1, *(1,) * (g.ndim - 1))
+    return per_row(g.flatten(1).norm(dim=1), g)
 
 
 def _bridge_draw(denoiser, x, sigma: float, sigma_low: float, generator) -> torch.Tensor:
     r"""A draw of :math:`x_{\sigma_{low}}` from the bridge between :math:`x` at ``sigma`` and
-    :math:`D(x, \sigma)` at 0: mean :math:`D + (\sigma_{low}^2 / \sigma^2)(x - D)`, variance
-    :math:`\sigma_{low}^2 (1 - \sigma_{low}^2 / \sigma^2)`; :math:`x` itself when the levels agree."""
+    :math:`D(x, \sigma)` at 0, the ancestral step (:math:`\eta = 1`) of
+    :func:`~scoredae.inverse.diffusion_prior.ancestral_step`; :math:`x` itself when the levels agree."""
     if sigma_low >= sigma:
         return x
-    d = denoiser(x, sigma)
-    ratio = sigma_low**2 / sigma**2
-    return d + ratio * (x - d) + sigma_low * math.sqrt(1 - ratio) * randn(x.shape, generator, dtype=x.dtype,
-                                                                          device=x.device)
+    return ancestral_step(x, denoiser(x, sigma), sigma, sigma_low, 1.0, generator)
 
 
 def _langevin_at_block_top(denoiser, x, sigma, potential, sigma_low, steps, gamma, generator):

@@ -54,6 +54,10 @@ class LinearOperator:
         r""":math:`J^\top r` for the Jacobian of the forward model at ``x``: :math:`A^\top r` here."""
         return self.A_adjoint(r)
 
+    def jvp_at(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        r""":math:`J v` for the Jacobian of the forward model at ``x``: :math:`A v` here."""
+        return self.A(v)
+
     def svd(self) -> tuple[Callable, Callable, Callable, torch.Tensor]:
         """``(V_adjoint, V, spectral_y, s)``; a ValueError when the operator has none."""
         if self._spectral is None:

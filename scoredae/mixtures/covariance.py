@@ -84,6 +84,11 @@ class FullCovariance:
 
         return z.pow(2).sum(-1), score
 
+    def precision(self) -> torch.Tensor:
+        """The precision matrices :math:`\\Sigma_k^{-1} = L_k^{-\\top} L_k^{-1}`, (K, d, d)."""
+        inv = self._factors[1]
+        return inv.transpose(-1, -2) @ inv
+
     def plus(self, s: float) -> FullCovariance:
         eye = torch.eye(self.shape[1], dtype=self.matrices.dtype, device=self.matrices.device)
         return FullCovariance(self.matrices + s * eye)

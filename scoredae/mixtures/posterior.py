@@ -27,7 +27,8 @@ def mixture_quantile(weights: torch.Tensor, means: torch.Tensor, scales: torch.T
 
 class MixturePosterior:
     r"""One Gaussian mixture per observation: weights (n, K), means (n, K, d), a covariance of
-    :mod:`~scoredae.mixtures.covariance` shared by all observations (``covs`` its matrices), and the log evidence :math:`\log p(y) = \log \sum_k w_k\,
+    :mod:`~scoredae.mixtures.covariance` shared by all observations (``covs`` its matrices), and the
+    log evidence :math:`\log p(y) = \log \sum_k w_k\,
     \mathcal N(y; A \mu_k, A \Sigma_k A^\top + \sigma^2 I)` of each observation (n,)."""
 
     def __init__(self, weights: torch.Tensor, means: torch.Tensor, covariance,
@@ -107,10 +108,10 @@ class MixturePosterior:
         decreases the density and stops at a stationary point. It forms the :math:`d \times d`
         precisions, for moderate :math:`d`.
         """
-        covs = self.covariance.dense()
+        full = FullCovariance(self.covariance.dense())
         # the same components seen from S = K starting points per observation
-        comps = _Components(self.weights.log()[:, None], self.means[:, None], FullCovariance(covs))
-        prec = torch.cholesky_inverse(torch.linalg.cholesky(covs))  # C_k^{-1}, (K, d, d)
+        comps = _Components(self.weights.log()[:, None], self.means[:, None], full)
+        prec = full.precision()  # C_k^{-1}, (K, d, d)
         x = self.means.clone()  # (n, S, d)
         for _ in range(max_iter):
             r = torch.softmax(comps.log_joint(x), dim=-1)  # (n, S, K)
