@@ -109,6 +109,7 @@ def _spectral_filter(denoiser, y, op, noise_sigma: float, x_T: torch.Tensor, lev
         return _log_normal(r, variance, acts & (variance > 0) if divide else acts)
 
     center, log_evidence = y_bar, _observation_constant(op, y, noise_sigma, seen, x_bar[:1])
+    n_seen = int(seen.expand_as(y_bar).sum())
     if path:  # the path starts where the first particle is; every particle's seen coordinates with it
         center = torch.where(seen, x_bar[:1], 0)
         x_bar = torch.where(seen, center, x_bar)
@@ -122,11 +123,11 @@ def _spectral_filter(denoiser, y, op, noise_sigma: float, x_T: torch.Tensor, lev
         denoised = denoiser(x, sigma)
         mu = v_adjoint(denoised + ratio * (x - denoised))
         center, log_z = state.center, state.log_evidence
-        if path:  # the observation path's own ancestral step, one draw for all particles
-            center = y_bar + ratio * (center - y_bar) + math.sqrt(tau2) * torch.where(seen, draw(y_bar.shape), 0)
-            if tau2 > 0:
-                bridge = center - y_bar - ratio * (state.center - y_bar)
-                log_z = log_z - _log_normal(bridge, torch.full_like(y_bar, tau2), seen)[0]
+        if path:  # the observation path's own ancestral step, one draw z for all particles
+            z = torch.where(seen, draw(y_bar.shape), 0)
+            center = y_bar + ratio * (center - y_bar) + math.sqrt(tau2) * z
+            if tau2 > 0:  # minus the log density of the step drawn, N(sqrt(tau2) z; 0, tau2) on the seen part
+                log_z = log_z + 0.5 * z.square().sum() + 0.5 * n_seen * math.log(2 * math.pi * tau2)
         variance, acts = potential(i)
         log_w = state.log_weights + _log_normal(mu - center, tau2 + variance, acts)
         if twisted:
