@@ -15,11 +15,13 @@ Everything is computed in the log domain. Full covariances go through Cholesky f
 :math:`\log \mathcal N(x; \mu_k, \Sigma_k) = -\tfrac12 \lVert z_k\rVert^2 - \sum_i \log (L_k)_{ii}
 - \tfrac d2 \log 2\pi` and :math:`\Sigma_k^{-1}(x - \mu_k) = L_k^{-\top} z_k`. Isotropic and diagonal
 covariances, and every posterior and noised form of them, keep their structure, a diagonal plus a
-low-rank term, and go through the Woodbury identity (:mod:`~scoredae.mixtures.covariance`).
+low-rank term, and go through the Woodbury identity (:mod:`~scoredae.mixtures.covariance`), as do
+factor analysers, :math:`\Sigma_k = F_k F_k^\top + \operatorname{diag}(\psi_k)` (:class:`LowRank`).
 """
 
+from .covariance import LowRank
 from .denoiser import MixtureDenoiser
 from .gaussian_mixture import GaussianMixture
 from .posterior import MixturePosterior, mixture_quantile
 
-__all__ = ["GaussianMixture", "MixtureDenoiser", "MixturePosterior", "mixture_quantile"]
+__all__ = ["GaussianMixture", "LowRank", "MixtureDenoiser", "MixturePosterior", "mixture_quantile"]

@@ -221,22 +221,31 @@ class DiagonalPlusLowRank:
         coef = stretch[idx] * torch.einsum("...dq,...d->...q", basis[idx], eps)
         return root[idx] * (eps + torch.einsum("...dq,...q->...d", basis[idx], coef))
 
+    def apply(self, v: torch.Tensor) -> torch.Tensor:
+        """:math:`\\Sigma_k v_k` for vectors v (..., K, d)."""
+        low = torch.einsum("kqp,kdp,...kd->...kq", self.middle, self.factors, v)
+        return self.delta * v + torch.einsum("kdq,...kq->...kd", self.factors, low)
+
     def condition(self, A: torch.Tensor | None, sigma: float):
         r"""The posterior terms of :meth:`FullCovariance.condition`, staying in the family.
 
-        Denoising (:math:`A = I`): the evidence is :math:`\Sigma_k + \sigma^2 I`, the gain
-        :math:`r \mapsto r - \sigma^2 (\Sigma_k + \sigma^2 I)^{-1} r`, and the posterior covariance
-        :math:`\sigma^2 I - \sigma^4 (\Sigma_k + \sigma^2 I)^{-1} =
-        \operatorname{diag}\big(\tfrac{\sigma^2 \delta_k}{\delta_k + \sigma^2}\big) + \sigma^4 U_k P'_k U_k^\top`,
-        :math:`U_k = (\Delta_k + \sigma^2)^{-1} W_k`, still of rank :math:`q`.
-        An operator :math:`A` (m, d): :math:`G_k = A \Sigma_k A^\top + \sigma^2 I` (m x m, dense), and the
+        When :math:`A` selects and scales coordinates (at most one nonzero in each row and each column:
+        the identity, masks), :math:`A^\top A = \operatorname{diag}(a)` and the posterior's precision :math:`\Sigma_k^{-1} + A^\top A / \sigma^2 =
+        B_k^{-1} - U_k P_k U_k^\top`, with :math:`B_k = \operatorname{diag}\big(\delta_k \sigma^2 /
+        (\sigma^2 + a \delta_k)\big)` and :math:`U_k = \Delta_k^{-1} W_k`, inverts by Woodbury into
+
+        .. math::
+            C_k = B_k + (B_k U_k)\, P_k (I - U_k^\top B_k U_k P_k)^{-1} (B_k U_k)^\top,
+
+        still of rank :math:`q`; the evidence :math:`A \Sigma_k A^\top + \sigma^2 I =
+        \operatorname{diag}(A^{\circ 2} \delta_k + \sigma^2) + (A W_k) M_k (A W_k)^\top` stays in the
+        family in :math:`\mathbb R^m`, and the gain is :math:`r \mapsto C_k A^\top r / \sigma^2`.
+        Any other :math:`A` (m, d): :math:`G_k = A \Sigma_k A^\top + \sigma^2 I` (m x m, dense), and the
         posterior :math:`\Sigma_k - S_k G_k^{-1} S_k^\top`, :math:`S_k = \Sigma_k A^\top`, is
-        :math:`\Delta_k + [W_k, S_k] \operatorname{blockdiag}(M_k, -G_k^{-1}) [W_k, S_k]^\top`."""
-        if A is None:
-            evidence = self.plus(sigma**2)
-            scaled, p, _ = evidence._woodbury
-            posterior = DiagonalPlusLowRank(sigma**2 * self.delta / evidence.delta, sigma**2 * scaled, p)
-            return evidence, lambda resid: resid - sigma**2 * evidence.quadratic_and_solve(resid)[1], posterior
+        :math:`\Delta_k + [W_k, S_k] \operatorname{blockdiag}(M_k, -G_k^{-1}) [W_k, S_k]^\top`, of rank
+        :math:`q + m`."""
+        if A is None or _scaled_selection(A):
+            return self._condition_orthogonal(A, sigma)
         aw = A @ self.factors  # (K, m, q)
         sat = self.delta[:, :, None] * A.T + self.factors @ (self.middle @ aw.transpose(-1, -2))  # (K, d, m)
         gram = _symmetric(A @ sat) + sigma**2 * torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
@@ -248,11 +257,57 @@ class DiagonalPlusLowRank:
         posterior = DiagonalPlusLowRank(self.delta, torch.cat([self.factors, sat], dim=-1), middle)
         return FullCovariance(gram), lambda resid: torch.einsum("kdm,...km->...kd", gain, resid), posterior
 
+    def _condition_orthogonal(self, A: torch.Tensor | None, sigma: float):
+        """:meth:`condition` for A that selects and scales coordinates (None: the identity), in precision form."""
+        scaled, p, _ = self._woodbury
+        a = 1.0 if A is None else A.square().sum(0)
+        beta = self.delta * sigma**2 / (sigma**2 + a * self.delta)
+        bu = beta[..., None] * scaled
+        eye = torch.eye(p.shape[-1], dtype=p.dtype, device=p.device)
+        middle = _symmetric(torch.linalg.solve(eye - p @ (scaled.transpose(-1, -2) @ bu), p))
+        posterior = DiagonalPlusLowRank(beta, bu, middle)
+        if A is None:
+            return self.plus(sigma**2), lambda resid: posterior.apply(resid) / sigma**2, posterior
+        evidence = DiagonalPlusLowRank(self.delta @ A.square().T + sigma**2, A @ self.factors, self.middle)
+        return evidence, lambda resid: posterior.apply(resid @ A) / sigma**2, posterior
+
+
+def _scaled_selection(A: torch.Tensor) -> bool:
+    """At most one nonzero in each row and each column of A: A^T A and A Delta A^T are diagonal."""
+    nonzero = A != 0
+    return bool((nonzero.sum(0) <= 1).all() and (nonzero.sum(1) <= 1).all())
+
+
+class LowRank(DiagonalPlusLowRank):
+    r"""Factor analysers, :math:`\Sigma_k = F_k F_k^\top + \operatorname{diag}(\psi_k)`: ``factors``
+    :math:`F` (K, d, r) with :math:`r \le d` and ``diagonal`` :math:`\psi` (K, d) > 0. Every exact
+    quantity goes through the Woodbury identity and the determinant lemma of
+    :class:`DiagonalPlusLowRank` (with :math:`M_k = I`): :math:`O(K d r)` per point and
+    :math:`O(K d r^2)` per level, never a :math:`d \times d` matrix."""
+
+    def __init__(self, factors: torch.Tensor, diagonal: torch.Tensor):
+        factors, diagonal = torch.as_tensor(factors), torch.as_tensor(diagonal)
+        if factors.ndim != 3:
+            raise ValueError(f"factors: expected shape (K, d, r), got {tuple(factors.shape)}")
+        k, d, r = factors.shape
+        if diagonal.shape != (k, d):
+            raise ValueError(f"diagonal: expected shape ({k}, {d}) to match factors (K, d, r) = "
+                             f"{tuple(factors.shape)}, got {tuple(diagonal.shape)}")
+        if r > d:
+            raise ValueError(f"factors: rank r = {r} is larger than the dimension d = {d}; use r <= d "
+                             "(or full covariances)")
+        finite("factors", factors)
+        finite("diagonal", diagonal)
+        if not bool((diagonal > 0).all()):
+            raise ValueError(f"diagonal: every variance must be > 0, got minimum {float(diagonal.min()):.3g}")
+        eye = torch.eye(r, dtype=factors.dtype, device=factors.device).expand(k, r, r)
+        super().__init__(diagonal.to(factors.dtype), factors, eye.clone())
+
 
 def as_covariance(covs, k: int, d: int, like: torch.Tensor) -> FullCovariance | DiagonalPlusLowRank:
     """The covariance of K components in R^d from a covariance object, full (K, d, d) matrices,
     diagonal (K, d) variances, isotropic (K,) variances or one float."""
-    if isinstance(covs, (FullCovariance, DiagonalPlusLowRank)):
+    if isinstance(covs, (FullCovariance, DiagonalPlusLowRank)):  # LowRank among them
         if covs.shape != (k, d):
             raise ValueError(f"covs: expected {k} components in dimension {d}, got {covs.shape}")
         return covs.to(like.device, like.dtype)
