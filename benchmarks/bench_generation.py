@@ -33,6 +33,7 @@ import torch
 
 from scoredae.cli.models import load_model
 from scoredae.data import load_mnist
+from scoredae.data.mnist import dequantise
 from scoredae.eval.sample_quality import accuracy, memorisation, mnist_sample_quality
 from scoredae.nets.registry import load_classifier
 from scoredae.recipes.generation import diffusion_generation
@@ -66,7 +67,7 @@ def digit_bits_per_dim(model, digits: torch.Tensor, seed: int) -> dict:
     """Bits per dimension of ``digits`` (N, 1, 28, 28) in [0, 1], each dequantised with uniform noise
     of one grey level, under ``model``'s probability-flow ODE: mean and standard error."""
     g = torch.Generator().manual_seed(seed)
-    x = (digits * 255 + torch.rand(digits.shape, generator=g)) / 256
+    x = dequantise(digits, g)
     sigma_min, sigma_max = model.sigma_range
     log_p = torch.cat([pf_ode_log_likelihood(model, batch, karras_sigmas(sigma_min, sigma_max, 40)[:-1], trace="hutchinson",
                                              generator=g) for batch in x.split(100)])

@@ -15,7 +15,7 @@ import logging
 import shlex
 import sys
 
-from . import data, demo, denoise, evaluate, sample, train, train_classifier, uncertainty
+from . import data, demo, denoise, evaluate, fit_mixture, sample, train, train_classifier, uncertainty
 
 # (name, module): each module has HELP, add_arguments(parser) and run(args)
 COMMANDS = [
@@ -27,6 +27,7 @@ COMMANDS = [
     ("sample", sample),
     ("uncertainty", uncertainty),
     ("train-classifier", train_classifier),
+    ("fit-mixture", fit_mixture),
 ]
 
 

@@ -242,3 +242,10 @@ def load_mnist(
         return load_mnist(split, folder, download=False)
     x = torch.from_numpy(images).to(torch.float32).div_(255).unsqueeze(1)  # (N, 1, 28, 28) = (N, *IMAGE_SHAPE)
     return x, torch.from_numpy(labels).to(torch.int64)
+
+
+def dequantise(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""Digits in :math:`[0, 1]` (pixel / 255) spread over their grey level, :math:`(255 x + u) / 256`,
+    :math:`u \sim \mathcal U[0, 1)`: data with a density, whose bits per dimension
+    (:func:`~scoredae.sampling.bits_per_dim`) bound those of the integer pixels."""
+    return (images * 255 + torch.rand(images.shape, generator=generator, dtype=images.dtype)) / 256

@@ -303,6 +303,9 @@ class LowRank(DiagonalPlusLowRank):
         eye = torch.eye(r, dtype=factors.dtype, device=factors.device).expand(k, r, r)
         super().__init__(diagonal.to(factors.dtype), factors, eye.clone())
 
+    def to(self, device=None, dtype=None) -> LowRank:
+        return LowRank(self.factors.to(device, dtype), self.delta.to(device, dtype))
+
 
 def as_covariance(covs, k: int, d: int, like: torch.Tensor) -> FullCovariance | DiagonalPlusLowRank:
     """The covariance of K components in R^d from a covariance object, full (K, d, d) matrices,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..mixtures.denoiser import MixtureDenoiser
+from ..mixtures.storage import load_mixture
 from .base import ImageDenoiser
 from .checkpoints import load_checkpoint
 from .classifier import MNISTClassifier
@@ -22,6 +24,7 @@ from .unet import UNet
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 CLASSIFIER = WEIGHTS_DIR / "classifier" / "mnist_cnn"
+MIXTURES_DIR = WEIGHTS_DIR / "mixtures"
 
 #: command-line name -> model class
 MODELS: dict[str, type[ImageDenoiser]] = {
@@ -53,11 +56,21 @@ def list_pretrained() -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(WEIGHTS_DIR.glob("*.json"))}
 
 
-def load_pretrained(name: str, device=None) -> ImageDenoiser:
-    """The shipped model ``name`` (see :func:`list_pretrained`) in eval mode, on ``device``."""
+def list_pretrained_mixtures() -> dict[str, dict]:
+    """Shipped exact priors (mixtures fitted by ``scoredae fit-mixture``): name -> metadata."""
+    return {p.stem: json.loads(p.read_text()) for p in sorted(MIXTURES_DIR.glob("*.json"))}
+
+
+def load_pretrained(name: str, device=None) -> ImageDenoiser | MixtureDenoiser:
+    """The shipped model ``name`` (see :func:`list_pretrained`) in eval mode, on ``device``; for a
+    shipped mixture (:func:`list_pretrained_mixtures`), its exact denoiser, a
+    :class:`~scoredae.mixtures.MixtureDenoiser` in float64 whose ``mixture`` is the prior."""
+    if name in list_pretrained_mixtures():
+        return MixtureDenoiser(load_mixture(MIXTURES_DIR / name, device=device)[0])
     available = list_pretrained()
     if name not in available:
-        raise ValueError(f"name: expected one of the shipped models {sorted(available)}, got {name!r}")
+        raise ValueError(f"name: expected one of the shipped models {sorted(available)} or mixtures "
+                         f"{sorted(list_pretrained_mixtures())}, got {name!r}")
     model, _ = load_checkpoint(WEIGHTS_DIR / name, constructors(), device=device)
     return model
 
