@@ -15,7 +15,17 @@ import logging
 import shlex
 import sys
 
-from . import data, demo, denoise, evaluate, fit_mixture, sample, train, train_classifier, uncertainty
+from . import (
+    data,
+    demo,
+    denoise,
+    evaluate,
+    fit_mixture,
+    sample,
+    train,
+    train_classifier,
+    uncertainty,
+)
 
 # (name, module): each module has HELP, add_arguments(parser) and run(args)
 COMMANDS = [

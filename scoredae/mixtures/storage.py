@@ -27,7 +27,7 @@ def save_mixture(stem: str | os.PathLike, mixture: GaussianMixture, metadata: di
     """Write a mixture of factor analysers (its tensors in ``dtype``) and ``metadata``; the JSON last."""
     cov = mixture.covariance
     if not isinstance(cov, LowRank):
-        raise ValueError(f"mixture: expected LowRank covariances (factor analysers), got {type(cov).__name__}")
+        raise TypeError(f"mixture: expected LowRank covariances (factor analysers), got {type(cov).__name__}")
     tensors = {"weights": mixture.weights, "means": mixture.means, "factors": cov.factors, "diagonal": cov.delta}
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in tensors.items()}
     weights_path, meta_path = _paths(stem)

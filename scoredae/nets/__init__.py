@@ -6,7 +6,14 @@ from .conv import ConvDAE
 from .drunet import DRUNetDenoiser
 from .hybrid import HybridTransformerUNet
 from .mlp import MLPDAE
-from .registry import MODELS, list_pretrained, list_pretrained_mixtures, load_classifier, load_pretrained, model_class
+from .registry import (
+    MODELS,
+    list_pretrained,
+    list_pretrained_mixtures,
+    load_classifier,
+    load_pretrained,
+    model_class,
+)
 from .resunet import ResUNet
 from .toy import ToyDenoiser
 from .transformer import PatchTransformer
