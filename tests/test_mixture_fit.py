@@ -5,6 +5,8 @@ its fitted prior round-trips through disk; the shipped MNIST prior loads as an e
 import pytest
 import torch
 
+from scoredae.cli.main import main
+from scoredae.data.mnist import mnist_available
 from scoredae.mixtures import GaussianMixture, LowRank, MixtureDenoiser
 from scoredae.mixtures.fit import fit_factor_analysers
 from scoredae.mixtures.storage import load_mixture, save_mixture
@@ -72,3 +74,19 @@ def test_the_shipped_mnist_mixture_is_an_exact_denoiser_of_digits():
     assert out.shape == x.shape
     tweedie = noisy.flatten(1) + 0.25 * prior.score(noisy.flatten(1), 0.5)
     torch.testing.assert_close(out.flatten(1), tweedie, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.mnist
+@pytest.mark.skipif(not mnist_available(), reason="the MNIST cache is absent: run `scoredae data fetch mnist`")
+def test_fit_mixture_writes_the_best_fit_with_its_command(tmp_path, capsys):
+    out = tmp_path / "prior"
+    with pytest.warns(RuntimeWarning, match="before converging"):
+        assert main(["fit-mixture", "--components", "2", "3", "--rank", "2", "--iterations", "2", "--holdout", "1000",
+                     "--out", str(out), "--no-progress"]) == 0
+    prior, meta = load_mixture(out)
+    chosen = min(meta["selection"], key=lambda row: row["held_out_bits_per_dim"])
+    assert prior.n_components == chosen["components"] == meta["components"] and meta["rank"] == 2
+    assert meta["command"].startswith("scoredae fit-mixture --components 2 3")
+    assert "test" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["fit-mixture", "--holdout", "0"])
