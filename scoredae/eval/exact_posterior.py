@@ -225,6 +225,24 @@ def sampler_name(sampler: Callable) -> str:
     return getattr(getattr(sampler, "func", sampler), "__name__", type(sampler).__name__)
 
 
+def run_counted(sampler: Callable, problem, n: int, steps: int, seed: int, name: str, denoiser=None):
+    """``sampler``'s ``n`` chains on ``problem`` (its ``prior``, ``y``, forward ``A``, ``noise_sigma``
+    and ``sigma_max``) from draws of the noised prior, on ``steps`` EDM levels, the denoiser (the
+    prior's exact one, or ``denoiser``) counted: ``(result, row)``, the row holding the name, the
+    counts and the seconds; ``result`` None and the row saying where when the sampler diverged."""
+    gen = seeded(seed, 2)
+    counted = CountingDenoiser(denoiser or MixtureDenoiser(problem.prior))
+    x_T = problem.prior.noised(problem.sigma_max).sample(n, generator=gen)
+    sigmas = karras_sigmas(SIGMA_MIN, problem.sigma_max, steps)
+    start = time.perf_counter()
+    try:
+        result = sampler(counted, problem.y, problem.A, problem.noise_sigma, x_T, sigmas, generator=gen)
+    except SamplerDivergedError as err:  # a failure mode to report, not to hide
+        return None, {"sampler": name, "n": n, "steps": steps, **counted.counts(),
+                      "seconds": time.perf_counter() - start, "diverged": str(err).split(":")[0]}
+    return result, {"sampler": name, "n": n, "steps": steps, **counted.counts(), "seconds": time.perf_counter() - start}
+
+
 def evaluate(sampler: Callable, problem: MixtureProblem, n: int = 1024, steps: int = 100, seed: int = 0, *,
              name: str | None = None, denoiser=None, n_directions: int = 4) -> dict:
     """One row of the benchmark for any ``sampler(denoiser, y, forward, noise_sigma, x_T, sigmas, *,
@@ -239,22 +257,12 @@ def evaluate(sampler: Callable, problem: MixtureProblem, n: int = 1024, steps: i
     reference = seeded(seed, 1)
     exact = problem.posterior.sample(n, generator=reference)[:, 0]
     directions = torch.randn(problem.prior.dim, n_directions, generator=reference, dtype=exact.dtype)
-    gen = seeded(seed, 2)
-    counted = CountingDenoiser(denoiser or MixtureDenoiser(problem.prior))
-    x_T = problem.prior.noised(problem.sigma_max).sample(n, generator=gen)
-    sigmas = karras_sigmas(SIGMA_MIN, problem.sigma_max, steps)
-    start = time.perf_counter()
-    try:
-        result = sampler(counted, problem.y, problem.A, problem.noise_sigma, x_T, sigmas, generator=gen)
-    except SamplerDivergedError as err:  # a failure mode to report, not to hide
-        return {"sampler": name, "n": n, "steps": steps, **counted.counts(),
-                "seconds": time.perf_counter() - start, "diverged": str(err).split(":")[0],
-                **dict.fromkeys(("sw", "max_sw", "sw_floor", "mode_tv", "coverage_min", "coverage_max"), math.nan)}
-    seconds = time.perf_counter() - start
+    result, row = run_counted(sampler, problem, n, steps, seed, name, denoiser)
+    if result is None:
+        return {**row, **dict.fromkeys(("sw", "max_sw", "sw_floor", "mode_tv", "coverage_min", "coverage_max"), math.nan)}
     samples = result if isinstance(result, torch.Tensor) else result.samples
     coverage = interval_coverage(problem.posterior, samples, directions / directions.norm(dim=0))
-    row = {"sampler": name, "n": n, "steps": steps, **counted.counts(), "seconds": seconds,
-           "sw": sliced_wasserstein(samples, exact, generator=seeded(seed, 3)),
+    row = {**row, "sw": sliced_wasserstein(samples, exact, generator=seeded(seed, 3)),
            "max_sw": max_sliced_wasserstein(samples, exact, generator=seeded(seed, 6)),
            "sw_floor": sliced_wasserstein_floor(problem.posterior, n, seed),
            "mode_tv": mode_tv(problem.posterior, samples),
