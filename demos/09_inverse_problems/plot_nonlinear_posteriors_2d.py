@@ -18,7 +18,13 @@ DAPS, RED-diff, PnP-DM, DPnP) are measured against it, each with the exact denoi
 import matplotlib.pyplot as plt
 import torch
 
-from scoredae.eval.nonlinear import EXTENT, FORWARDS, grid_tv, nonlinear_grid_problem, nonlinear_samplers
+from scoredae.eval.nonlinear import (
+    EXTENT,
+    FORWARDS,
+    grid_tv,
+    nonlinear_grid_problem,
+    nonlinear_samplers,
+)
 from scoredae.mixtures import MixtureDenoiser
 from scoredae.sampling import karras_sigmas
 

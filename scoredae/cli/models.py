@@ -8,13 +8,19 @@ from pathlib import Path
 def load_model(name: str, device):
     """A shipped model by name, or a checkpoint by stem (``STEM``, ``STEM.json`` or ``STEM.safetensors``)."""
     from ..nets.checkpoints import load_checkpoint
-    from ..nets.registry import constructors, list_pretrained, load_pretrained
+    from ..nets.registry import (
+        constructors,
+        list_pretrained,
+        list_pretrained_mixtures,
+        load_pretrained,
+    )
 
-    if name in list_pretrained():
+    if name in list_pretrained() or name in list_pretrained_mixtures():
         return load_pretrained(name, device=device)
     stem = Path(name).with_suffix("") if Path(name).suffix in (".json", ".safetensors") else Path(name)
     if not any(stem.with_name(stem.name + suffix).exists() for suffix in (".json", ".safetensors")):
-        raise ValueError(f"--model: expected a shipped model {sorted(list_pretrained())} or a checkpoint path, "
+        raise ValueError(f"--model: expected a shipped model {sorted(list_pretrained())}, a shipped mixture "
+                         f"{sorted(list_pretrained_mixtures())} or a checkpoint path, "
                          f"got {name!r}")
     return load_checkpoint(stem, constructors(), device=device)[0]  # names the file that is missing
 

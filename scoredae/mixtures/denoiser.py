@@ -17,14 +17,19 @@ class MixtureDenoiser(deepinv.models.Denoiser):
 
     Accepts ``x`` of shape ``(B, *S)`` with :math:`\prod S = d` (points, or images flattened to
     ``d`` pixels), so ``deepinv.optim.ScorePrior(MixtureDenoiser(gm))`` works unchanged. ``sigma``
-    may differ per sample (shape ``(B,)``).
+    may differ per sample (shape ``(B,)``). Exact at every level, it declares ``sigma_range``, the
+    levels the recipes and the command line sample over (EDM's by default), as the networks do.
     """
 
-    def __init__(self, mixture: GaussianMixture):
+    noise_conditional = True
+    label_conditional = False
+
+    def __init__(self, mixture: GaussianMixture, sigma_range: tuple[float, float] = (0.002, 80.0)):
         super().__init__()
         if not isinstance(mixture, GaussianMixture):
             raise TypeError(f"mixture: expected a GaussianMixture, got {type(mixture).__name__}")
         self.mixture = mixture
+        self.sigma_range = sigma_range
 
     def forward(self, x: torch.Tensor, sigma, **kwargs) -> torch.Tensor:
         d = self.mixture.dim
