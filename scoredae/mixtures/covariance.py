@@ -15,7 +15,10 @@ r"""The covariances of a mixture's components, each structure with its own close
   :math:`O(d q^2)` per component and level and :math:`O(d q)` per point; no :math:`d \times d` matrix
   is formed.
 
-Both answer the same questions: ``quadratic_and_solve`` (:math:`r^\top \Sigma_k^{-1} r` and
+* :class:`LowRank`: factor analysers, :math:`\Sigma_k = F_k F_k^\top + \operatorname{diag}(\psi_k)`,
+  the case :math:`M_k = I`, checked as given.
+
+Both structures answer the same questions: ``quadratic_and_solve`` (:math:`r^\top \Sigma_k^{-1} r` and
 :math:`\Sigma_k^{-1} r`), ``at_shared_means`` (the same for means shared by all points, without a
 residual per component), ``log_det``, ``plus`` (:math:`\Sigma_k + s I`), ``condition`` (the
 posterior given :math:`y = A x + \sigma n`), ``draw``, and the dense matrices on request.
@@ -245,7 +248,7 @@ class DiagonalPlusLowRank:
         :math:`\Delta_k + [W_k, S_k] \operatorname{blockdiag}(M_k, -G_k^{-1}) [W_k, S_k]^\top`, of rank
         :math:`q + m`."""
         if A is None or _scaled_selection(A):
-            return self._condition_orthogonal(A, sigma)
+            return self._condition_selection(A, sigma)
         aw = A @ self.factors  # (K, m, q)
         sat = self.delta[:, :, None] * A.T + self.factors @ (self.middle @ aw.transpose(-1, -2))  # (K, d, m)
         gram = _symmetric(A @ sat) + sigma**2 * torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
@@ -257,7 +260,7 @@ class DiagonalPlusLowRank:
         posterior = DiagonalPlusLowRank(self.delta, torch.cat([self.factors, sat], dim=-1), middle)
         return FullCovariance(gram), lambda resid: torch.einsum("kdm,...km->...kd", gain, resid), posterior
 
-    def _condition_orthogonal(self, A: torch.Tensor | None, sigma: float):
+    def _condition_selection(self, A: torch.Tensor | None, sigma: float):
         """:meth:`condition` for A that selects and scales coordinates (None: the identity), in precision form."""
         scaled, p, _ = self._woodbury
         a = 1.0 if A is None else A.square().sum(0)

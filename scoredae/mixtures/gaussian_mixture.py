@@ -17,7 +17,7 @@ class GaussianMixture:
     :param weights: (K,) non-negative, summing to 1.
     :param means: (K, d); its dtype and device are those of every result.
     :param covs: (K, d, d) full, (K, d) diagonal, (K,) isotropic variances, one float, or a
-        covariance of :mod:`~scoredae.mixtures.covariance`. Isotropic and diagonal components keep
+        covariance of :mod:`~scoredae.mixtures.covariance` (factor analysers: :class:`~scoredae.mixtures.LowRank`). Isotropic and diagonal components keep
         their structure (:class:`~scoredae.mixtures.covariance.DiagonalPlusLowRank`): every quantity
         then costs :math:`O(K d)` per point, and a posterior given :math:`m` measurements
         :math:`O(K d m)`, where full matrices cost :math:`O(K d^2)` per point and :math:`O(K d^3)` per level.
