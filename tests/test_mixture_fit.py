@@ -76,6 +76,16 @@ def test_the_shipped_mnist_mixture_is_an_exact_denoiser_of_digits():
     torch.testing.assert_close(out.flatten(1), tweedie, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.skipif("mnist_mixture" not in list_pretrained_mixtures(), reason="no shipped MNIST mixture")
+def test_the_command_line_samples_the_shipped_mixture(tmp_path, capsys):
+    out = tmp_path / "digits.pt"
+    assert main(["sample", "--model", "mnist_mixture", "--method", "heun", "--n", "4", "--out", str(out),
+                 "--no-progress"]) == 0
+    images = torch.load(out)
+    assert images.shape == (4, 1, 28, 28) and bool(images.isfinite().all())
+    assert "19 denoiser calls from mnist_mixture" in capsys.readouterr().out
+
+
 @pytest.mark.mnist
 @pytest.mark.skipif(not mnist_available(), reason="the MNIST cache is absent: run `scoredae data fetch mnist`")
 def test_fit_mixture_writes_the_best_fit_with_its_command(tmp_path, capsys):
