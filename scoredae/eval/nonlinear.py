@@ -35,8 +35,10 @@ from ..rng import seeded
 from .exact_posterior import run_counted, sampler_name
 from .sample_quality import sliced_wasserstein
 
+#: the forwards of :func:`nonlinear_grid_problem`, by name
 FORWARDS = ("radius", "phase", "saturation")
-EXTENT = 22.0  # the grid covers [-EXTENT, EXTENT]^2: the outer means +-16, six standard deviations beyond
+#: the half-width of the square grid, six standard deviations beyond the outer means at 16
+EXTENT = 22.0
 
 
 @dataclass

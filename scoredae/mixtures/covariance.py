@@ -9,8 +9,8 @@ r"""The covariances of a mixture's components, each structure with its own close
   :math:`P_k = M_k (I + N_k M_k)^{-1}`, the Woodbury identity and the matrix determinant lemma give
 
   .. math::
-      \Sigma_k^{-1} = \Delta_k^{-1} - \Delta_k^{-1} W_k P_k W_k^\top \Delta_k^{-1}, \qquad
-      \log\det \Sigma_k = \textstyle\sum_i \log \delta_{ki} + \log\det(I + M_k N_k),
+      \Sigma_k^{-1} &= \Delta_k^{-1} - \Delta_k^{-1} W_k P_k W_k^\top \Delta_k^{-1}, \\
+      \log\det \Sigma_k &= \textstyle\sum_i \log \delta_{ki} + \log\det(I + M_k N_k),
 
   :math:`O(d q^2)` per component and level and :math:`O(d q)` per point; no :math:`d \times d` matrix
   is formed.
@@ -235,10 +235,11 @@ class DiagonalPlusLowRank:
         When :math:`A` selects and scales coordinates (at most one nonzero in each row and each column:
         the identity, masks), :math:`A^\top A = \operatorname{diag}(a)` and the posterior's precision :math:`\Sigma_k^{-1} + A^\top A / \sigma^2 =
         B_k^{-1} - U_k P_k U_k^\top`, with :math:`B_k = \operatorname{diag}\big(\delta_k \sigma^2 /
-        (\sigma^2 + a \delta_k)\big)` and :math:`U_k = \Delta_k^{-1} W_k`, inverts by Woodbury into
+        (\sigma^2 + a \delta_k)\big)`, :math:`U_k = \Delta_k^{-1} W_k` and :math:`V_k = B_k U_k`,
+        inverts by Woodbury into
 
         .. math::
-            C_k = B_k + (B_k U_k)\, P_k (I - U_k^\top B_k U_k P_k)^{-1} (B_k U_k)^\top,
+            C_k = B_k + V_k P_k (I - U_k^\top V_k P_k)^{-1} V_k^\top,
 
         still of rank :math:`q`; the evidence :math:`A \Sigma_k A^\top + \sigma^2 I =
         \operatorname{diag}(A^{\circ 2} \delta_k + \sigma^2) + (A W_k) M_k (A W_k)^\top` stays in the

@@ -9,9 +9,9 @@ E-step, per point and component: the responsibility :math:`\rho_{nk} \propto w_k
 :math:`\tilde F_k = [F_k, \mu_k]` and :math:`\tilde z = [z; 1]` (their eq. 15, means and factors together):
 
 .. math::
-    \tilde F_k = \Big(\sum_n \rho_{nk} x_n \mathbb E[\tilde z]^\top\Big)
-                 \Big(\sum_n \rho_{nk} \mathbb E[\tilde z \tilde z^\top]\Big)^{-1}, \qquad
-    \Psi_k = \operatorname{diag}\Big(\sum_n \rho_{nk} x_n x_n^\top
+    \tilde F_k &= \Big(\sum_n \rho_{nk} x_n \mathbb E[\tilde z]^\top\Big)
+                 \Big(\sum_n \rho_{nk} \mathbb E[\tilde z \tilde z^\top]\Big)^{-1}, \\
+    \Psi_k &= \operatorname{diag}\Big(\sum_n \rho_{nk} x_n x_n^\top
              - \tilde F_k \sum_n \rho_{nk} \mathbb E[\tilde z] x_n^\top\Big) \Big/ N_k,
 
 :math:`w_k = N_k / N`, :math:`N_k = \sum_n \rho_{nk}`. Every sum is a product of the data with all
