@@ -76,7 +76,12 @@ def initial_mixture(data: torch.Tensor, n_components: int, rank: int, *, kmeans_
                     min_variance: float = 1e-6, generator: torch.Generator | None = None) -> GaussianMixture:
     r"""The start of EM: k-means clusters, and in each the factor analyser of its principal axes,
     :math:`F = V_r (\Lambda_r - \bar\psi)^{1/2}` and :math:`\Psi` the variance the axes leave."""
-    data = _check_data(data, n_components, rank)
+    return _initial_mixture(_check_data(data, n_components, rank), n_components, rank, kmeans_iterations,
+                            min_variance, generator)
+
+
+def _initial_mixture(data, n_components, rank, kmeans_iterations, min_variance, generator) -> GaussianMixture:
+    """:func:`initial_mixture` on data already checked."""
     labels = _kmeans(data, n_components, kmeans_iterations, generator)
     d = data.shape[1]
     weights = torch.bincount(labels, minlength=n_components).to(data.dtype).clamp(min=1)
@@ -100,9 +105,9 @@ def _statistics(prior: GaussianMixture, data: torch.Tensor, batch_size: int):
     g = torch.linalg.inv(gram)  # G_k
     b = g @ (cov.factors / cov.delta[..., None]).transpose(1, 2)  # B_k (K, r, d)
     flat_b, b_mu = b.reshape(k * r, d), torch.einsum("krd,kd->kr", b, means)
-    total, sums = 0.0, None
+    total, sums, components = 0.0, None, prior._components(0.0)
     for x in data.split(batch_size):
-        log_joint = prior._components(0.0).log_joint(x)  # (n, K)
+        log_joint = components.log_joint(x)  # (n, K)
         total += float(torch.logsumexp(log_joint, 1).sum())
         rho = torch.softmax(log_joint, 1)
         z = (x @ flat_b.T).reshape(-1, k, r) - b_mu  # E[z | x, k], (n, K, r)
@@ -137,7 +142,7 @@ def fit_factor_analysers(data: torch.Tensor, n_components: int, rank: int, *, it
     before it converges, or whose likelihood falls (a sign of the floor or of round-off)."""
     data = _check_data(data, n_components, rank)
     positive_int("iterations", iterations)
-    prior = initial_mixture(data, n_components, rank, min_variance=min_variance, generator=generator).to(data.device)
+    prior = _initial_mixture(data, n_components, rank, 10, min_variance, generator).to(data.device)
     result = FitResult(prior)
     bar = tqdm(range(iterations), desc=f"EM, K={n_components} r={rank}", disable=not progress)
     for _ in bar:
