@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from ..recipes.names import ARCHITECTURES
 from .args import positive_float, positive_int
@@ -35,9 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", choices=["mse", "l1", "charb", "edge"], default="mse",
                    help="squared error (default: the MMSE estimator, a Tweedie score), absolute error (the "
                         "posterior median), Charbonnier, or squared error plus that of the image gradients")
-    p.add_argument("--data", default="mnist", metavar="mnist|images|FOLDER",
-                   help="MNIST digits, the photographs and textures of `scoredae data fetch images`, or a "
-                        "folder of PNG/JPEG files (default: mnist)")
+    p.add_argument("--data", default="mnist", metavar="mnist|MIXTURE|images|FOLDER",
+                   help="MNIST digits, fresh draws of a shipped mixture prior (mnist_mixture: a network "
+                        "that should learn its exact denoiser), the photographs and textures of "
+                        "`scoredae data fetch images`, or a folder of PNG/JPEG files (default: mnist)")
     p.add_argument("--crop-size", type=positive_int, default=64,
                    help="side of the random training crops of photographs (default: 64)")
     p.add_argument("--channels", type=positive_int, choices=[1, 3], default=None,
@@ -86,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from .._checks import resolve_device
     from ..eval.report import eval_sigmas
     from ..nets.checkpoints import load_into
-    from ..nets.registry import model_class
+    from ..nets.registry import list_pretrained_mixtures, model_class
     from ..train.loop import TrainConfig, distributed_world
     from ..train.trainers import train_denoiser
     from .output import writable_folder
@@ -106,9 +108,10 @@ def run(args: argparse.Namespace) -> int:
         device = torch.device("cuda", rank % torch.cuda.device_count())
     level = {"sigma": args.sigma} if args.sigma is not None else {"sigma_range": tuple(args.sigma_range)}
     torch.manual_seed(args.seed)  # same initial weights on every rank
-    channels = args.channels or (1 if args.data == "mnist" else 3)
-    if args.data == "mnist" and channels != 1:
-        raise SystemExit("--channels: MNIST digits have 1 channel")
+    digits = args.data == "mnist" or args.data in list_pretrained_mixtures()
+    channels = args.channels or (1 if digits else 3)
+    if digits and channels != 1:
+        raise SystemExit("--channels: digits have 1 channel")
     if "channels" in dict(args.option):
         raise SystemExit("give the number of channels with --channels, not --option")
     labelled = {"num_classes": 10} if args.label_dropout is not None else {}
@@ -121,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         ema=args.ema or None, lr_schedule=args.lr_schedule, warmup_steps=args.warmup or 0,
         lr_ref_steps=args.lr_ref_steps, phema=tuple(args.phema), snapshot_every=args.snapshot_every,
         save_every=args.save_every,
-        eval_every=args.eval_every or (None if args.data == "mnist" else 500), seed=args.seed,
+        eval_every=args.eval_every or (None if isinstance(train_data, torch.Tensor) else 500), seed=args.seed,
         amp=args.amp, compile=args.compile, progress=not args.no_progress,
     )
     result = train_denoiser(model, train_data, x_test, config, eval_images=args.eval_images,
@@ -129,10 +132,27 @@ def run(args: argparse.Namespace) -> int:
                             train_labels=train_labels if args.label_dropout is not None else None,
                             label_dropout=args.label_dropout or 0.0, out=args.out,
                             resume=args.resume, metadata={"name": args.model, "command": args.command_line, "data": data},
-                            eval_sigmas=tuple(args.eval_sigmas or eval_sigmas(args.data)))
+                            eval_sigmas=tuple(args.eval_sigmas or eval_sigmas("mnist" if digits else "images")))
     if rank == 0:
         print(json.dumps({"step": result.metadata["step"], "metrics": result.metadata["metrics"]}, indent=1))
     return 0
+
+
+def _mixture_draws(name: str, batch_size: int, eval_images: int, device):
+    """Fresh draws of the shipped mixture ``name`` as (B, 1, 28, 28) digits every step, and a fixed
+    set of its draws (seed 0) to evaluate on."""
+    import torch
+
+    from ..data.batches import SampledBatches
+    from ..mixtures.storage import load_mixture
+    from ..nets.registry import MIXTURES_DIR
+    from ..rng import seeded
+
+    mixture = load_mixture(MIXTURES_DIR / name, dtype=torch.float32, device=device)[0]
+    side = math.isqrt(mixture.dim)
+    batches = SampledBatches(lambda n, generator: mixture.sample(n, generator).view(n, 1, side, side), batch_size)
+    x_eval = mixture.sample(eval_images, seeded(0, device=device))
+    return batches, None, x_eval.view(-1, 1, side, side), {"dataset": name, "draws": "fresh every step"}
 
 
 def _training_data(args: argparse.Namespace, channels: int, multiple: int, device):
@@ -146,6 +166,10 @@ def _training_data(args: argparse.Namespace, channels: int, multiple: int, devic
             (x_train, y_train)
         x_test, _ = load_mnist("test")
         return x_train, y_train, x_test, {"dataset": "mnist", "split": "train", "images": len(x_train)}
+    from ..nets.registry import list_pretrained_mixtures
+
+    if args.data in list_pretrained_mixtures():
+        return _mixture_draws(args.data, args.batch_size, args.eval_images, device)
     from ..data.images import RandomCrops, center_crops, evaluation_side, load_images
 
     train, train_names = load_images(args.data, "train", channels)

@@ -41,14 +41,5 @@ class MixtureDenoiser(deepinv.models.Denoiser):
         if len(levels) == 1:
             out = self.mixture.mmse(points, float(levels[0]))
         else:
-            out = self._mmse_per_row(points, s)
+            out = self.mixture.mmse_per_row(points, s)
         return out.reshape(x.shape).to(x.dtype)
-
-    def _mmse_per_row(self, y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        """The posterior mean of each row of ``y`` (B, d) at its own level ``s`` (B,), one
-        :meth:`~GaussianMixture.mmse` per distinct level."""
-        out = torch.empty_like(y)
-        for level in torch.unique(s):
-            rows = s == level
-            out[rows] = self.mixture.mmse(y[rows], float(level))
-        return out

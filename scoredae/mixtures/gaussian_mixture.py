@@ -168,3 +168,32 @@ class GaussianMixture:
         _check_points(y, self.dim)
         sigma = finite_number("sigma", sigma)
         return y + sigma**2 * self._components(sigma).log_prob_and_score(y)[1]
+
+    def mmse_per_row(self, y: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        r"""The posterior mean of each row of ``y`` (n, d) at its own level ``sigma`` (n,), all
+        rows at once through the spectra :math:`\Sigma_k = V_k \Lambda_k V_k^\top` (one
+        eigendecomposition per mixture): with :math:`z_k = V_k^\top (y - \mu_k)`,
+
+        .. math::
+            \log r_k(y) &= \log w_k - \tfrac12 \textstyle\sum_i \big(z_{k,i}^2 / (\lambda_{k,i} + \sigma^2)
+            + \log (\lambda_{k,i} + \sigma^2)\big) + c, \\
+            \mathbb E[x \mid y] &= \textstyle\sum_k r_k(y) \big(\mu_k + V_k\, \tfrac{\Lambda_k}{\Lambda_k + \sigma^2}\, z_k\big).
+
+        Where the K spectra would take more than 256 MiB, one :meth:`mmse` per distinct level instead."""
+        _check_points(y, self.dim)
+        sigma = torch.as_tensor(sigma, dtype=y.dtype, device=y.device)
+        if sigma.shape != (y.shape[0],) or not bool((sigma > 0).all()):
+            raise ValueError(f"sigma: expected ({y.shape[0]},) positive levels, got {tuple(sigma.shape)}")
+        k, d = self.means.shape
+        if k * d * d * self.means.element_size() > 2**28:
+            out = torch.empty_like(y)
+            for level in torch.unique(sigma):
+                rows = sigma == level
+                out[rows] = self.mmse(y[rows], float(level))
+            return out
+        lam, vec = self._cache.get("spectra", lambda: torch.linalg.eigh(self.covariance.dense()))  # (K, d), (K, d, d)
+        noised = lam.clamp_min(0) + sigma.square()[:, None, None]  # (n, K, d)
+        z = torch.einsum("kji,nkj->nki", vec, y[:, None, :] - self.means)  # (n, K, d)
+        log_joint = self.weights.log() - 0.5 * (z.square() / noised + noised.log()).sum(-1)
+        shrunk = torch.einsum("kij,nkj->nki", vec, lam.clamp_min(0) / noised * z)  # (n, K, d)
+        return torch.einsum("nk,nki->ni", torch.softmax(log_joint, -1), self.means + shrunk)
