@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from digits_section import digits_section
 
 from scoredae.eval.leaderboard import PUBLISHED_PROTOCOL, shipped_leaderboard
 
@@ -176,4 +177,5 @@ def write_leaderboard_page(app) -> None:
     for d_x in sorted({r["d_x"] for r in rows}):
         lines += _table([r for r in rows if r["d_x"] == d_x], d_x)
     lines += _published(shipped_leaderboard(PUBLISHED_PROTOCOL))
+    lines += digits_section(srcdir)
     (srcdir / "posterior_samplers.rst").write_text("\n".join(lines))

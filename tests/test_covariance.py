@@ -43,11 +43,12 @@ def test_structured_mixture_equals_the_full_one(case):
     x = 3 * torch.randn(9, 6, generator=gen, dtype=F64)
     A = torch.randn(2, 6, generator=gen, dtype=F64)
     y = torch.randn(9, 2, generator=gen, dtype=F64)
+    square = torch.randn(6, 6, generator=gen, dtype=F64)  # q + m >= d: the posterior as full matrices
     for sigma in (0.0, 0.7, 20.0):
         for a, b in zip(structured.log_prob_and_score(x, sigma), full.log_prob_and_score(x, sigma)):
             close(a, b)
     close(structured.mmse(x, 0.4), full.mmse(x, 0.4))
-    for op, obs, noise in ((A, y, 0.3), (2 * MASK, y, 0.3), (None, x, 0.5)):
+    for op, obs, noise in ((A, y, 0.3), (2 * MASK, y, 0.3), (None, x, 0.5), (square, x, 0.3)):
         ps, pf = structured.posterior(obs, noise, op), full.posterior(obs, noise, op)
         for a, b in ((ps.weights, pf.weights), (ps.means, pf.means), (ps.log_evidence, pf.log_evidence),
                      (ps.covs, pf.covs), (ps.median(), pf.median())):

@@ -163,6 +163,39 @@ def test_train_command_records_the_level_draw_the_noise_map_and_the_loss(tmp_pat
               "--out", str(tmp_path / "b")])
 
 
+def test_train_command_trains_by_flow_matching_on_fresh_draws_of_a_shipped_mixture(tmp_path):
+    from scoredae.cli import main
+    from scoredae.nets.checkpoints import read_checkpoint
+
+    args = ["train", "--model", "unet", "--option", "width=4", "--sigma-range", "0.002", "80", "--objective", "flow",
+            "--data", "mnist_mixture", "--steps", "2", "--batch-size", "4", "--eval-images", "4", "--no-progress",
+            "--out", str(tmp_path)]
+    assert main(args) == 0
+    meta = read_checkpoint(tmp_path / "model")[2]
+    assert meta["objective"] == "flow" and meta["sigma_draw"].startswith("uniform t")
+    assert meta["data"]["dataset"] == "mnist_mixture"
+    with pytest.raises(SystemExit, match="--objective flow"):
+        main([*args[:-2], "--loss", "l1", "--out", str(tmp_path / "b")])
+
+
+def test_the_flow_objective_of_the_trainer_is_flow_matching_at_uniform_times():
+    from scoredae.objectives import flow_matching_loss
+    from scoredae.train.trainers import denoiser_loss
+
+    torch.manual_seed(0)
+    model = UNet(width=4, sigma_range=(0.01, 1.0))
+    x = blobs(4)
+    with torch.no_grad():
+        got = denoiser_loss(model, objective="flow")(model, x, torch.Generator().manual_seed(3))
+        gen = torch.Generator().manual_seed(3)
+        lo, hi = 0.01 / 1.01, 0.5
+        t = lo + (hi - lo) * torch.rand(4, generator=gen)
+        expected = flow_matching_loss(model, x, t, gen)
+    torch.testing.assert_close(got, expected)
+    with pytest.raises(ValueError, match="objective"):
+        denoiser_loss(model, objective="flow", log_normal=(-1.2, 1.2))
+
+
 def test_resuming_another_model_is_refused(tmp_path):
     torch.manual_seed(0)
     train(UNet(width=4, sigma_range=(0.01, 1.0)), blobs(16), blobs(4), config(steps=2), out=tmp_path)

@@ -36,6 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", choices=["mse", "l1", "charb", "edge"], default="mse",
                    help="squared error (default: the MMSE estimator, a Tweedie score), absolute error (the "
                         "posterior median), Charbonnier, or squared error plus that of the image gradients")
+    p.add_argument("--objective", choices=["denoising", "flow"], default="denoising",
+                   help="the weighted denoising loss of EDM, or conditional flow matching on the linear "
+                        "interpolant (the denoising loss weighted by 1 / t^2, t = sigma / (1 + sigma) uniform); "
+                        "both make the posterior mean (default: denoising)")
     p.add_argument("--data", default="mnist", metavar="mnist|MIXTURE|images|FOLDER",
                    help="MNIST digits, fresh draws of a shipped mixture prior (mnist_mixture: a network "
                         "that should learn its exact denoiser), the photographs and textures of "
@@ -97,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("give --steps or --minutes")
     if args.log_normal and (args.sigma_range is None or args.log_normal[1] <= 0):
         raise SystemExit("--log-normal: needs --sigma-range and a positive STD")
+    if args.objective == "flow" and (args.sigma is not None or args.log_normal or args.loss != "mse"):
+        raise SystemExit("--objective flow: needs --sigma-range, the mse loss and no --log-normal (its times are uniform)")
     if args.label_dropout is not None and (args.data != "mnist" or not 0 <= args.label_dropout < 1):
         raise SystemExit("--label-dropout: a probability in [0, 1), for MNIST (the labelled data)")
     writable_folder(args.out)
@@ -130,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     result = train_denoiser(model, train_data, x_test, config, eval_images=args.eval_images,
                             log_normal=tuple(args.log_normal) if args.log_normal else None, loss=args.loss,
                             train_labels=train_labels if args.label_dropout is not None else None,
-                            label_dropout=args.label_dropout or 0.0, out=args.out,
+                            label_dropout=args.label_dropout or 0.0, objective=args.objective, out=args.out,
                             resume=args.resume, metadata={"name": args.model, "command": args.command_line, "data": data},
                             eval_sigmas=tuple(args.eval_sigmas or eval_sigmas("mnist" if digits else "images")))
     if rank == 0:

@@ -108,11 +108,13 @@ class FullCovariance:
 
     def draw(self, eps: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """``L_{idx} eps`` for standard normal ``eps`` (..., d) and component indices ``idx`` (...):
-        one product per component, never the (..., d, d) gather."""
-        chol, out = self._factors[0], torch.zeros_like(eps)
-        for k in range(chol.shape[0]):
-            out = torch.where((idx == k)[..., None], eps @ chol[k].T, out)
-        return out
+        one product per component drawn, over its own rows, never the (..., d, d) gather."""
+        chol, flat, rows_of = self._factors[0], eps.reshape(-1, eps.shape[-1]), idx.reshape(-1)
+        out = torch.empty_like(flat)
+        for k in torch.unique(rows_of).tolist():
+            rows = rows_of == k
+            out[rows] = flat[rows] @ chol[k].T
+        return out.reshape(eps.shape)
 
     def condition(self, A: torch.Tensor | None, sigma: float):
         r"""The terms of the posterior given :math:`y = A x + \sigma n` (:math:`A = I` when None) that do
@@ -247,7 +249,8 @@ class DiagonalPlusLowRank:
         Any other :math:`A` (m, d): :math:`G_k = A \Sigma_k A^\top + \sigma^2 I` (m x m, dense), and the
         posterior :math:`\Sigma_k - S_k G_k^{-1} S_k^\top`, :math:`S_k = \Sigma_k A^\top`, is
         :math:`\Delta_k + [W_k, S_k] \operatorname{blockdiag}(M_k, -G_k^{-1}) [W_k, S_k]^\top`, of rank
-        :math:`q + m`."""
+        :math:`q + m`; where :math:`q + m \ge d` (a blur, :math:`m = d`) the low rank would be larger
+        than the matrix, and the posterior is formed as full matrices."""
         if A is None or _scaled_selection(A):
             return self._condition_selection(A, sigma)
         aw = A @ self.factors  # (K, m, q)
@@ -258,6 +261,9 @@ class DiagonalPlusLowRank:
         middle = self.delta.new_zeros(k, q + m, q + m)
         middle[:, :q, :q], middle[:, q:, q:] = self.middle, -gram_inv
         gain = sat @ gram_inv  # (K, d, m)
+        if q + m >= A.shape[1]:
+            posterior = FullCovariance(_symmetric(self.dense() - gain @ sat.transpose(-1, -2)))
+            return FullCovariance(gram), lambda resid: torch.einsum("kdm,...km->...kd", gain, resid), posterior
         posterior = DiagonalPlusLowRank(self.delta, torch.cat([self.factors, sat], dim=-1), middle)
         return FullCovariance(gram), lambda resid: torch.einsum("kdm,...km->...kd", gain, resid), posterior
 

@@ -12,6 +12,9 @@ A denoiser and a score are two parametrisations of one object (Tweedie's formula
     \quad (\lambda(\sigma) = \sigma^2), \qquad
     \texttt{denoising\_loss}(D) = \frac{2}{d}\, \texttt{dsm\_loss}(s) \quad (\lambda(\sigma) = \sigma^4).
 
+Flow matching on the linear interpolant is the denoising loss weighted by :math:`(1 + \sigma)^2 / \sigma^2`
+(:func:`flow_matching_loss`).
+
 Common random numbers: every noisy loss draws its noise level and noise through :func:`perturb`
 (first the levels of a range, then ``n``), so equal generator states give equal noisy points in
 :func:`denoising_loss`, :func:`l1_denoising_loss`, :func:`dsm_loss` and :func:`esm_loss`.
@@ -23,6 +26,7 @@ from .denoising import (
     edge_aware_denoising_loss,
     l1_denoising_loss,
 )
+from .flow_matching import flow_matching_loss
 from .noise import log_normal_sigmas, log_uniform_sigmas, model_sigma, perturb
 from .score_matching import dsm_loss, esm_loss, ism_loss, ssm_loss
 
@@ -32,6 +36,7 @@ __all__ = [
     "dsm_loss",
     "edge_aware_denoising_loss",
     "esm_loss",
+    "flow_matching_loss",
     "ism_loss",
     "l1_denoising_loss",
     "log_normal_sigmas",

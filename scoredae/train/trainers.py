@@ -5,7 +5,9 @@ r"""What scoredae trains, each a model, a batch source and a per-sample loss for
   at its fixed :math:`\sigma` or with one level per image drawn log-uniformly from its
   ``sigma_range``; over a range each image's loss is weighted by
   :math:`\lambda(\sigma) = 1/\sigma^2 + 1/\sigma_{data}^2` (Karras et al. 2022, eq. 8), which puts every
-  level on the same scale without moving the per-level minimiser, the posterior mean.
+  level on the same scale without moving the per-level minimiser, the posterior mean. With
+  ``objective="flow"``, conditional flow matching instead (:func:`~scoredae.objectives.flow_matching_loss`):
+  times :math:`t = \sigma / (1 + \sigma)` uniform over the range, each loss weighted by :math:`1 / t^2`.
 * :func:`train_toy`: a :class:`~scoredae.nets.toy.ToyDenoiser` on toy points with any objective of
   :data:`OBJECTIVES`.
 * :func:`train_classifier`: the MNIST classifier of the sample-quality metric, with cross-entropy.
@@ -41,6 +43,7 @@ from ..objectives import (
     denoising_loss,
     dsm_loss,
     edge_aware_denoising_loss,
+    flow_matching_loss,
     ism_loss,
     l1_denoising_loss,
     log_normal_sigmas,
@@ -57,13 +60,19 @@ DENOISING_LOSSES: dict[str, Callable] = {"mse": denoising_loss, "l1": l1_denoisi
 
 
 def denoiser_loss(model: ImageDenoiser, log_normal: tuple[float, float] | None = None, loss: str = "mse",
-                  label_dropout: float = 0.0) -> Callable:
+                  label_dropout: float = 0.0, objective: str = "denoising") -> Callable:
     """The per-sample loss of ``model`` at its noise level(s), weighted over a range (module
     docstring): the squared error (``loss="mse"``, the MMSE objective) or another of
     :data:`DENOISING_LOSSES`. The levels are log-uniform over the range, or, given
     ``log_normal=(mean, std)``, drawn by :func:`~scoredae.objectives.log_normal_sigmas`.
     A class-conditional model takes batches ``(images, labels)``; each label is dropped (the model
-    sees "none") with probability ``label_dropout``."""
+    sees "none") with probability ``label_dropout``. ``objective="flow"``: conditional flow matching
+    (module docstring), for a noise-conditional model with the squared error."""
+    if objective not in ("denoising", "flow"):
+        raise ValueError(f"objective: expected denoising or flow, got {objective!r}")
+    if objective == "flow" and (not model.noise_conditional or loss != "mse" or log_normal is not None):
+        raise ValueError("objective: flow matching trains a noise-conditional model with the squared error, its "
+                         "times uniform (no log_normal)")
     if loss not in DENOISING_LOSSES:
         raise ValueError(f"loss: expected one of {sorted(DENOISING_LOSSES)}, got {loss!r}")
     if not 0 <= label_dropout < 1 or (label_dropout and not model.label_conditional):
@@ -82,6 +91,10 @@ def denoiser_loss(model: ImageDenoiser, log_normal: tuple[float, float] | None =
                 return net(y, sigma, class_labels=labels)
         if not model.noise_conditional:
             return per_sample(denoiser, x, model.trained_sigma, generator)
+        if objective == "flow":
+            lo, hi = (s / (1 + s) for s in model.sigma_range)
+            t = lo + (hi - lo) * torch.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype)
+            return flow_matching_loss(denoiser, x, t, generator)
         if log_normal is None:
             sigma = log_uniform_sigmas(x.shape[0], model.sigma_range, generator, like=x)  # (B,)
         else:
@@ -104,6 +117,7 @@ def train_denoiser(
     loss: str = "mse",
     train_labels: torch.Tensor | None = None,
     label_dropout: float = 0.0,
+    objective: str = "denoising",
     out: str | os.PathLike | None = None,
     resume: bool = False,
     metadata: dict | None = None,
@@ -116,7 +130,7 @@ def train_denoiser(
     The PSNR on the first ``eval_images`` of ``test_images``, noised with a fixed seed, is
     recorded every epoch and at every checkpoint, at each of ``eval_sigmas`` (a noise-conditional
     model) or at the trained sigma. ``log_normal=(mean, std)`` draws the training levels of a
-    noise-conditional model as EDM does; ``loss`` and ``label_dropout`` are those of
+    noise-conditional model as EDM does; ``loss``, ``label_dropout`` and ``objective`` are those of
     :func:`denoiser_loss`. Other arguments are those of :func:`~scoredae.train.loop.train`.
     """
     positive_int("eval_images", eval_images)
@@ -138,11 +152,12 @@ def train_denoiser(
         batches = train_data
     if log_normal is not None and not model.noise_conditional:
         raise ValueError("log_normal: a fixed-sigma model has one level; give it a sigma_range")
-    return train(model, denoiser_loss(model, log_normal, loss, label_dropout), batches, config, evaluate=evaluate,
-                 out=out, resume=resume,
-                 metadata={**(metadata or {}), "eval_images": len(x_eval),
-                           "sigma_draw": {"log_normal": list(log_normal)} if log_normal else "log_uniform",
-                           "loss": loss, **({"label_dropout": label_dropout} if model.label_conditional else {})})
+    draw = "uniform t = sigma / (1 + sigma)" if objective == "flow" else \
+        {"log_normal": list(log_normal)} if log_normal else "log_uniform"
+    return train(model, denoiser_loss(model, log_normal, loss, label_dropout, objective), batches, config,
+                 evaluate=evaluate, out=out, resume=resume,
+                 metadata={**(metadata or {}), "eval_images": len(x_eval), "sigma_draw": draw,
+                           "loss": loss, "objective": objective, **({"label_dropout": label_dropout} if model.label_conditional else {})})
 
 
 def _noisy_objective(loss_fn) -> Callable:
