@@ -1,0 +1,116 @@
+r"""diffusers' models in scoredae, and scoredae's denoisers in diffusers' loops (optional extra
+``diffusers``; nothing here downloads: a model comes from a local folder or is built in code).
+
+A diffusers model predicts, at :math:`x_t = \alpha_t x_0 + s_t n` and an integer timestep, the noise
+(``"epsilon"``), :math:`v` (``"v_prediction"``) or :math:`x_0` (``"sample"``) of its scheduler's
+``prediction_type`` on the discrete schedule ``alphas_cumprod``, or, with a flow-matching
+scheduler, the velocity :math:`n - x_0` of the linear interpolant at timestep :math:`1000\, t`. Each is
+the posterior mean in other coordinates (:mod:`scoredae.sampling.parametrisations`):
+:func:`from_diffusers` makes it a denoiser :math:`D(x, \sigma)` that every scoredae sampler and
+posterior sampler takes, the discrete schedule made continuous by interpolating
+:math:`\log \sigma` between the timesteps, as k-diffusion's discrete wrappers do
+(:class:`~scoredae.sampling.parametrisations.DiscreteVP`). :func:`to_diffusers` goes back: a
+scoredae denoiser as the model a diffusers scheduler steps with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ..sampling.parametrisations import (
+    DenoiserPrediction,
+    DiscreteVP,
+    LinearInterpolant,
+    PredictionDenoiser,
+)
+
+FLOW_SCHEDULERS = ("FlowMatchEulerDiscreteScheduler", "FlowMatchHeunDiscreteScheduler")
+
+
+class DiffusersModel(torch.nn.Module):
+    """A diffusers model (its call returns ``.sample``) as ``model(x_t, t, class_labels=None)``: the
+    timestep ``t * time_scale``, the input in the model's dtype, the output in the input's."""
+
+    def __init__(self, unet: torch.nn.Module, time_scale: float = 1.0):
+        super().__init__()
+        self.unet, self.time_scale = unet, time_scale
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, class_labels=None, **kwargs) -> torch.Tensor:
+        dtype = next(self.unet.parameters()).dtype
+        timestep = (t * self.time_scale).to(dtype)
+        if timestep.ndim == 0:
+            timestep = timestep.expand(x_t.shape[0])
+        out = self.unet(x_t.to(dtype), timestep, class_labels=class_labels, **kwargs)
+        return getattr(out, "sample", out).to(x_t.dtype)
+
+
+def _schedule_and_prediction(scheduler) -> tuple:
+    """The continuous schedule, the prediction and the time scale of a diffusers scheduler."""
+    name, config = type(scheduler).__name__, scheduler.config
+    if name in FLOW_SCHEDULERS:
+        steps = config.num_train_timesteps
+        return LinearInterpolant(1 / steps, 1 - 1e-4), "velocity", float(steps)
+    prediction = config.get("prediction_type")
+    if prediction not in ("epsilon", "v_prediction", "sample"):
+        raise ValueError(f"scheduler: its prediction_type {prediction!r} is not one of epsilon, v_prediction, "
+                         f"sample (or a flow-matching scheduler, {', '.join(FLOW_SCHEDULERS)})")
+    if not hasattr(scheduler, "alphas_cumprod"):
+        raise ValueError(f"scheduler: {name} has no alphas_cumprod; give a DDPM-family scheduler "
+                         f"(DDPMScheduler, DDIMScheduler, EulerDiscreteScheduler, ...)")
+    return DiscreteVP(scheduler.alphas_cumprod), prediction, 1.0
+
+
+def from_diffusers(unet: torch.nn.Module, scheduler) -> PredictionDenoiser:
+    r"""The denoiser :math:`D(x, \sigma)` of a diffusers model ``unet`` (e.g. a ``UNet2DModel``)
+    trained with ``scheduler`` (module docstring); class labels pass through as
+    ``class_labels``. Its ``sigma_range`` is the schedule's; data are in the model's range
+    (diffusers' pipelines use [-1, 1])."""
+    schedule, prediction, scale = _schedule_and_prediction(scheduler)
+    return PredictionDenoiser(DiffusersModel(unet, scale), schedule, prediction)
+
+
+def to_diffusers(denoiser, scheduler) -> torch.nn.Module:
+    """A scoredae ``denoiser`` as the model ``scheduler`` steps with: called ``model(sample, timestep)``,
+    it returns the scheduler's prediction (its ``prediction_type``, or the velocity of a
+    flow-matching scheduler, whose timesteps are 1000 t)."""
+    schedule, prediction, scale = _schedule_and_prediction(scheduler)
+    return _Timesteps(DenoiserPrediction(denoiser, schedule, prediction), scale)
+
+
+class _Timesteps(torch.nn.Module):
+    """``model(x_t, t)`` called with diffusers' timesteps ``t * scale``."""
+
+    def __init__(self, model: torch.nn.Module, scale: float):
+        super().__init__()
+        self.model, self.scale = model, scale
+
+    def forward(self, sample: torch.Tensor, timestep, **kwargs) -> torch.Tensor:
+        t = torch.as_tensor(timestep, dtype=sample.dtype, device=sample.device) / self.scale
+        return self.model(sample, t, **kwargs)
+
+
+def load_diffusers(folder: str | os.PathLike, device=None) -> PredictionDenoiser:
+    """The denoiser of a local diffusers model folder: ``unet/`` (or the model at its top) and
+    ``scheduler/`` (or ``scheduler_config.json`` at its top), as a pipeline saves them; never a
+    hub download."""
+    try:
+        import diffusers
+    except ImportError as err:
+        raise ImportError("loading a diffusers model needs the extra: pip install 'scoredae[diffusers]'") from err
+    folder = Path(folder)
+    model_dir = folder / "unet" if (folder / "unet").is_dir() else folder
+    scheduler_dir = folder / "scheduler" if (folder / "scheduler").is_dir() else folder
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"folder: no model in {folder} (expected unet/config.json or config.json)")
+    if not (scheduler_dir / "scheduler_config.json").is_file():
+        raise FileNotFoundError(f"folder: no scheduler in {folder} (expected scheduler/scheduler_config.json)")
+    kind = json.loads((scheduler_dir / "scheduler_config.json").read_text()).get("_class_name")
+    if not hasattr(diffusers, str(kind)):
+        raise ValueError(f"folder: its scheduler_config.json names {kind!r}, not a diffusers scheduler")
+    unet = diffusers.UNet2DModel.from_pretrained(model_dir, local_files_only=True)
+    scheduler = getattr(diffusers, kind).from_pretrained(scheduler_dir, local_files_only=True)
+    return from_diffusers(unet.to(device).eval(), scheduler)

@@ -1,0 +1,130 @@
+"""diffusers' models and schedulers against scoredae's conversions and solvers, on tiny random
+models built here (no download), in float64 with the same start and the same steps. diffusers
+keeps its schedule in float32, hence the 1e-5 relative tolerance."""
+
+import pytest
+import torch
+
+diffusers = pytest.importorskip("diffusers")
+
+from scoredae import GaussianMixture  # noqa: E402
+from scoredae.mixtures import MixtureDenoiser  # noqa: E402
+from scoredae.nets.diffusers_models import from_diffusers, load_diffusers, to_diffusers  # noqa: E402
+from scoredae.sampling import edm_sampler  # noqa: E402
+
+F64 = torch.float64
+
+
+def tiny_unet(seed=0, classes=None):
+    torch.manual_seed(seed)
+    unet = diffusers.UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16),
+                                 layers_per_block=1, norm_num_groups=4, down_block_types=("DownBlock2D", "DownBlock2D"),
+                                 up_block_types=("UpBlock2D", "UpBlock2D"), num_class_embeds=classes)
+    return unet.to(F64).eval()
+
+
+def close(a, b, rtol=1e-5):
+    scale = float(b.abs().max())
+    assert float((a - b).abs().max()) <= rtol * scale, float((a - b).abs().max()) / scale
+
+
+def ddim_loop(model, scheduler, x_T, steps, **step_kwargs):
+    scheduler.set_timesteps(steps)
+    x = x_T
+    for t in scheduler.timesteps:
+        with torch.no_grad():
+            x = scheduler.step(model(x, t), t, x, **step_kwargs).prev_sample
+    return x
+
+
+def ve_levels(denoiser, scheduler):
+    """The VE levels of the scheduler's timesteps, then 0 (its last step lands on the clean estimate)."""
+    t = scheduler.timesteps.to(F64)
+    return torch.cat([denoiser.schedule.sigma(t), t.new_zeros(1)])
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction", "sample"])
+def test_ddim_on_a_diffusers_model_is_euler_on_its_denoiser(prediction):
+    """DDIM with eta = 0 is Euler's method on the probability-flow ODE in VE coordinates: the same
+    model, start x_T (x_T / alpha_T in VE coordinates) and timesteps give the same sample."""
+    unet = tiny_unet()
+    scheduler = diffusers.DDIMScheduler(prediction_type=prediction, clip_sample=False)
+    x_T = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(1), dtype=F64)
+    expected = ddim_loop(lambda x, t: unet(x, t).sample, scheduler, x_T, 10)
+    denoiser = from_diffusers(unet, scheduler)
+    sigmas = ve_levels(denoiser, scheduler)
+    alpha_T = denoiser.schedule.alpha(scheduler.timesteps[0].to(F64))
+    ours = edm_sampler(denoiser, x_T / alpha_T, sigmas, solver="euler").samples
+    close(ours, expected)
+
+
+def test_a_scoredae_denoiser_steps_in_diffusers_ddim_as_in_euler():
+    """The other way: the exact denoiser of a mixture as diffusers' epsilon model."""
+    gm = GaussianMixture(torch.tensor([0.4, 0.6], dtype=F64), torch.tensor([[-1.0] * 4, [1.0] * 4], dtype=F64), 0.2)
+    denoiser = MixtureDenoiser(gm)
+    scheduler = diffusers.DDIMScheduler(clip_sample=False)
+    model = to_diffusers(denoiser, scheduler)
+    x_T = torch.randn(5, 4, generator=torch.Generator().manual_seed(2), dtype=F64)
+    expected = ddim_loop(model, scheduler, x_T, 20)
+    from scoredae.sampling.parametrisations import DiscreteVP
+
+    schedule = DiscreteVP(scheduler.alphas_cumprod)
+    t = scheduler.timesteps.to(F64)
+    sigmas = torch.cat([schedule.sigma(t), t.new_zeros(1)])
+    ours = edm_sampler(denoiser, x_T / schedule.alpha(t[0]), sigmas, solver="euler").samples
+    close(ours, expected)
+
+
+def test_a_flow_matching_model_steps_as_euler_on_its_denoiser():
+    """FlowMatchEulerDiscreteScheduler's Euler steps in t on the interpolant are Euler steps in
+    sigma = t / (1 - t) on the VE ODE. The flow's own start, t = 1, is sigma = infinity, so the run
+    starts below it (custom sigmas from 0.98)."""
+    unet = tiny_unet(3)
+    scheduler = diffusers.FlowMatchEulerDiscreteScheduler()
+    times = torch.linspace(0.98, 0.02, 12).tolist()
+    scheduler.set_timesteps(sigmas=times)
+    x_T = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(4), dtype=F64)
+    x = x_T
+    for t in scheduler.timesteps:
+        with torch.no_grad():
+            x = scheduler.step(unet(x, t).sample, t, x).prev_sample
+    denoiser = from_diffusers(unet, scheduler)
+    t = scheduler.sigmas.to(F64)  # the times, then 0
+    sigmas = t / (1 - t)
+    ours = edm_sampler(denoiser, x_T / (1 - t[0]), sigmas, solver="euler").samples
+    close(ours, x)
+
+
+def test_class_labels_pass_through():
+    unet = tiny_unet(5, classes=3)
+    denoiser = from_diffusers(unet, diffusers.DDPMScheduler())
+    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(6), dtype=F64)
+    labels = torch.tensor([0, 2])
+    with torch.no_grad():
+        one, other = denoiser(x, 1.0, class_labels=labels), denoiser(x, 1.0, class_labels=labels.flip(0))
+    assert not torch.allclose(one, other)
+
+
+def test_a_saved_diffusers_folder_loads_without_a_download(tmp_path):
+    unet, scheduler = tiny_unet(7), diffusers.DDPMScheduler(prediction_type="v_prediction")
+    unet.save_pretrained(tmp_path / "unet")
+    scheduler.save_pretrained(tmp_path / "scheduler")
+    denoiser = load_diffusers(tmp_path)
+    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(8), dtype=F64)
+    with torch.no_grad():
+        close(denoiser(x, 0.5).to(F64), from_diffusers(unet, scheduler)(x, 0.5), rtol=1e-6)
+    assert denoiser.prediction == "v_prediction"
+    with pytest.raises(FileNotFoundError, match="no scheduler"):
+        load_diffusers(tmp_path / "unet")
+
+
+def test_bad_models_and_schedulers_are_refused_by_name():
+    unet = tiny_unet()
+    with pytest.raises(ValueError, match="prediction_type"):
+        from_diffusers(unet, diffusers.DDPMScheduler(prediction_type="flow"))
+    denoiser = from_diffusers(unet, diffusers.DDPMScheduler())
+    lo, hi = denoiser.sigma_range
+    with pytest.raises(ValueError, match="outside the schedule"):
+        denoiser(torch.zeros(1, 1, 8, 8, dtype=F64), hi * 2)
+    with pytest.raises(ValueError, match="no alphas_cumprod"):
+        from_diffusers(unet, diffusers.EDMEulerScheduler())
