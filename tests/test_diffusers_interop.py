@@ -7,10 +7,10 @@ import torch
 
 diffusers = pytest.importorskip("diffusers")
 
-from scoredae import GaussianMixture  # noqa: E402
-from scoredae.mixtures import MixtureDenoiser  # noqa: E402
-from scoredae.nets.diffusers_models import from_diffusers, load_diffusers, to_diffusers  # noqa: E402
-from scoredae.sampling import edm_sampler  # noqa: E402
+from scoredae import GaussianMixture
+from scoredae.mixtures import MixtureDenoiser
+from scoredae.nets.diffusers_models import from_diffusers, load_diffusers, to_diffusers
+from scoredae.sampling import edm_sampler
 
 F64 = torch.float64
 
@@ -123,8 +123,7 @@ def test_bad_models_and_schedulers_are_refused_by_name():
     with pytest.raises(ValueError, match="prediction_type"):
         from_diffusers(unet, diffusers.DDPMScheduler(prediction_type="flow"))
     denoiser = from_diffusers(unet, diffusers.DDPMScheduler())
-    lo, hi = denoiser.sigma_range
     with pytest.raises(ValueError, match="outside the schedule"):
-        denoiser(torch.zeros(1, 1, 8, 8, dtype=F64), hi * 2)
+        denoiser(torch.zeros(1, 1, 8, 8, dtype=F64), denoiser.sigma_range[1] * 2)
     with pytest.raises(ValueError, match="no alphas_cumprod"):
         from_diffusers(unet, diffusers.EDMEulerScheduler())

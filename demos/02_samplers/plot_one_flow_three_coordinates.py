@@ -23,7 +23,11 @@ import torch
 from scoredae import GaussianMixture
 from scoredae.mixtures import MixtureDenoiser
 from scoredae.sampling import edm_sampler, karras_sigmas
-from scoredae.sampling.parametrisations import LinearInterpolant, VarianceExploding, VariancePreserving
+from scoredae.sampling.parametrisations import (
+    LinearInterpolant,
+    VarianceExploding,
+    VariancePreserving,
+)
 
 mixture = GaussianMixture(torch.tensor([0.5, 0.3, 0.2]), torch.tensor([[-2.0, -1.0], [2.0, -1.5], [0.5, 2.5]]),
                           torch.tensor([0.15, 0.3, 0.1]))
