@@ -51,7 +51,7 @@ def test_ddim_on_a_diffusers_model_is_euler_on_its_denoiser(prediction):
     scheduler = diffusers.DDIMScheduler(prediction_type=prediction, clip_sample=False)
     x_T = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(1), dtype=F64)
     expected = ddim_loop(lambda x, t: unet(x, t).sample, scheduler, x_T, 10)
-    denoiser = from_diffusers(unet, scheduler)
+    denoiser = from_diffusers(unet, scheduler, data_range=(0.0, 1.0))
     sigmas = ve_levels(denoiser, scheduler)
     alpha_T = denoiser.schedule.alpha(scheduler.timesteps[0].to(F64))
     ours = edm_sampler(denoiser, x_T / alpha_T, sigmas, solver="euler").samples
@@ -88,7 +88,7 @@ def test_a_flow_matching_model_steps_as_euler_on_its_denoiser():
     for t in scheduler.timesteps:
         with torch.no_grad():
             x = scheduler.step(unet(x, t).sample, t, x).prev_sample
-    denoiser = from_diffusers(unet, scheduler)
+    denoiser = from_diffusers(unet, scheduler, data_range=(0.0, 1.0))
     t = scheduler.sigmas.to(F64)  # the times, then 0
     sigmas = t / (1 - t)
     ours = edm_sampler(denoiser, x_T / (1 - t[0]), sigmas, solver="euler").samples
@@ -97,7 +97,7 @@ def test_a_flow_matching_model_steps_as_euler_on_its_denoiser():
 
 def test_class_labels_pass_through():
     unet = tiny_unet(5, classes=3)
-    denoiser = from_diffusers(unet, diffusers.DDPMScheduler())
+    denoiser = from_diffusers(unet, diffusers.DDPMScheduler(), data_range=(0.0, 1.0))
     x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(6), dtype=F64)
     labels = torch.tensor([0, 2])
     with torch.no_grad():
@@ -109,10 +109,10 @@ def test_a_saved_diffusers_folder_loads_without_a_download(tmp_path):
     unet, scheduler = tiny_unet(7), diffusers.DDPMScheduler(prediction_type="v_prediction")
     unet.save_pretrained(tmp_path / "unet")
     scheduler.save_pretrained(tmp_path / "scheduler")
-    denoiser = load_diffusers(tmp_path)
+    denoiser = load_diffusers(tmp_path, data_range=(0.0, 1.0))
     x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(8), dtype=F64)
     with torch.no_grad():
-        close(denoiser(x, 0.5).to(F64), from_diffusers(unet, scheduler)(x, 0.5), rtol=1e-6)
+        close(denoiser(x, 0.5).to(F64), from_diffusers(unet, scheduler, data_range=(0.0, 1.0))(x, 0.5), rtol=1e-6)
     assert denoiser.prediction == "v_prediction"
     with pytest.raises(FileNotFoundError, match="no scheduler"):
         load_diffusers(tmp_path / "unet")
@@ -122,8 +122,34 @@ def test_bad_models_and_schedulers_are_refused_by_name():
     unet = tiny_unet()
     with pytest.raises(ValueError, match="prediction_type"):
         from_diffusers(unet, diffusers.DDPMScheduler(prediction_type="flow"))
-    denoiser = from_diffusers(unet, diffusers.DDPMScheduler())
+    denoiser = from_diffusers(unet, diffusers.DDPMScheduler(), data_range=(0.0, 1.0))
     with pytest.raises(ValueError, match="outside the schedule"):
         denoiser(torch.zeros(1, 1, 8, 8, dtype=F64), denoiser.sigma_range[1] * 2)
     with pytest.raises(ValueError, match="no alphas_cumprod"):
         from_diffusers(unet, diffusers.EDMEulerScheduler())
+
+
+def test_a_model_of_data_in_minus_one_one_is_a_denoiser_of_images_in_zero_one():
+    r"""The exact denoiser of a mixture of data in [-1, 1], seen on [0, 1]: the exact denoiser of the
+    mixture mapped by x -> (x + 1) / 2 (means halved and shifted, covariances quartered)."""
+    from scoredae.nets.diffusers_models import RangeChange
+
+    gm = GaussianMixture(torch.tensor([0.4, 0.6], dtype=F64), torch.tensor([[-0.5, 0.2], [0.6, -0.4]], dtype=F64), 0.04)
+    moved = GaussianMixture(gm.weights, (gm.means + 1) / 2, 0.01)
+    x = torch.rand(6, 2, generator=torch.Generator().manual_seed(9), dtype=F64)
+    torch.testing.assert_close(RangeChange(MixtureDenoiser(gm), -1.0, 1.0)(x, 0.3), MixtureDenoiser(moved)(x, 0.3))
+    with pytest.raises(ValueError, match="data_range"):
+        RangeChange(MixtureDenoiser(gm), 1.0, -1.0)
+
+
+def test_the_sample_command_draws_from_a_diffusers_folder(tmp_path, capsys):
+    from scoredae.cli import main
+
+    tiny_unet(10).to(torch.float32).save_pretrained(tmp_path / "model" / "unet")
+    diffusers.DDPMScheduler().save_pretrained(tmp_path / "model" / "scheduler")
+    out = tmp_path / "samples.pt"
+    assert main(["sample", "--diffusers", str(tmp_path / "model"), "--method", "euler", "--steps", "3", "--n", "2",
+                 "--no-progress", "--out", str(out)]) == 0
+    samples = torch.load(out)
+    assert samples.shape == (2, 1, 8, 8) and bool(torch.isfinite(samples).all())
+    assert "euler" in capsys.readouterr().out

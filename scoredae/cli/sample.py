@@ -36,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"a shipped model name (see `scoredae eval`) or a checkpoint path (default: {DEFAULT_MODEL}, "
                         f"the best shipped generative model)")
+    p.add_argument("--diffusers", default=None, metavar="DIR",
+                   help="a local diffusers model folder (unet/ and scheduler/, as a pipeline saves them; never a "
+                        "download), sampled in place of --model; its data taken in [-1, 1] (needs the diffusers extra)")
     p.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
                    help="langevin: ULA at a fixed-sigma model's level; annealed: generation with a "
                         "noise-conditional model; posterior: PnP-ULA for the --task; heun / "
@@ -163,7 +166,14 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--quality: the Frechet distance needs at least 2 samples, got --n {args.n}")
     options = _options(args)
     device = resolve_device(args.device)
-    model = load_model(args.model, device)
+    if args.diffusers:
+        from ..nets.diffusers_models import load_diffusers
+
+        model, args.model = load_diffusers(args.diffusers, device), args.diffusers
+        if args.method in DIFFUSION_METHODS:
+            options["shape"] = model.image_shape
+    else:
+        model = load_model(args.model, device)
     if args.label is not None and not getattr(model, "label_conditional", False):
         raise ValueError(f"--label: {args.model} is unconditional (trained without labels); drop --label or give "
                          f"a class-conditional model")

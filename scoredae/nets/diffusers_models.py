@@ -19,6 +19,7 @@ import json
 import os
 from pathlib import Path
 
+import deepinv
 import torch
 
 from ..sampling.parametrisations import (
@@ -64,13 +65,35 @@ def _schedule_and_prediction(scheduler) -> tuple:
     return DiscreteVP(scheduler.alphas_cumprod), prediction, 1.0
 
 
-def from_diffusers(unet: torch.nn.Module, scheduler) -> PredictionDenoiser:
+def from_diffusers(unet: torch.nn.Module, scheduler, data_range: tuple[float, float] = (-1.0, 1.0)):
     r"""The denoiser :math:`D(x, \sigma)` of a diffusers model ``unet`` (e.g. a ``UNet2DModel``)
-    trained with ``scheduler`` (module docstring); class labels pass through as
-    ``class_labels``. Its ``sigma_range`` is the schedule's; data are in the model's range
-    (diffusers' pipelines use [-1, 1])."""
+    trained with ``scheduler`` (module docstring), on images in [0, 1] as every scoredae denoiser:
+    a model trained on data in ``data_range`` = :math:`[a, b]` (diffusers' pipelines use [-1, 1]) is
+    called at :math:`a + (b - a) x` and level :math:`(b - a) \sigma`, its output mapped back
+    (:class:`RangeChange`; ``(0, 1)`` leaves it as it is). Class labels pass through as
+    ``class_labels``; ``image_shape`` is the model's ``(channels, size, size)``."""
     schedule, prediction, scale = _schedule_and_prediction(scheduler)
-    return PredictionDenoiser(DiffusersModel(unet, scale), schedule, prediction)
+    denoiser = PredictionDenoiser(DiffusersModel(unet, scale), schedule, prediction)
+    if tuple(data_range) != (0.0, 1.0):
+        denoiser = RangeChange(denoiser, *data_range)
+    size = unet.config.get("sample_size")
+    denoiser.image_shape = (unet.config.get("in_channels"), *((size, size) if isinstance(size, int) else size))
+    return denoiser
+
+
+class RangeChange(deepinv.models.Denoiser):
+    r"""A denoiser of data in :math:`[a, b]` seen on data in [0, 1]: with :math:`x' = a + (b - a) x`,
+    noise scales by :math:`b - a`, so :math:`D_{[0, 1]}(x, \sigma) = (D(a + (b - a) x, (b - a) \sigma) - a) / (b - a)`."""
+
+    def __init__(self, denoiser, low: float, high: float):
+        super().__init__()
+        if not high > low:
+            raise ValueError(f"data_range: expected low < high, got ({low}, {high})")
+        self.denoiser, self.low, self.width = denoiser, low, high - low
+        self.sigma_range = tuple(s / self.width for s in denoiser.sigma_range)
+
+    def forward(self, x: torch.Tensor, sigma, **kwargs) -> torch.Tensor:
+        return (self.denoiser(self.low + self.width * x, sigma * self.width, **kwargs) - self.low) / self.width
 
 
 def to_diffusers(denoiser, scheduler) -> torch.nn.Module:
@@ -93,8 +116,8 @@ class _Timesteps(torch.nn.Module):
         return self.model(sample, t, **kwargs)
 
 
-def load_diffusers(folder: str | os.PathLike, device=None) -> PredictionDenoiser:
-    """The denoiser of a local diffusers model folder: ``unet/`` (or the model at its top) and
+def load_diffusers(folder: str | os.PathLike, device=None, data_range: tuple[float, float] = (-1.0, 1.0)):
+    """The denoiser (:func:`from_diffusers`) of a local diffusers model folder: ``unet/`` (or the model at its top) and
     ``scheduler/`` (or ``scheduler_config.json`` at its top), as a pipeline saves them; never a
     hub download."""
     try:
@@ -113,4 +136,4 @@ def load_diffusers(folder: str | os.PathLike, device=None) -> PredictionDenoiser
         raise ValueError(f"folder: its scheduler_config.json names {kind!r}, not a diffusers scheduler")
     unet = diffusers.UNet2DModel.from_pretrained(model_dir, local_files_only=True)
     scheduler = getattr(diffusers, kind).from_pretrained(scheduler_dir, local_files_only=True)
-    return from_diffusers(unet.to(device).eval(), scheduler)
+    return from_diffusers(unet.to(device).eval(), scheduler, data_range)
