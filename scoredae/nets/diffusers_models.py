@@ -11,6 +11,18 @@ posterior sampler takes, the discrete schedule made continuous by interpolating
 :math:`\log \sigma` between the timesteps, as k-diffusion's discrete wrappers do
 (:class:`~scoredae.sampling.parametrisations.DiscreteVP`). :func:`to_diffusers` goes back: a
 scoredae denoiser as the model a diffusers scheduler steps with.
+
+diffusers' schedulers are scoredae's solvers in other coordinates, equal step for step on the
+converted model (same start, same timesteps; ``tests/test_diffusers_interop.py``, to 1e-5, diffusers
+keeping its schedule in float32): ``DDIMScheduler`` with :math:`\eta = 0`, ``EulerDiscreteScheduler``
+and ``FlowMatchEulerDiscreteScheduler`` are Euler's method of
+:func:`~scoredae.sampling.edm.edm_sampler`; ``HeunDiscreteScheduler`` is its Heun method;
+``DPMSolverMultistepScheduler`` (``dpmsolver++``, order 2, ``midpoint`` or ``heun``) is
+:func:`~scoredae.sampling.multistep.dpm_solver_pp`. The differences, by design: at fractional
+timesteps diffusers interpolates :math:`\sigma` linearly in :math:`t` where the conversion, as
+k-diffusion, interpolates :math:`\log \sigma` (equal at integer timesteps); diffusers' DPM-Solver++
+drops to first order on the step before last below 15 steps; and a flow's start :math:`t = 1`
+(pure noise) is :math:`\sigma = \infty`, so a converted flow starts just below it.
 """
 
 from __future__ import annotations
