@@ -40,7 +40,7 @@ from scoredae.recipes.generation import diffusion_generation
 from scoredae.sampling import karras_sigmas
 from scoredae.sampling.likelihood import bits_per_dim, pf_ode_log_likelihood
 
-ROWS = [f"{m}:{nfe}" for m in ("dpm++2m", "dpm++3m", "ipndm", "heun") for nfe in (5, 10, 20, 35)] + \
+ROWS = [f"{m}:{nfe}" for m in ("dpm++2m", "dpm++3m", "ipndm", "unipc", "heun") for nfe in (5, 10, 20, 35)] + \
     ["euler:35", "heun:79:c40", "ks:0"]
 
 

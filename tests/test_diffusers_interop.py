@@ -165,20 +165,22 @@ def _diffusers_run(unet, scheduler, x_T, steps):
     return sample
 
 
-@pytest.mark.parametrize("name", ["euler", "heun", "dpm++2m midpoint", "dpm++2m heun"])
+@pytest.mark.parametrize("name", ["euler", "heun", "dpm++2m midpoint", "dpm++2m heun", "unipc 2", "unipc 3"])
 def test_diffusers_solvers_equal_ours_on_the_converted_model(name):
     """Same model, start and timesteps. Euler's and Heun's discrete schedulers step in VE
-    coordinates; DPM-Solver++ in VP ones (divided by alpha_T here). Integer timesteps: at
+    coordinates; DPM-Solver++ and UniPC (bh2, data prediction, orders 2 and 3) in VP ones (divided
+    by alpha_T here). Integer timesteps: at
     fractional ones diffusers interpolates sigma linearly in t where the conversion (as k-diffusion)
     interpolates log sigma, so the model would be called at slightly different times. Twenty steps:
     under fifteen diffusers' DPM-Solver++ drops to first order on the step before last."""
-    from scoredae.sampling import dpm_solver_pp
+    from scoredae.sampling import dpm_solver_pp, unipc
 
     unet = tiny_unet(11)
     kind, _, solver_type = name.partition(" ")
     scheduler = {"euler": lambda: diffusers.EulerDiscreteScheduler(timestep_spacing="leading"),
                  "heun": lambda: diffusers.HeunDiscreteScheduler(timestep_spacing="leading"),
-                 "dpm++2m": lambda: diffusers.DPMSolverMultistepScheduler(solver_type=solver_type)}[kind]()
+                 "dpm++2m": lambda: diffusers.DPMSolverMultistepScheduler(solver_type=solver_type),
+                 "unipc": lambda: diffusers.UniPCMultistepScheduler(solver_order=int(solver_type or 2))}[kind]()
     x_T = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(12), dtype=F64)
     expected = _diffusers_run(unet, scheduler, x_T, 20)
     denoiser = from_diffusers(unet, scheduler, data_range=(0.0, 1.0))
@@ -186,6 +188,8 @@ def test_diffusers_solvers_equal_ours_on_the_converted_model(name):
     sigmas = torch.cat([denoiser.schedule.sigma(t), t.new_zeros(1)])
     if kind == "dpm++2m":
         ours = dpm_solver_pp(denoiser, x_T / denoiser.schedule.alpha(t[0]), sigmas, solver_type=solver_type).samples
+    elif kind == "unipc":
+        ours = unipc(denoiser, x_T / denoiser.schedule.alpha(t[0]), sigmas, order=int(solver_type)).samples
     else:
         ours = edm_sampler(denoiser, x_T * scheduler.init_noise_sigma, sigmas, solver=kind).samples
     close(ours, expected)

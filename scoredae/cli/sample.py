@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="langevin: ULA at a fixed-sigma model's level; annealed: generation with a "
                         "noise-conditional model; posterior: PnP-ULA for the --task; heun / "
                         "euler: EDM's probability-flow ODE (--churn for its stochastic version); dpm++2m, dpm++3m, "
-                        "ipndm: multistep ODE solvers, one denoiser call a step; ks: Kadkhodaie-Simoncelli; "
+                        "ipndm, unipc: multistep ODE solvers, one denoiser call a step; ks: Kadkhodaie-Simoncelli; "
                         "dps, pigdm, tmpd, ddrm, diffpir, ddnm, daps, pnp_dm, dpnp, red_diff, mgps, dcps: "
                         "posterior sampling for the --task with a diffusion prior; smc (the twisted diffusion "
                         "sampler), mcgdiff, fps: --n particles "

@@ -41,6 +41,7 @@ from ..sampling import (
     kadkhodaie_simoncelli,
     karras_sigmas,
     ula,
+    unipc,
 )
 from ..score import GuidedDenoiser, TweedieScore, require_every_level, trained_sigma
 from .names import DEFAULT_STEPS, DIFFUSION_METHODS
@@ -51,7 +52,7 @@ ANNEALED_DEFAULTS = {"sigma_max": 1.0, "sigma_min": 0.01, "n_levels": 10, "n_ste
 #: the probability-flow ODE solvers of :func:`diffusion_generation`: (sampler, its options)
 ODE_SOLVERS = {"heun": (edm_sampler, {"solver": "heun"}), "euler": (edm_sampler, {"solver": "euler"}),
                "dpm++2m": (dpm_solver_pp, {"order": 2}), "dpm++3m": (dpm_solver_pp, {"order": 3}),
-               "ipndm": (ipndm, {"order": 4})}
+               "ipndm": (ipndm, {"order": 4}), "unipc": (unipc, {"order": 2})}
 
 
 def sampling_level(denoiser, sigma: float | None = None) -> float:
@@ -199,7 +200,7 @@ def diffusion_generation(
 
     * the probability-flow ODE solvers of :data:`ODE_SOLVERS`: EDM's ``"heun"`` and ``"euler"``
       (:func:`~scoredae.sampling.edm.edm_sampler`, with ``churn``), and the multistep
-      ``"dpm++2m"``, ``"dpm++3m"`` and ``"ipndm"`` (:mod:`scoredae.sampling.multistep`), on
+      ``"dpm++2m"``, ``"dpm++3m"``, ``"ipndm"`` and ``"unipc"`` (:mod:`scoredae.sampling.multistep`), on
       :func:`~scoredae.sampling.edm.karras_sigmas` (``steps`` levels, then 0; default the
       method's :data:`~scoredae.recipes.names.DEFAULT_STEPS`, or as many as ``nfe`` denoiser calls
       allow, :func:`steps_for_calls`), from the Gaussian fit of

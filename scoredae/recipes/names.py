@@ -11,7 +11,7 @@ fewest calls within a few FID points of the solver's best.
 #: the architectures of ``scoredae train --model``, the keys of :data:`scoredae.nets.registry.MODELS`
 ARCHITECTURES = ("conv", "drunet", "hybrid", "mlp", "resunet", "transformer", "unet")
 #: the probability-flow ODE solvers of :func:`~scoredae.recipes.generation.diffusion_generation`
-ODE_METHODS = ("heun", "euler", "dpm++2m", "dpm++3m", "ipndm")
+ODE_METHODS = ("heun", "euler", "dpm++2m", "dpm++3m", "ipndm", "unipc")
 #: the diffusion-era generation methods, the ODE solvers and Kadkhodaie-Simoncelli
 DIFFUSION_METHODS = (*ODE_METHODS, "ks")
 #: the generation methods of ``scoredae sample``
@@ -27,4 +27,4 @@ TASKS = ("denoise", "inpaint", "super-resolution", "deblur")
 DEFAULT_MODEL, DEFAULT_METHOD = "resunet_cfg", "dpm++2m"
 #: the default of ``--steps`` for each method (module docstring)
 DEFAULT_STEPS = {"langevin": 40, "annealed": 100, "posterior": 1000, "heun": 10, "euler": 18, "dpm++2m": 10,
-                 "dpm++3m": 20, "ipndm": 20, **dict.fromkeys(DIFFUSION_POSTERIOR_METHODS, 100)}
+                 "dpm++3m": 20, "ipndm": 20, "unipc": 10, **dict.fromkeys(DIFFUSION_POSTERIOR_METHODS, 100)}

@@ -1,5 +1,5 @@
 """Sampling a prior from its score or its denoiser: the Langevin family, EDM's probability-flow ODE
-and stochastic sampler, the multistep DPM-Solver++ and iPNDM, Kadkhodaie-Simoncelli's coarse-to-fine
+and stochastic sampler, the multistep DPM-Solver++, iPNDM and UniPC, Kadkhodaie-Simoncelli's coarse-to-fine
 ascent, the ODE likelihood, and chain diagnostics. Posterior sampling for :math:`y = A x + \\sigma_y n`
 is :mod:`scoredae.inverse`.
 
@@ -12,7 +12,7 @@ from .edm import edm_sampler, karras_sigmas, ode_derivative
 from .langevin import MALAState, annealed_langevin, geometric_sigmas, mala, ula
 from .likelihood import bits_per_dim, pf_ode_log_likelihood
 from .loop import LoopSpec, SamplerDivergedError, SamplerResult, run_chain
-from .multistep import MultistepState, dpm_solver_pp, ipndm
+from .multistep import MultistepState, UniPCState, dpm_solver_pp, ipndm, unipc
 
 __all__ = [
     "KSState",
@@ -21,6 +21,7 @@ __all__ = [
     "MultistepState",
     "SamplerDivergedError",
     "SamplerResult",
+    "UniPCState",
     "annealed_langevin",
     "bits_per_dim",
     "coarse_to_fine_ascent",
@@ -37,4 +38,5 @@ __all__ = [
     "run_chain",
     "split_rhat",
     "ula",
+    "unipc",
 ]

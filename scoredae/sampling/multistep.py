@@ -49,6 +49,23 @@ exact.
 
   Its order is 4 on a grid uniform in :math:`\sigma`; on EDM's grid the fixed coefficients are an
   approximation, which is what Zhang & Chen use.
+* :func:`unipc`: UniPC (Zhao et al. 2023, "UniPC: a unified predictor-corrector framework for fast
+  sampling of diffusion models", Algorithms 2 and 3, data prediction, :math:`B(h) = e^{h} - 1`:
+  diffusers' ``bh2``). From :math:`x_{s}` at level :math:`s` to :math:`t`, :math:`h = \ln(s / t)`,
+  with the outputs :math:`D_0` at :math:`s` and :math:`D_i` at earlier levels :math:`s_i`,
+  :math:`r_i = \ln(s / s_i) / h < 0` and :math:`\Delta_i = (D_i - D_0) / r_i`,
+
+  .. math::
+      x_t = \frac{t}{s} x_s + (1 - e^{-h}) \Big(D_0 + \sum_i \rho_i \Delta_i\Big),
+      \qquad R \rho = b, \quad R_{ki} = r_i^{k - 1}, \quad b_k = \frac{k!\, g_{k+1}}{e^{-h} - 1},
+
+  :math:`g_1 = e^{-h} - 1`, :math:`g_{k+1} = g_k / (-h) - 1 / k!`. The predictor UniP-:math:`p`
+  uses :math:`p - 1` earlier outputs (:math:`\rho = 1/2` for :math:`p = 2`: DPM-Solver++(2M)); after
+  the denoiser is called at the predicted :math:`x_t`, the corrector UniC-:math:`p` recomputes
+  :math:`x_t` from :math:`x_s` with the new output as one more point, :math:`r = 1` (:math:`\rho = 1/2`
+  for :math:`p = 1`), and the next step starts from the corrected point: the order rises by one for
+  no extra call. Orders are lowered at the start (the history fills) and at the end (diffusers'
+  ``lower_order_final``: at most the steps left), so the last step lands on :math:`D`.
 """
 
 from __future__ import annotations
@@ -162,3 +179,70 @@ def ipndm(denoiser, x_T: torch.Tensor, sigmas, *, order: int = 4,
         raise ValueError(f"order: iPNDM has orders 1 to 4, got {order!r}")
     return _multistep(ipndm_step, "iPNDM", denoiser, x_T, sigmas, order, generator,
                       {"progress": progress, "record_every": record_every, "callback": callback, "max_norm": max_norm})
+
+
+class UniPCState(NamedTuple):
+    """UniPC's state beside ``x``: the newest outputs and their levels (newest first), the point the
+    last step started from (its corrected value) and that step's order."""
+
+    outputs: tuple = ()
+    levels: tuple = ()
+    start: torch.Tensor | None = None
+    order: int = 0
+
+
+def _unipc_update(x: torch.Tensor, outputs: tuple, levels: tuple, t_next: float, order: int,
+                  new_output: torch.Tensor | None = None) -> torch.Tensor:
+    r"""UniP-``order`` from ``x`` at ``levels[0]`` to ``t_next``, or UniC-``order`` with
+    ``new_output`` (the output at the predicted point), module docstring."""
+    s, d0 = levels[0], outputs[0]
+    if t_next == 0:
+        return d0
+    h = math.log(s / t_next)
+    ratios = [math.log(s / s_i) / h for s_i in levels[1:order]]
+    deltas = [(d_i - d0) / r for d_i, r in zip(outputs[1:order], ratios)]
+    size = order if new_output is not None else order - 1
+    if new_output is not None:
+        ratios, deltas = [*ratios, 1.0], [*deltas, new_output - d0]
+    if size == 1:
+        rhos = [0.5]
+    elif size > 1:
+        g, b, factorial = math.expm1(-h), [], 1
+        for k in range(1, size + 1):
+            g = g / -h - 1 / factorial
+            b.append(factorial * g / math.expm1(-h))
+            factorial *= k + 1
+        rows = torch.tensor([[r ** (k - 1) for r in ratios] for k in range(1, size + 1)], dtype=torch.float64)
+        rhos = torch.linalg.solve(rows, torch.tensor(b, dtype=torch.float64)).tolist()
+    correction = sum(rho * delta for rho, delta in zip(rhos if size else [], deltas))
+    return (t_next / s) * x - math.expm1(-h) * (d0 + correction)
+
+
+@torch.no_grad()
+def unipc(denoiser, x_T: torch.Tensor, sigmas, *, order: int = 2, corrector: bool = True,
+          generator: torch.Generator | None = None,
+          progress: bool = False, record_every: int | None = None, callback: Callable | None = None,
+          max_norm: float | None = None) -> SamplerResult:
+    r"""UniPC of ``order`` 1 to 3 (module docstring): ``len(sigmas) - 1`` steps, one denoiser call
+    each, the corrector at every call after the first (``corrector=False``: the predictor alone,
+    UniP); arguments as for :func:`dpm_solver_pp`."""
+    if order not in (1, 2, 3):
+        raise ValueError(f"order: UniPC here has orders 1 to 3, got {order!r}")
+    require_every_level(denoiser, "UniPC")
+    check_chain_inputs(x_T, generator, name="x_T")
+    levels = decreasing_levels("sigmas", sigmas, final_zero=True)
+    n = len(levels) - 1
+
+    def step(x, state: UniPCState, k: int):
+        t = levels[k - 1]
+        d = denoiser(x, t)
+        if corrector and state.start is not None:
+            x = _unipc_update(state.start, state.outputs, state.levels, t, state.order, new_output=d)
+        outputs, kept = (d, *state.outputs)[:order], (t, *state.levels)[:order]
+        this_order = min(order, n - k + 1, len(outputs))
+        return _unipc_update(x, outputs, kept, levels[k], this_order), UniPCState(outputs, kept, x, this_order)
+
+    spec = LoopSpec(f"UniPC, order {order}", hint="; check that the denoiser covers the levels of sigmas",
+                    level_of=lambda k: levels[k - 1], stationary=False)
+    return run_chain(step, x_T, UniPCState(), n, spec, progress=progress, record_every=record_every,
+                     callback=callback, max_norm=max_norm)
