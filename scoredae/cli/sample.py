@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     options = _options(args)
     device = resolve_device(args.device)
     if args.diffusers:
-        from ..nets.diffusers_models import load_diffusers
+        from ..nets.external import load_diffusers
 
         model, args.model = load_diffusers(args.diffusers, device), args.diffusers
         if args.method in DIFFUSION_METHODS:

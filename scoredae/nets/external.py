@@ -1,5 +1,6 @@
-r"""diffusers' models in scoredae, and scoredae's denoisers in diffusers' loops (optional extra
-``diffusers``; nothing here downloads: a model comes from a local folder or is built in code).
+r"""Models from elsewhere as scoredae denoisers, and back: diffusers' models and schedulers
+(optional extra ``diffusers``) and Meta's ``flow_matching`` velocity models (nothing here downloads:
+a model comes from a local folder or is built in code).
 
 A diffusers model predicts, at :math:`x_t = \alpha_t x_0 + s_t n` and an integer timestep, the noise
 (``"epsilon"``), :math:`v` (``"v_prediction"``) or :math:`x_0` (``"sample"``) of its scheduler's
@@ -149,3 +150,23 @@ def load_diffusers(folder: str | os.PathLike, device=None, data_range: tuple[flo
     unet = diffusers.UNet2DModel.from_pretrained(model_dir, local_files_only=True)
     scheduler = getattr(diffusers, kind).from_pretrained(scheduler_dir, local_files_only=True)
     return from_diffusers(unet.to(device).eval(), scheduler, data_range)
+
+
+def from_flow_matching(velocity_model) -> PredictionDenoiser:
+    r"""The denoiser of a velocity model in ``flow_matching``'s convention, ``velocity_model(x=x, t=t)``
+    with :math:`t = 0` the noise and :math:`t = 1` the data, :math:`x_t = t x_1 + (1 - t) x_0`,
+    predicting :math:`x_1 - x_0`: the linear interpolant of
+    :class:`~scoredae.sampling.parametrisations.LinearInterpolant` with time reversed,
+    :math:`t' = 1 - t`, and velocity negated."""
+    return PredictionDenoiser(_FlowMatchingVelocity(velocity_model), LinearInterpolant(), "velocity")
+
+
+class _FlowMatchingVelocity(torch.nn.Module):
+    """``flow_matching``'s velocity model in scoredae's time: ``u(x, t') = -v(x, 1 - t')``."""
+
+    def __init__(self, velocity_model):
+        super().__init__()
+        self.velocity_model = velocity_model
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, **kwargs) -> torch.Tensor:
+        return -self.velocity_model(x=x_t, t=1 - t, **kwargs)
