@@ -249,3 +249,27 @@ def test_deepinvs_flow_matching_with_a_scoredae_denoiser_is_our_euler():
     end = their_vp.sample(vp.alpha(fine[0]) * x_ve, timesteps=fine) / vp.alpha(fine[-1])
     heun = edm_sampler(denoiser, x_ve, vp.sigma(fine), solver="heun").samples
     assert float((end - heun).abs().max()) < 1e-3
+
+
+@pytest.mark.parametrize("eta", [1.0, 0.5])
+def test_ddim_with_eta_and_the_same_noise_is_our_ancestral_sampler(eta):
+    """diffusers' DDIMScheduler with eta > 0, given as variance noise the draws scoredae's sampler
+    makes (one standard normal per step but the last), equals :func:`~scoredae.sampling.ddim`."""
+    from scoredae.rng import randn
+    from scoredae.sampling import ddim
+
+    unet = tiny_unet(16)
+    scheduler = diffusers.DDIMScheduler(clip_sample=False)
+    scheduler.set_timesteps(10)
+    x_T = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(17), dtype=F64)
+    noise = torch.Generator().manual_seed(18)
+    x = x_T
+    for i, t in enumerate(scheduler.timesteps):
+        z = randn(x.shape, noise, dtype=F64) if i < len(scheduler.timesteps) - 1 else torch.zeros_like(x)
+        with torch.no_grad():
+            x = scheduler.step(unet(x, t).sample, t, x, eta=eta, variance_noise=z).prev_sample
+    denoiser = from_diffusers(unet, scheduler, data_range=(0.0, 1.0))
+    sigmas = ve_levels(denoiser, scheduler)
+    alpha_T = denoiser.schedule.alpha(scheduler.timesteps[0].to(F64))
+    ours = ddim(denoiser, x_T / alpha_T, sigmas, eta=eta, generator=torch.Generator().manual_seed(18)).samples
+    close(ours, x)

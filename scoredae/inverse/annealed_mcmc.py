@@ -16,9 +16,9 @@ import torch
 
 from .._checks import per_row, positive, positive_int
 from ..rng import randn
+from ..sampling.ancestral import ancestral_step
 from ..sampling.edm import karras_sigmas
 from ..sampling.loop import LoopSpec, SamplerResult, run_chain
-from .diffusion_prior import ancestral_step
 from .inputs import posterior_inputs
 
 _POWER_ITERATIONS = 50  # of J^T J, for the largest squared singular value of an operator without an SVD
@@ -137,7 +137,7 @@ def daps(denoiser, y, forward, noise_sigma: float, x_T: torch.Tensor, sigmas, *,
 
 def _ancestral_from(denoiser, x: torch.Tensor, rho: float, levels: list[float], generator) -> torch.Tensor:
     r"""A draw of the denoising posterior :math:`p(x_0 \mid x_\rho = x)` by the ancestral chain
-    (:func:`~scoredae.inverse.diffusion_prior.ancestral_step`, :math:`\eta = 1`) from ``rho`` down the
+    (:func:`~scoredae.sampling.ancestral.ancestral_step`, :math:`\eta = 1`) from ``rho`` down the
     levels below it."""
     path = [rho, *(s for s in levels if s < rho)]
     for s, s_next in itertools.pairwise(path):

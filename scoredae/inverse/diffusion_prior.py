@@ -32,21 +32,12 @@ import torch
 
 from .._checks import decreasing_levels, per_row, positive, unit_interval
 from ..rng import randn
+from ..sampling.ancestral import ancestral_step
 from ..sampling.loop import LoopSpec, SamplerResult, check_chain_inputs, run_chain
 from ..score import require_every_level
 from .inputs import posterior_inputs
 from .likelihood_scores import dps_likelihood_score, pigdm_likelihood_score, tmpd_likelihood_score
 from .operators import LinearOperator, spectral_observation
-
-
-def ancestral_step(x: torch.Tensor, denoised: torch.Tensor, sigma: float, sigma_next: float, eta: float,
-                   generator) -> torch.Tensor:
-    r"""The module docstring's step from level ``sigma`` to ``sigma_next`` given :math:`\hat D`."""
-    c = eta * sigma_next * math.sqrt(max(1 - sigma_next**2 / sigma**2, 0.0))
-    x_next = denoised + math.sqrt(max(sigma_next**2 - c**2, 0.0)) / sigma * (x - denoised)
-    if c > 0:
-        x_next = x_next + c * randn(x.shape, generator, dtype=x.dtype, device=x.device)
-    return x_next
 
 
 def _ancestral(score_y, x_T, levels, eta, generator, desc, loop: dict, kick=None) -> SamplerResult:

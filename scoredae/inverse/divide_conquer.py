@@ -13,8 +13,8 @@ import torch
 
 from .._checks import per_row, positive, positive_int
 from ..rng import randn
+from ..sampling.ancestral import ancestral_step
 from ..sampling.loop import LoopSpec, SamplerResult, run_chain
-from .diffusion_prior import ancestral_step
 from .inputs import posterior_inputs
 from .variational import _fit_gaussian, _gaussian_kl
 
@@ -26,7 +26,7 @@ def _per_chain_norm(g: torch.Tensor) -> torch.Tensor:
 def _bridge_draw(denoiser, x, sigma: float, sigma_low: float, generator) -> torch.Tensor:
     r"""A draw of :math:`x_{\sigma_{low}}` from the bridge between :math:`x` at ``sigma`` and
     :math:`D(x, \sigma)` at 0, the ancestral step (:math:`\eta = 1`) of
-    :func:`~scoredae.inverse.diffusion_prior.ancestral_step`; :math:`x` itself when the levels agree."""
+    :func:`~scoredae.sampling.ancestral.ancestral_step`; :math:`x` itself when the levels agree."""
     if sigma_low >= sigma:
         return x
     return ancestral_step(x, denoiser(x, sigma), sigma, sigma_low, 1.0, generator)

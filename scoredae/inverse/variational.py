@@ -13,8 +13,8 @@ import torch
 
 from .._checks import positive, positive_int, unit_interval
 from ..rng import randn
+from ..sampling.ancestral import ancestral_step
 from ..sampling.loop import LoopSpec, SamplerResult, run_chain
-from .diffusion_prior import ancestral_step
 from .inputs import posterior_inputs
 
 WEIGHTINGS = ("linear", "sqrt", "constant")

@@ -1,11 +1,13 @@
 """Sampling a prior from its score or its denoiser: the Langevin family, EDM's probability-flow ODE
-and stochastic sampler, the multistep DPM-Solver++, iPNDM and UniPC, Kadkhodaie-Simoncelli's coarse-to-fine
-ascent, the ODE likelihood, and chain diagnostics. Posterior sampling for :math:`y = A x + \\sigma_y n`
+and stochastic sampler, DDIM and DDPM's ancestral sampling, the multistep DPM-Solver++, iPNDM and
+UniPC, Kadkhodaie-Simoncelli's coarse-to-fine ascent, the ODE likelihood, chain diagnostics, and
+the schedules and predictions of other parametrisations. Posterior sampling for :math:`y = A x + \\sigma_y n`
 is :mod:`scoredae.inverse`.
 
 Each sampler is a step function on the one shared loop of :mod:`scoredae.sampling.loop`.
 """
 
+from .ancestral import ancestral_step, ddim
 from .coarse_to_fine import KSState, coarse_to_fine_ascent, kadkhodaie_simoncelli
 from .diagnostics import effective_sample_size, split_rhat
 from .edm import edm_sampler, karras_sigmas, ode_derivative
@@ -22,9 +24,11 @@ __all__ = [
     "SamplerDivergedError",
     "SamplerResult",
     "UniPCState",
+    "ancestral_step",
     "annealed_langevin",
     "bits_per_dim",
     "coarse_to_fine_ascent",
+    "ddim",
     "dpm_solver_pp",
     "edm_sampler",
     "effective_sample_size",
