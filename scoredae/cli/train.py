@@ -51,21 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-sigmas", type=positive_float, nargs="+", default=None, metavar="S",
                    help="noise levels of the evaluation during training (default: those of `scoredae eval`, "
                         "0.1 0.25 0.5 for mnist, 0.05 0.1 0.2 for photographs)")
-    p.add_argument("--steps", type=positive_int, default=None, help="step budget")
-    p.add_argument("--minutes", type=positive_float, default=None, help="wall-clock budget of the training steps")
-    p.add_argument("--batch-size", type=positive_int, default=128)
-    p.add_argument("--lr", type=positive_float, default=2e-3)
-    p.add_argument("--ema", type=float, default=0.999, help="EMA decay (0 disables)")
-    p.add_argument("--lr-schedule", choices=["cosine", "rsqrt"], default="cosine",
-                   help="cosine decay over the budget (default), or constant then 1/sqrt(step / REF) after "
-                        "--lr-ref-steps REF (EDM2; independent of the budget, so a run can be extended)")
-    p.add_argument("--warmup", type=positive_int, default=None, metavar="STEPS", help="linear learning-rate warm-up")
-    p.add_argument("--lr-ref-steps", type=positive_int, default=None, metavar="REF",
-                   help="where the rsqrt decay starts")
-    p.add_argument("--phema", type=float, nargs="+", default=(), metavar="STD",
-                   help="keep power-function EMAs of these relative widths (EDM2: 0.05 0.1) and write their "
-                        "snapshots every --snapshot-every steps, for the post-hoc EMA")
-    p.add_argument("--snapshot-every", type=positive_int, default=None, metavar="STEPS")
+    _schedule_arguments(p)
     p.add_argument("--label-dropout", type=float, default=None, metavar="P",
                    help="train class-conditional on the MNIST labels (10 classes), each label dropped with "
                         "probability P for classifier-free guidance (e.g. 0.15)")
@@ -84,6 +70,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", default=None, metavar="STEM",
                    help="start from the weights of this checkpoint (same architecture; fresh optimizer and schedule)")
     p.add_argument("--no-progress", action="store_true")
+
+
+def _schedule_arguments(p: argparse.ArgumentParser) -> None:
+    """The budget, the optimiser's schedule and the weight averages."""
+    p.add_argument("--steps", type=positive_int, default=None, help="step budget")
+    p.add_argument("--minutes", type=positive_float, default=None, help="wall-clock budget of the training steps")
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--lr", type=positive_float, default=2e-3)
+    p.add_argument("--ema", type=float, default=0.999, help="EMA decay (0 disables)")
+    p.add_argument("--lr-schedule", choices=["cosine", "rsqrt"], default="cosine",
+                   help="cosine decay over the budget (default), or constant then 1/sqrt(step / REF) after "
+                        "--lr-ref-steps REF (EDM2; independent of the budget, so a run can be extended)")
+    p.add_argument("--warmup", type=positive_int, default=None, metavar="STEPS", help="linear learning-rate warm-up")
+    p.add_argument("--lr-ref-steps", type=positive_int, default=None, metavar="REF",
+                   help="where the rsqrt decay starts")
+    p.add_argument("--phema", type=float, nargs="+", default=(), metavar="STD",
+                   help="keep power-function EMAs of these relative widths (EDM2: 0.05 0.1) and write their "
+                        "snapshots every --snapshot-every steps, for the post-hoc EMA")
+    p.add_argument("--snapshot-every", type=positive_int, default=None, metavar="STEPS")
 
 
 def run(args: argparse.Namespace) -> int:
