@@ -4,7 +4,7 @@ exact denoiser or by a network trained on the mixture's draws; the rows go to th
 "Posterior samplers against the exact posterior" renders in its d = 784 section.
 
     python benchmarks/bench_digits.py [--tasks box half sr2 sr4 blur] [--noise 0.05 0.2]
-        [--sources prior test] [--budget 100] [--n 256] [--samplers ...] [--denoiser exact|MODEL]
+        [--sources prior test] [--budget 100] [--n 256] [--samplers ...] [--denoiser exact|NETWORK]
         [--json scoredae/eval/posterior_digits.json] [--append]
 
 Each problem first gets a row "exact draws" (n exact posterior draws measured as a sampler's: the
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from scoredae.cli.models import load_model
 from scoredae.eval.digits import (
     LEVELS,
     TASKS,
@@ -37,6 +38,7 @@ from scoredae.eval.leaderboard import levels_for_budget
 from scoredae.nets.registry import load_pretrained
 
 SHIPPED = Path(__file__).parents[1] / "scoredae" / "eval" / "posterior_digits.json"
+NETWORK = "scoredae/weights/mixtures/networks/resunet_mixture"  # trained on the mixture's draws (its JSON: the command)
 SKIPPED = ("oracle",)  # its exact likelihood score refactors the posterior at each level: minutes a run at d = 784
 
 
@@ -104,13 +106,14 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--samplers", nargs="+", default=names, choices=names)
     parser.add_argument("--denoiser", default="exact",
-                        help="exact (the mixture's own) or a shipped network, e.g. resunet_mixture (default exact)")
+                        help="exact (the mixture's own), or a network: a shipped name or a checkpoint stem, e.g. "
+                             f"{NETWORK} (trained on the mixture's draws; default exact)")
     parser.add_argument("--json", default=str(SHIPPED), help="where the rows go (default: the shipped record)")
     parser.add_argument("--append", action="store_true", help="add the rows to those already in --json")
     args = parser.parse_args(argv)
     torch.set_default_dtype(torch.float64)
     prior = load_pretrained("mnist_mixture").mixture
-    denoiser = None if args.denoiser == "exact" else DigitImages(load_pretrained(args.denoiser).eval())
+    denoiser = None if args.denoiser == "exact" else DigitImages(load_model(args.denoiser, "cpu").eval())
     rows = rows_of(args, prior, denoiser)
     command = " ".join(["python benchmarks/bench_digits.py", *(sys.argv[1:] if argv is None else argv)])
     record = {"levels": list(LEVELS), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),

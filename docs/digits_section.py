@@ -70,12 +70,13 @@ def _network_table(record: dict, network: str) -> list[str]:
     exact = {(r["task"], r["noise_sigma"], r["source"], r["sampler"]): r for r in _runs(record, "exact")}
     rows = _runs(record, network)
     settings = list(dict.fromkeys((r["task"], r["noise_sigma"], r["source"]) for r in rows))
-    head = ["sampler", *(f"{t} σ_y = {s:g} {src}: {who}" for t, s, src in settings for who in ("exact", network))]
+    short = Path(network).name
+    head = ["sampler", *(f"{t} σ_y = {s:g} {src}: {who}" for t, s, src in settings for who in ("exact", short))]
     body = [[f"``{name}``", *(_cell(table.get((*setting, name))) for setting in settings
                               for table in (exact, {(r["task"], r["noise_sigma"], r["source"], r["sampler"]): r
                                                     for r in rows}))]
             for name in dict.fromkeys(r["sampler"] for r in rows)]
-    return [f"The same problems driven by ``{network}``, a network trained on draws of the mixture: what",
+    return [f"The same problems driven by ``{short}`` (``{network}``), a network trained on draws of the mixture: what",
             "moves between the two columns is the network's error, what stays is the sampler's.", "",
             *_list_table(head, body)]
 
