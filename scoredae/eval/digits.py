@@ -36,7 +36,9 @@ from .exact_posterior import (
 )
 from .sample_quality import sliced_wasserstein
 
+#: the measurements of :func:`digit_operator`, by name
 TASKS = ("box", "half", "sr2", "sr4", "blur")
+#: the levels of the exact per-pixel intervals whose coverage is measured
 LEVELS = (0.5, 0.8, 0.9, 0.95)
 SIDE = 28
 SIGMA_MAX = 80.0  # the EDM start, far above the prior's spread (pixels in [0, 1])

@@ -96,7 +96,10 @@ def from_diffusers(unet: torch.nn.Module, scheduler, data_range: tuple[float, fl
 
 class RangeChange(deepinv.models.Denoiser):
     r"""A denoiser of data in :math:`[a, b]` seen on data in [0, 1]: with :math:`x' = a + (b - a) x`,
-    noise scales by :math:`b - a`, so :math:`D_{[0, 1]}(x, \sigma) = (D(a + (b - a) x, (b - a) \sigma) - a) / (b - a)`."""
+    noise scales by :math:`b - a`, so
+
+    .. math::
+        D_{[0, 1]}(x, \sigma) = \frac{D\big(a + (b - a) x, (b - a) \sigma\big) - a}{b - a}."""
 
     def __init__(self, denoiser, low: float, high: float):
         super().__init__()

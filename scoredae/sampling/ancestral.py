@@ -3,8 +3,8 @@ variance-exploding form, and the sampler it makes: from level :math:`\sigma_i` t
 :math:`\sigma_{i+1}` with the denoised :math:`\hat D = D(x_i, \sigma_i)`,
 
 .. math::
-    x_{i+1} = \hat D + \sqrt{\sigma_{i+1}^2 - c_i^2}\, \frac{x_i - \hat D}{\sigma_i} + c_i z, \qquad
-    c_i = \eta\, \sigma_{i+1} \sqrt{1 - \sigma_{i+1}^2 / \sigma_i^2}, \quad z \sim \mathcal N(0, I).
+    x_{i+1} &= \hat D + \sqrt{\sigma_{i+1}^2 - c_i^2}\, \frac{x_i - \hat D}{\sigma_i} + c_i z, \\
+    c_i &= \eta\, \sigma_{i+1} \sqrt{1 - \sigma_{i+1}^2 / \sigma_i^2}, \quad z \sim \mathcal N(0, I).
 
 :math:`\eta = 0` is Euler's step of the probability-flow ODE; :math:`\eta = 1` draws
 :math:`x_{i+1}` from the Gaussian :math:`p(x_{\sigma_{i+1}} \mid x_{\sigma_i}, x_0 = \hat D)`: DDPM's

@@ -17,8 +17,8 @@ exact.
   integral (their eq. 9 with :math:`\alpha = 1`)
 
   .. math::
-      x_{i+1} = e^{-h} x_i + \int_0^h e^{-(h - \tau)} D(\lambda_i + \tau)\, d\tau
-      = e^{-h} x_i + (1 - e^{-h}) D_i + h \varphi_2(h) D'_i - h^2 \varphi_3(h) D''_i + O(h^4),
+      x_{i+1} &= e^{-h} x_i + \int_0^h e^{-(h - \tau)} D(\lambda_i + \tau)\, d\tau \\
+      &= e^{-h} x_i + (1 - e^{-h}) D_i + h \varphi_2(h) D'_i - h^2 \varphi_3(h) D''_i + O(h^4),
 
   with :math:`\varphi_2 = 1 - (1 - e^{-h}) / h` and :math:`\varphi_3 = \varphi_2 / h - 1/2`
   (the integrals of :math:`e^{-(h - \tau)}` times :math:`\tau` and :math:`\tau^2 / 2`).
@@ -27,9 +27,9 @@ exact.
   :math:`r = h_{i-1} / h`
 
   .. math::
-      x_{i+1} = e^{-h} x_i + (1 - e^{-h}) \Big[\big(1 + \tfrac{1}{2r}\big) D_i - \tfrac{1}{2r} D_{i-1}\Big]
-      = e^{-h} x_i + (1 - e^{-h}) D_i + \frac{1 - e^{-h}}{2}\, d_1,
-      \qquad d_1 = \frac{D_i - D_{i-1}}{r} \approx h D'_i;
+      x_{i+1} &= e^{-h} x_i + (1 - e^{-h}) \Big[\big(1 + \tfrac{1}{2r}\big) D_i - \tfrac{1}{2r} D_{i-1}\Big] \\
+      &= e^{-h} x_i + (1 - e^{-h}) D_i + \frac{1 - e^{-h}}{2}\, d_1, \\
+      d_1 &= \frac{D_i - D_{i-1}}{r} \approx h D'_i;
 
   ``solver_type="heun"`` (diffusers' name) takes the Taylor coefficient :math:`\varphi_2 d_1`
   instead; both are second order, equal up to :math:`O(h^3)`. The third-order step of 3M adds
@@ -44,8 +44,8 @@ exact.
   with the fixed coefficients of a uniform grid, up to fourth order,
 
   .. math::
-      x_{i+1} = x_i + (\sigma_{i+1} - \sigma_i)\, \tfrac{1}{24}\big(55 d_i - 59 d_{i-1} + 37 d_{i-2} - 9 d_{i-3}\big),
-      \qquad d_i = \frac{x_i - D(x_i, \sigma_i)}{\sigma_i}.
+      x_{i+1} &= x_i + \frac{\sigma_{i+1} - \sigma_i}{24} \big(55 d_i - 59 d_{i-1} + 37 d_{i-2} - 9 d_{i-3}\big), \\
+      d_i &= \frac{x_i - D(x_i, \sigma_i)}{\sigma_i}.
 
   Its order is 4 on a grid uniform in :math:`\sigma`; on EDM's grid the fixed coefficients are an
   approximation, which is what Zhang & Chen use.
@@ -56,8 +56,8 @@ exact.
   :math:`r_i = \ln(s / s_i) / h < 0` and :math:`\Delta_i = (D_i - D_0) / r_i`,
 
   .. math::
-      x_t = \frac{t}{s} x_s + (1 - e^{-h}) \Big(D_0 + \sum_i \rho_i \Delta_i\Big),
-      \qquad R \rho = b, \quad R_{ki} = r_i^{k - 1}, \quad b_k = \frac{k!\, g_{k+1}}{e^{-h} - 1},
+      x_t &= \frac{t}{s} x_s + (1 - e^{-h}) \Big(D_0 + \sum_i \rho_i \Delta_i\Big), \\
+      R \rho &= b, \quad R_{ki} = r_i^{k - 1}, \quad b_k = \frac{k!\, g_{k+1}}{e^{-h} - 1},
 
   :math:`g_1 = e^{-h} - 1`, :math:`g_{k+1} = g_k / (-h) - 1 / k!`. The predictor UniP-:math:`p`
   uses :math:`p - 1` earlier outputs (:math:`\rho = 1/2` for :math:`p = 2`: DPM-Solver++(2M)); after

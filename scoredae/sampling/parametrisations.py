@@ -34,12 +34,13 @@ import torch
 
 from .._checks import positive
 
+#: what a model may predict, by diffusers' names where it has them
 PREDICTIONS = ("epsilon", "v_prediction", "sample", "score", "velocity")
 
 
 class Schedule:
     r"""A noising path :math:`x_t = \alpha_t x_0 + s_t n` for :math:`t` in ``t_range``, with its VE
-    level :math:`\sigma(t) = s_t / \alpha_t` increasing in :math:`t` and its inverse :meth:`time`."""
+    level :math:`\sigma(t) = s_t / \alpha_t` increasing in :math:`t` and its inverse :meth:`Schedule.time`."""
 
     t_range: tuple[float, float]
 
