@@ -92,6 +92,6 @@ plt.show()
 # A calibrated sampler sits on the diagonal, as the exact draws do. Above it the samples are too
 # narrow: more of them fall inside each exact interval than should (PiGDM and DDRM here, whose
 # strokes are smoother than the posterior's). Below it they are too wide or elsewhere: the
-# posterior of this observation is all sevens, and DPS, DAPS, MGPS and DCPS draw nines, which a PSNR
-# of the samples' mean would not reveal. The full table, for five tasks, two noise levels, draws of
+# posterior of this observation is all sevens, and DPS, DAPS, MGPS and DCPS draw nines, so their
+# curves sit far below the diagonal. The full table, for five tasks, two noise levels, draws of
 # the prior and real digits, and every sampler, is the d = 784 section of :doc:`/posterior_samplers`.
