@@ -1,6 +1,6 @@
 """Exact posteriors of digits: every posterior sampler on the MNIST mixture prior (d = 784) against
 the exact posterior, at an equal budget of network evaluations per sample, driven by the mixture's
-exact denoiser or by a network trained on the mixture's draws; the rows go to the JSON the page
+exact denoiser and, side by side, by a network trained on the mixture's draws; the rows go to the JSON the page
 "Posterior samplers against the exact posterior" renders in its d = 784 section.
 
     python benchmarks/bench_digits.py [--tasks box half sr2 sr4 blur] [--noise 0.05 0.2]
@@ -45,7 +45,7 @@ SKIPPED = ("oracle",)  # its exact likelihood score refactors the posterior at e
 def show(row: dict) -> None:
     cover = " ".join(f"{c:.2f}" for c in row.get("coverage", []))
     note = row.get("unmet") or row.get("diverged") or ""
-    print(f"{row['task']:>4} {row['noise_sigma']:<4} {row['source']:<5} {row['sampler']:<13} "
+    print(f"{row['task']:>4} {row['noise_sigma']:<4} {row['source']:<5} {row['denoiser'][-15:]:<15} {row['sampler']:<13} "
           f"{row.get('evaluations', ''):>5} SWx {row.get('sw_ratio', float('nan')):6.2f} "
           f"TV {row.get('mode_tv', float('nan')):.3f} cover {cover} mean {row.get('mean_psnr', float('nan')):5.1f} dB "
           f"truth {row.get('truth_psnr', float('nan')):5.1f} dB {row.get('seconds', 0):6.1f} s {note}", flush=True)
@@ -65,14 +65,16 @@ def problems(args, prior):
                 yield task, noise, source, digit_problem(prior, task, noise, digit, seed=args.seed)
 
 
-def rows_of(args, prior, denoiser) -> list[dict]:
-    """The rows of every problem; a sampler's levels at the budget are found on the first problem
-    and kept (they depend on how the sampler spends its evaluations, not on the problem)."""
+def rows_of(args, prior, network) -> list[dict]:
+    """The rows of every problem: each sampler with the exact denoiser and, given a ``network``, with
+    it too, side by side. A sampler's levels at the budget are found on the first problem and kept
+    (they depend on how the sampler spends its evaluations, not on the problem)."""
     rows, levels = [], {}
+    denoisers = {"exact": None, **({args.denoiser: network} if network is not None else {})}
     for task, noise, source, problem in problems(args, prior):
-        where = {"task": task, "noise_sigma": noise, "source": source, "denoiser": args.denoiser}
+        where = {"task": task, "noise_sigma": noise, "source": source}
         floors = exact_floors(problem, args.n, args.seed)
-        rows.append(rounded({**where, "sampler": "exact draws", **floors, "sw_ratio": 1.0}))
+        rows.append(rounded({**where, "denoiser": "exact", "sampler": "exact draws", **floors, "sw_ratio": 1.0}))
         show(rows[-1])
         samplers = benchmark_samplers(problem)
         for name in args.samplers:
@@ -81,13 +83,14 @@ def rows_of(args, prior, denoiser) -> list[dict]:
                     levels[name] = levels_for_budget(samplers[name], problem, args.budget)
                 except ValueError as err:
                     levels[name] = str(err).split("; ")[0]
-            if isinstance(levels[name], str):
-                row = {"sampler": name, "unmet": levels[name]}
-            else:
-                row = evaluate_digits(samplers[name], problem, args.n, levels[name], args.seed, name=name,
-                                      denoiser=denoiser, floors=floors)
-            rows.append(rounded({**where, "budget": args.budget, **row}))
-            show(rows[-1])
+            for label, denoiser in denoisers.items():
+                if isinstance(levels[name], str):
+                    row = {"sampler": name, "unmet": levels[name]}
+                else:
+                    row = evaluate_digits(samplers[name], problem, args.n, levels[name], args.seed, name=name,
+                                          denoiser=denoiser, floors=floors)
+                rows.append(rounded({**where, "denoiser": label, "budget": args.budget, **row}))
+                show(rows[-1])
     return rows
 
 
@@ -106,15 +109,15 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--samplers", nargs="+", default=names, choices=names)
     parser.add_argument("--denoiser", default="exact",
-                        help="exact (the mixture's own), or a network: a shipped name or a checkpoint stem, e.g. "
-                             f"{NETWORK} (trained on the mixture's draws; default exact)")
+                        help="exact (the mixture's own), or a network run beside it: a shipped name or a "
+                             f"checkpoint stem, e.g. {NETWORK} (trained on the mixture's draws; default exact)")
     parser.add_argument("--json", default=str(SHIPPED), help="where the rows go (default: the shipped record)")
     parser.add_argument("--append", action="store_true", help="add the rows to those already in --json")
     args = parser.parse_args(argv)
     torch.set_default_dtype(torch.float64)
     prior = load_pretrained("mnist_mixture").mixture
-    denoiser = None if args.denoiser == "exact" else DigitImages(load_model(args.denoiser, "cpu").eval())
-    rows = rows_of(args, prior, denoiser)
+    network = None if args.denoiser == "exact" else DigitImages(load_model(args.denoiser, "cpu").eval())
+    rows = rows_of(args, prior, network)
     command = " ".join(["python benchmarks/bench_digits.py", *(sys.argv[1:] if argv is None else argv)])
     record = {"levels": list(LEVELS), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
               "threads": torch.get_num_threads(), "runs": []}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections import defaultdict
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -38,10 +37,6 @@ A dash: the sampler diverged, or its inner loop alone costs more than the budget
 """
 
 
-def _runs(record: dict, denoiser: str) -> list[dict]:
-    return [r for run in record["runs"] for r in run["rows"] if r["denoiser"] == denoiser]
-
-
 def _cell(row: dict | None) -> str:
     if row is None or "sw_ratio" not in row or row["sw_ratio"] != row["sw_ratio"]:
         return "—"
@@ -65,20 +60,18 @@ def _task_table(rows: list[dict], task: str) -> list[str]:
     return [f"**{task}**: SW ratio · TV · cover 90 · mean (dB)", "", *_list_table(head, body)]
 
 
-def _network_table(record: dict, network: str) -> list[str]:
-    """The problems run with ``network``: each sampler's cells with the exact denoiser and with it."""
-    exact = {(r["task"], r["noise_sigma"], r["source"], r["sampler"]): r for r in _runs(record, "exact")}
-    rows = _runs(record, network)
+def _network_table(rows: list[dict], network: str) -> list[str]:
+    """The problems of one run with ``network``: each sampler's cells with the exact denoiser and with it."""
+    cells = {(r["denoiser"], r["task"], r["noise_sigma"], r["source"], r["sampler"]): r for r in rows}
     settings = list(dict.fromkeys((r["task"], r["noise_sigma"], r["source"]) for r in rows))
     short = Path(network).name
     head = ["sampler", *(f"{t} σ_y = {s:g} {src}: {who}" for t, s, src in settings for who in ("exact", short))]
-    body = [[f"``{name}``", *(_cell(table.get((*setting, name))) for setting in settings
-                              for table in (exact, {(r["task"], r["noise_sigma"], r["source"], r["sampler"]): r
-                                                    for r in rows}))]
-            for name in dict.fromkeys(r["sampler"] for r in rows)]
-    return [f"The same problems driven by ``{short}`` (``{network}``), a network trained on draws of the mixture: what",
-            "moves between the two columns is the network's error, what stays is the sampler's.", "",
-            *_list_table(head, body)]
+    body = [[f"``{name}``", *(_cell(cells.get((who, *setting, name))) for setting in settings for who in ("exact", network))]
+            for name in dict.fromkeys(r["sampler"] for r in rows if r["denoiser"] == network)]
+    n = next(r["n"] for r in rows if "n" in r)
+    return [f"The same samplers driven by ``{short}`` (``{network}``), a network trained on draws of the",
+            f"mixture, beside the exact denoiser ({n} samples each): what moves between the two columns is the",
+            "network's error, what stays is the sampler's.", "", *_list_table(head, body)]
 
 
 def _figure(rows: list[dict], levels: list[float], path: Path) -> None:
@@ -105,24 +98,23 @@ def _figure(rows: list[dict], levels: list[float], path: Path) -> None:
 
 
 def digits_section(srcdir: Path) -> list[str]:
-    """The section's lines, its figure written into ``srcdir``; none when no record is shipped."""
+    """The section's lines, its figure written into ``srcdir``; none when no record is shipped. The
+    record's first run is the full table with the exact denoiser; each later run puts a network
+    beside it on a few problems."""
     if not RECORD.exists():
         return []
     record = json.loads(RECORD.read_text())
-    rows = _runs(record, "exact")
-    first = next(run for run in record["runs"] if run["rows"][0]["denoiser"] == "exact")
-    sampled = [r for r in first["rows"] if "budget" in r]
+    first, *later = record["runs"]
+    rows = first["rows"]
+    sampled = [r for r in rows if "budget" in r]
     _figure(rows, record["levels"], srcdir / FIGURE)
-    lines = [INTRO.format(n=next(r["n"] for r in sampled if "n" in r), budget=sampled[0]["budget"], command=first["command"],
-                          torch=record["torch"], threads=record["threads"]),
+    lines = [INTRO.format(n=next(r["n"] for r in sampled if "n" in r), budget=sampled[0]["budget"],
+                          command=first["command"], torch=record["torch"], threads=record["threads"]),
              f".. image:: {FIGURE}", "   :alt: per-pixel coverage of exact intervals against their level, per sampler",
              "   :width: 100%", ""]
     for task in dict.fromkeys(r["task"] for r in rows):
         lines += _task_table(rows, task)
-    by_denoiser = defaultdict(list)
-    for run in record["runs"]:
-        by_denoiser[run["rows"][0]["denoiser"]].append(run)
-    for network in by_denoiser:
-        if network != "exact":
-            lines += _network_table(record, network)
+    for run in later:
+        for network in dict.fromkeys(r["denoiser"] for r in run["rows"] if r["denoiser"] != "exact"):
+            lines += [*_network_table(run["rows"], network), f"Measured by ``{run['command']}``.", ""]
     return lines
