@@ -191,6 +191,19 @@ class UniPCState(NamedTuple):
     order: int = 0
 
 
+def _unipc_weights(h: float, ratios: list[float]) -> list[float]:
+    r"""The :math:`\rho` solving :math:`R \rho = b` of the module docstring for the nodes ``ratios``."""
+    if len(ratios) == 1:
+        return [0.5]
+    g, b, factorial = math.expm1(-h), [], 1
+    for k in range(1, len(ratios) + 1):
+        g = g / -h - 1 / factorial
+        b.append(factorial * g / math.expm1(-h))
+        factorial *= k + 1
+    rows = torch.tensor([[r ** (k - 1) for r in ratios] for k in range(1, len(ratios) + 1)], dtype=torch.float64)
+    return torch.linalg.solve(rows, torch.tensor(b, dtype=torch.float64)).tolist()
+
+
 def _unipc_update(x: torch.Tensor, outputs: tuple, levels: tuple, t_next: float, order: int,
                   new_output: torch.Tensor | None = None) -> torch.Tensor:
     r"""UniP-``order`` from ``x`` at ``levels[0]`` to ``t_next``, or UniC-``order`` with
@@ -201,20 +214,9 @@ def _unipc_update(x: torch.Tensor, outputs: tuple, levels: tuple, t_next: float,
     h = math.log(s / t_next)
     ratios = [math.log(s / s_i) / h for s_i in levels[1:order]]
     deltas = [(d_i - d0) / r for d_i, r in zip(outputs[1:order], ratios)]
-    size = order if new_output is not None else order - 1
     if new_output is not None:
         ratios, deltas = [*ratios, 1.0], [*deltas, new_output - d0]
-    if size == 1:
-        rhos = [0.5]
-    elif size > 1:
-        g, b, factorial = math.expm1(-h), [], 1
-        for k in range(1, size + 1):
-            g = g / -h - 1 / factorial
-            b.append(factorial * g / math.expm1(-h))
-            factorial *= k + 1
-        rows = torch.tensor([[r ** (k - 1) for r in ratios] for k in range(1, size + 1)], dtype=torch.float64)
-        rhos = torch.linalg.solve(rows, torch.tensor(b, dtype=torch.float64)).tolist()
-    correction = sum(rho * delta for rho, delta in zip(rhos if size else [], deltas))
+    correction = sum(rho * delta for rho, delta in zip(_unipc_weights(h, ratios), deltas)) if deltas else 0
     return (t_next / s) * x - math.expm1(-h) * (d0 + correction)
 
 
