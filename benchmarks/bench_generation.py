@@ -89,6 +89,9 @@ def main() -> None:
     p.add_argument("--json", default=None, help="also write the rows to this file")
     p.add_argument("--write-metadata", default=None, metavar="DIR",
                    help="add the rows to DIR/MODEL.json of a shipped MODEL")
+    p.add_argument("--merge", action="store_true",
+                   help="with --write-metadata: put these rows in the recorded table (replacing rows of the same "
+                        "name) instead of replacing the table, and record the command beside the table's")
     args = p.parse_args()
     model = load_model(args.model, "cpu")
     counted = Counted(model)
@@ -138,6 +141,10 @@ def main() -> None:
     if args.write_metadata:
         path = Path(args.write_metadata) / f"{args.model}.json"
         meta = json.loads(path.read_text())
+        if args.merge and "generation" in meta:  # these rows replace their namesakes; the others stay
+            kept = [r for r in meta["generation"]["rows"] if r["row"] not in set(args.rows)]
+            record = {**meta["generation"], "rows": kept + rows,
+                      "commands_added": [*meta["generation"].get("commands_added", []), record["command"]]}
         meta["generation"] = record
         path.write_text(json.dumps(meta, indent=2, sort_keys=True))
 
