@@ -44,7 +44,7 @@ SKIPPED = ("oracle",)  # its exact likelihood score refactors the posterior at e
 
 def show(row: dict) -> None:
     cover = " ".join(f"{c:.2f}" for c in row.get("coverage", []))
-    note = row.get("unmet") or row.get("diverged") or ""
+    note = row.get("unmet") or row.get("diverged") or row.get("refused") or ""
     print(f"{row['task']:>4} {row['noise_sigma']:<4} {row['source']:<5} {row['denoiser'][-15:]:<15} {row['sampler']:<13} "
           f"{row.get('evaluations', ''):>5} SWx {row.get('sw_ratio', float('nan')):6.2f} "
           f"TV {row.get('mode_tv', float('nan')):.3f} cover {cover} mean {row.get('mean_psnr', float('nan')):5.1f} dB "
@@ -65,10 +65,11 @@ def problems(args, prior):
                 yield task, noise, source, digit_problem(prior, task, noise, digit, seed=args.seed)
 
 
-def rows_of(args, prior, network) -> list[dict]:
+def rows_of(args, prior, network, save) -> list[dict]:
     """The rows of every problem: each sampler with the exact denoiser and, given a ``network``, with
-    it too, side by side. A sampler's levels at the budget are found on the first problem and kept
-    (they depend on how the sampler spends its evaluations, not on the problem)."""
+    it too, side by side; ``save(rows)`` after each problem. A sampler's levels at the budget are found
+    on the first problem and kept (they depend on how the sampler spends its evaluations, not on the
+    problem)."""
     rows, levels = [], {}
     denoisers = {"exact": None, **({args.denoiser: network} if network is not None else {})}
     for task, noise, source, problem in problems(args, prior):
@@ -87,10 +88,14 @@ def rows_of(args, prior, network) -> list[dict]:
                 if isinstance(levels[name], str):
                     row = {"sampler": name, "unmet": levels[name]}
                 else:
-                    row = evaluate_digits(samplers[name], problem, args.n, levels[name], args.seed, name=name,
-                                          denoiser=denoiser, floors=floors)
+                    try:
+                        row = evaluate_digits(samplers[name], problem, args.n, levels[name], args.seed, name=name,
+                                              denoiser=denoiser, floors=floors)
+                    except ValueError as err:  # a sampler that refuses the problem says why
+                        row = {"sampler": name, "refused": str(err).split("; ")[0]}
                 rows.append(rounded({**where, "denoiser": label, "budget": args.budget, **row}))
                 show(rows[-1])
+        save(rows)
     return rows
 
 
@@ -117,15 +122,20 @@ def main(argv=None):
     torch.set_default_dtype(torch.float64)
     prior = load_pretrained("mnist_mixture").mixture
     network = None if args.denoiser == "exact" else DigitImages(load_model(args.denoiser, "cpu").eval())
-    rows = rows_of(args, prior, network)
     command = " ".join(["python benchmarks/bench_digits.py", *(sys.argv[1:] if argv is None else argv)])
     record = {"levels": list(LEVELS), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
               "threads": torch.get_num_threads(), "runs": []}
     path = Path(args.json)
     if args.append and path.exists():
         record = json.loads(path.read_text())
-    record["runs"].append({"command": command, "rows": rows})
-    path.write_text(json.dumps(record, indent=1))
+    run = {"command": command, "rows": []}
+    record["runs"].append(run)
+
+    def save(rows):  # after each problem: a long run that stops keeps what it measured
+        run["rows"] = rows
+        path.write_text(json.dumps(record, indent=1))
+
+    rows = rows_of(args, prior, network, save)
     print(f"wrote {len(rows)} rows to {path}")
 
 
