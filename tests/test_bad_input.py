@@ -224,7 +224,7 @@ def test_the_parser_refuses_numbers_out_of_range(argv, stem, tmp_path, capsys):
     (["sample", "--model", "{stem}", "--label", "3", "--out", "{tmp}/a.png"],
      r"scoredae sample: --label: .*cond is unconditional \(trained without labels\)"),
     (["sample", "--model", "{stem}", "--method", "annealed", "--label", "3", "--out", "{tmp}/a.png"],
-     r"--label: only the ODE solvers \(heun, euler, dpm\+\+2m, dpm\+\+3m, ipndm\) take it, not annealed"),
+     r"--label: only the ODE solvers \(heun, euler, dpm\+\+2m, dpm\+\+3m, ipndm, unipc\) take it, not annealed"),
     (["sample", "--model", "{stem}", "--guidance", "2", "--out", "{tmp}/a.png"], r"--guidance: give the --label"),
     (["sample", "--model", "{stem}", "--method", "heun", "--nfe", "2", "--out", "{tmp}/a.png"],
      r"nfe: heun needs at least 3 denoiser calls \(two steps\), got 2"),
