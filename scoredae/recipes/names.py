@@ -24,7 +24,7 @@ POSTERIOR_METHODS = ("posterior", *DIFFUSION_POSTERIOR_METHODS)
 #: the inverse problems of :data:`scoredae.recipes.posterior.TASKS`
 TASKS = ("denoise", "inpaint", "super-resolution", "deblur")
 #: the default model and method of ``scoredae sample``: the best row at 10 denoiser calls or fewer
-DEFAULT_MODEL, DEFAULT_METHOD = "resunet_cfg", "dpm++2m"
+DEFAULT_MODEL, DEFAULT_METHOD = "resunet_cfg", "unipc"
 #: the default of ``--steps`` for each method (module docstring)
 DEFAULT_STEPS = {"langevin": 40, "annealed": 100, "posterior": 1000, "heun": 10, "euler": 18, "dpm++2m": 10,
                  "dpm++3m": 20, "ipndm": 20, "unipc": 10, **dict.fromkeys(DIFFUSION_POSTERIOR_METHODS, 100)}
