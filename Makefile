@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	MPLBACKEND=Agg $(VENV)/bin/scoredae demo --out outputs --jobs 2 --max-memory 3
 
+# two test workers, one thread each: small tensors gain little from a second thread
 test: $(STAMP)
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist worksteal
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""

@@ -8,7 +8,7 @@ The model is a random diffusers ``UNet2DModel`` (epsilon prediction, float32); t
 diffusers' schedulers (DDIM with eta 0 and 1, Euler, Heun, DPM-Solver++(2M), UniPC), Meta's
 ``flow_matching`` ODE solver (Euler, on a velocity model built from the same network) and deepinv's
 ``FlowMatching`` (Euler). Each pair runs from the same start on the same timesteps; the best of
-``--repeats`` runs is kept.
+``--repeats`` runs (taking turns) is kept.
 """
 
 from __future__ import annotations
@@ -25,14 +25,22 @@ from scoredae.sampling import ddim, dpm_solver_pp, edm_sampler, unipc
 from scoredae.sampling.parametrisations import LinearInterpolant
 
 
-def best_time(run, repeats: int):
-    times, out = [], None
+def timed(run):
+    start = time.perf_counter()
+    with torch.no_grad():
+        out = run()
+    return time.perf_counter() - start, out
+
+
+def best_times(peer, ours, repeats: int):
+    """The best of ``repeats`` runs of each, the two taking turns so that a slow spell of the machine
+    falls on both."""
+    t_peer, t_ours = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
-        with torch.no_grad():
-            out = run()
-        times.append(time.perf_counter() - start)
-    return min(times), out
+        (t, a), (u, b) = timed(peer), timed(ours)
+        t_peer.append(t)
+        t_ours.append(u)
+    return min(t_peer), min(t_ours), a, b
 
 
 def diffusers_loop(unet, scheduler, x_T, steps, **step_kwargs):
@@ -107,7 +115,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=32, help="image side (default 32)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     unet = diffusers.UNet2DModel(sample_size=args.size, in_channels=3, out_channels=3, block_out_channels=(32, 64),
@@ -116,8 +124,7 @@ def main(argv=None):
     x_T = torch.randn(args.batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
     print(f"{'pair':28s} {'peer s':>8s} {'ours s':>8s} {'ratio':>6s} {'max diff':>9s}")
     for name, peer, ours in [*diffusers_pairs(unet, x_T, args.steps), *flow_pairs(unet, x_T, args.steps)]:
-        t_peer, a = best_time(peer, args.repeats)
-        t_ours, b = best_time(ours, args.repeats)
+        t_peer, t_ours, a, b = best_times(peer, ours, args.repeats)
         diff = float((a.double() - b.double()).abs().max() / a.double().abs().max())
         print(f"{name:28s} {t_peer:8.3f} {t_ours:8.3f} {t_ours / t_peer:6.2f} {diff:9.1e}", flush=True)
 

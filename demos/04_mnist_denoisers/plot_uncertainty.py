@@ -98,14 +98,14 @@ print("top posterior variances (sum over pixels along each direction):", [round(
 # sampling gives it from many draws. For the same :math:`y` and the noise-conditional U-Net, the
 # per-pixel standard deviation :math:`\sigma \sqrt{\operatorname{diag} J}` beside the spread of 16
 # PnP-ULA chains (:func:`~scoredae.recipes.posterior.posterior_sampling`: the prior score at
-# :math:`\sigma = 0.05`, warm-started from 0.5, the second half of 1,000 steps kept). Both routes
+# :math:`\sigma = 0.05`, warm-started from 0.5, the second half of 500 steps kept). Both routes
 # put the uncertainty on the same strokes; the chains see a prior at 0.05 instead of the noise
 # level itself and keep a Monte Carlo error, so the maps agree in shape rather than to the pixel.
 from scoredae.recipes.posterior import posterior_sampling
 
 ncsn = load_pretrained("unet_ncsn")
 jacobian_var, _ = posterior_variance(ncsn, y, 0.5, n_probes=64, generator=g)
-chains = posterior_sampling(ncsn, y, noise_sigma=0.5, n_chains=16, n_steps=1000, warm_start_sigma=0.5,
+chains = posterior_sampling(ncsn, y, noise_sigma=0.5, n_chains=16, n_steps=500, warm_start_sigma=0.5,
                             generator=torch.Generator().manual_seed(1))
 maps = {"Jacobian: sigma sqrt(diag J)": jacobian_var.clamp(min=0).sqrt(),
         "16 posterior chains: std": chains.pooled_var.sqrt()[None]}  # each (1, 1, 28, 28)
